@@ -1,0 +1,71 @@
+"""The built-in components: the ``none`` trigger and defense, PSNR / SSIM / MS-SSIM."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from bdcore.builtin.params import PairMetricParams
+from bdcore.components import DefenseBase, DefenseOutcome, MeanOverImages, TriggerBase
+from bdcore.context import Context
+from bdcore.errors import ContractError
+from bdcore.metrics import image
+
+
+class NoTrigger(TriggerBase):
+    """Identity trigger: the clean reference of a comparison table."""
+
+    def apply(self, images: Tensor, strength: Tensor, generator: torch.Generator | None) -> Tensor:
+        return images.clone()
+
+
+class NoDefense(DefenseBase):
+    """No defense: evaluates the attacked model unchanged."""
+
+    stage = "input"
+
+    def defend(self, victim: Any, ctx: Any) -> DefenseOutcome:
+        return DefenseOutcome()
+
+
+class PairMetric(MeanOverImages):
+    """A full-reference image metric between two fields of the evaluation batch."""
+
+    higher_is_better = True
+    fn: Any = None
+
+    def __init__(self, params: PairMetricParams, ctx: Context | None = None) -> None:
+        super().__init__(params, ctx)
+        self.splits = tuple(params.splits)
+        a, b = params.between
+        # An unlabelled metric comparing other fields says which in its name.
+        registered = ctx.options.get("registered_name") if ctx is not None else None
+        if (a, b) != ("output", "target") and self.name == registered:
+            self.name = f"{self.name}[{a},{b}]"
+
+    @property
+    def needs(self) -> frozenset[str]:  # type: ignore[override]
+        return frozenset(f for f in self.params.between if f not in ("output", "input"))
+
+    def per_image(self, batch: Any) -> Tensor:
+        a, b = (batch.field(f) for f in self.params.between)
+        if not isinstance(a, Tensor) or not isinstance(b, Tensor) or a.ndim != 4 or a.shape != b.shape:
+            raise ContractError(
+                f"metric {self.name}: fields {self.params.between} must be two images of one shape, got "
+                f"{getattr(a, 'shape', type(a).__name__)} and {getattr(b, 'shape', type(b).__name__)}"
+            )
+        return type(self).fn(a.clamp(0, 1), b.clamp(0, 1))  # type: ignore[no-any-return]
+
+
+class PSNR(PairMetric):
+    fn = staticmethod(image.psnr)
+
+
+class SSIM(PairMetric):
+    fn = staticmethod(image.ssim)
+
+
+class MSSSIM(PairMetric):
+    fn = staticmethod(image.ms_ssim)

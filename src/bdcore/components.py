@@ -1,0 +1,223 @@
+"""Torch base classes implementing :mod:`bdcore.protocols` with sensible defaults.
+
+Plugins subclass these; the registered factory is usually the class itself
+(``Cls(params, ctx)``). Pure functions sit underneath (kornia's function + module
+pair): e.g. ``ftrojan(images, ...)`` is what tests and gradchecks use, the
+registered :class:`TriggerBase` subclass is a thin stateful wrapper.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, ClassVar, Literal
+
+import attrs
+import torch
+from torch import Tensor, nn
+
+from bdcore.context import Context, DefenseContext, FitContext
+from bdcore.errors import ContractError
+from bdcore.protocols import Batch, DefenseStage, Split, ThreatModel
+
+
+def as_strength(strength: float | Tensor | None, images: Tensor, default: float = 1.0) -> Tensor:
+    """Broadcastable ``B×1×1×1`` strength tensor on the images' device and dtype."""
+    if strength is None:
+        strength = default
+    s = torch.as_tensor(strength, dtype=images.dtype, device=images.device)
+    if s.ndim == 0:
+        return s.expand(images.shape[0]).view(-1, 1, 1, 1)
+    if s.shape != (images.shape[0],):
+        raise ContractError(f"strength must be a scalar or shape [{images.shape[0]}], got {list(s.shape)}")
+    return s.view(-1, 1, 1, 1)
+
+
+class TriggerBase(nn.Module):
+    """Base trigger: subclass and implement :meth:`apply` (strength already a ``B×1×1×1``).
+
+    ``inject_trigger`` validates the input, calls :meth:`apply` and clamps to [0, 1].
+    State that defines the trigger (a warping grid, a pattern, a secret) goes in
+    buffers or parameters so it is saved with the stage artifact.
+    """
+
+    learnable: ClassVar[bool] = False
+    needs_victim: ClassVar[bool] = False
+    differentiable: ClassVar[bool] = True
+
+    def __init__(self, params: Any = None, ctx: Context | None = None) -> None:
+        super().__init__()
+        self.params = params
+        self.ctx = ctx or Context()
+
+    def apply(self, images: Tensor, strength: Tensor, generator: torch.Generator | None) -> Tensor:
+        raise NotImplementedError
+
+    def inject_trigger(
+        self,
+        images: Tensor,
+        *,
+        strength: float | Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        if images.ndim != 4:
+            raise ContractError(f"{type(self).__name__}: images must be B×C×H×W, got {list(images.shape)}")
+        s = as_strength(strength, images, getattr(self.params, "strength", 1.0))
+        return self.apply(images, s, generator).clamp(0.0, 1.0)
+
+    def forward(self, images: Tensor, strength: float | Tensor | None = None) -> Tensor:
+        return self.inject_trigger(images, strength=strength)
+
+    def fit(self, ctx: FitContext) -> None:  # noqa: ARG002 - default: nothing to fit
+        return None
+
+
+class VictimBase(nn.Module):
+    """Base victim. Subclass, set ``task``, build layers, implement :meth:`forward`.
+
+    Defaults: ``predict`` = ``forward``; ``clean_loss`` = L1 between ``forward(input)``
+    and ``target``; every parameter trains in both phases.
+    """
+
+    task: ClassVar[str] = "image-to-image"
+
+    def predict(self, inputs: Tensor) -> Tensor | Mapping[str, Tensor]:
+        return self(inputs)  # type: ignore[no-any-return]
+
+    def clean_loss(self, batch: Batch) -> dict[str, Tensor]:
+        out = self(batch["input"])
+        loss = torch.nn.functional.l1_loss(out, batch["target"])
+        return {"loss": loss}
+
+    def trainable_parameters(self, phase: Literal["clean", "attack"]) -> Iterable[nn.Parameter]:  # noqa: ARG002
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def after_step(self, batch: Batch) -> dict[str, float] | None:  # noqa: ARG002
+        """Called after each optimizer step (an auxiliary update: a GAN
+        discriminator, a codec's quantile aux loss). Returns numbers to log."""
+        return None
+
+
+class AttackLossBase:
+    """Base attack. Subclass and implement :meth:`attack_target`; training-controlled
+    attacks also implement :meth:`attack_loss`.
+
+    ``poison`` applies the trigger to every sample of the batch with the strength
+    from :meth:`sample_strength` (the params' ``strength`` by default).
+    """
+
+    threat_model: ClassVar[ThreatModel] = "data-poisoning"
+    trains_trigger: ClassVar[bool] = False
+
+    def __init__(self, params: Any = None, ctx: Context | None = None) -> None:
+        self.params = params
+        self.ctx = ctx or Context()
+
+    def sample_strength(self, batch: Batch, generator: torch.Generator | None) -> Tensor:  # noqa: ARG002
+        n = batch["input"].shape[0]
+        s = float(getattr(self.params, "strength", 1.0))
+        return torch.full((n,), s, dtype=batch["input"].dtype, device=batch["input"].device)
+
+    def attack_target(self, batch: Batch, strength: Tensor) -> Any:
+        raise NotImplementedError
+
+    def poison(self, batch: Batch, trigger: Any, *, generator: torch.Generator | None = None) -> Batch:
+        strength = self.sample_strength(batch, generator)
+        poisoned = dict(batch)
+        poisoned["clean_input"] = batch["input"]
+        poisoned["input"] = trigger.inject_trigger(batch["input"], strength=strength, generator=generator)
+        poisoned["strength"] = strength
+        poisoned["attack_target"] = self.attack_target(batch, strength)
+        return poisoned
+
+    def attack_loss(self, victim: Any, clean: Batch, poisoned: Batch) -> Mapping[str, Tensor]:
+        raise NotImplementedError(f"{type(self).__name__} is a data-poisoning attack")
+
+
+@attrs.define
+class DefenseOutcome:
+    """The result of ``Defense.defend``.
+
+    Attributes:
+        victim: the defended model (model-level defenses), else None.
+        transform: a batched input transform applied to every test input.
+        detector: ``detector(victim, inputs) -> B`` scores, higher = more likely
+            poisoned (detection defenses); the engine reports AUROC and the
+            per-input statistic for clean and poisoned inputs.
+        extra: numbers to report as they are (e.g. channels pruned).
+    """
+
+    victim: Any = None
+    transform: Callable[[Tensor], Tensor] | None = None
+    detector: Callable[[Any, Tensor], Tensor] | None = None
+    extra: dict[str, float] = attrs.Factory(dict)
+
+
+class DefenseBase:
+    """Base defense. Subclass, set ``stage`` and implement :meth:`defend`."""
+
+    stage: ClassVar[DefenseStage] = "input"
+
+    def __init__(self, params: Any = None, ctx: Context | None = None) -> None:
+        self.params = params
+        self.ctx = ctx or Context()
+
+    def defend(self, victim: Any, ctx: DefenseContext) -> DefenseOutcome:
+        raise NotImplementedError
+
+
+class InputTransformDefense(DefenseBase):
+    """An input-level defense: implement :meth:`transform` (batched, [0, 1] in and out)."""
+
+    stage: ClassVar[DefenseStage] = "input"
+
+    def transform(self, images: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def defend(self, victim: Any, ctx: DefenseContext) -> DefenseOutcome:  # noqa: ARG002
+        return DefenseOutcome(transform=self.transform)
+
+
+class MetricBase:
+    """Base streaming metric: implement :meth:`update` and :meth:`compute`.
+
+    ``name`` is filled in by the engine from the registered name (or the spec's
+    ``label``) and is the default key of the computed value.
+    """
+
+    higher_is_better: ClassVar[bool | None] = True
+    needs: ClassVar[frozenset[str]] = frozenset()
+    splits: tuple[Split, ...] = ("clean", "poisoned")
+
+    def __init__(self, params: Any = None, ctx: Context | None = None) -> None:
+        self.params = params
+        self.ctx = ctx or Context()
+        self.name = ctx.component.split(":", 1)[-1] if ctx and ctx.component else type(self).__name__.lower()
+        self.reset()
+
+    def reset(self) -> None:
+        return None
+
+    def update(self, batch: Any) -> None:
+        raise NotImplementedError
+
+    def compute(self) -> dict[str, float]:
+        raise NotImplementedError
+
+
+class MeanOverImages(MetricBase):
+    """A metric that averages a per-image value: implement :meth:`per_image` (→ ``B``)."""
+
+    def reset(self) -> None:
+        self._sum = 0.0
+        self._count = 0
+
+    def per_image(self, batch: Any) -> Tensor:
+        raise NotImplementedError
+
+    def update(self, batch: Any) -> None:
+        values = self.per_image(batch).detach().double()
+        self._sum += float(values.sum())
+        self._count += int(values.numel())
+
+    def compute(self) -> dict[str, float]:
+        return {self.name: self._sum / max(self._count, 1)}

@@ -1,0 +1,152 @@
+"""Contexts handed to components: what a factory, a fit stage or a defense may use."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+if TYPE_CHECKING:
+    import torch
+    from torch.utils.data import Dataset
+
+    from bdcore.protocols import AttackLoss, Batch, Trigger, Victim
+    from bdcore.registry import Registry
+
+log = logging.getLogger("bdcore")
+
+
+def derive_seed(seed: int, *salt: object) -> int:
+    """A 63-bit seed derived from ``seed`` and any labels (stable across runs and OSes)."""
+    text = "/".join([str(seed), *map(str, salt)])
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") >> 1
+
+
+@attrs.define
+class Context:
+    """Given to every ``factory(params, ctx)``.
+
+    Attributes:
+        seed: the run's seed; derive component seeds with :meth:`generator`.
+        device: the torch device string (``"cpu"``, ``"cuda"``...).
+        spec_dir: folder of the spec file; relative paths in params resolve here.
+        work_dir: a folder this component may write (stage artifacts live elsewhere).
+        registry: the component registry, to build sub-components.
+        component: ``"kind:name"`` of the component being built (for messages).
+        trigger: for attack losses, the run's trigger (so a loss can call it twice,
+            e.g. AS-FIBA's pseudo-trigger).
+        options: free-form values the engine passes (image size, channels...).
+    """
+
+    seed: int = 0
+    device: str = "cpu"
+    spec_dir: Path = attrs.Factory(Path.cwd)
+    work_dir: Path | None = None
+    registry: Registry | None = None
+    component: str = ""
+    trigger: Trigger | None = None
+    options: dict[str, Any] = attrs.Factory(dict)
+
+    def generator(self, *salt: object, device: str | None = None) -> torch.Generator:
+        """A ``torch.Generator`` seeded from the run seed, the component and ``salt``."""
+        import torch
+
+        gen = torch.Generator(device=device or "cpu")
+        gen.manual_seed(derive_seed(self.seed, self.component, *salt))
+        return gen
+
+    def resolve_path(self, path: str | Path) -> Path:
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (self.spec_dir / p).resolve()
+
+    def log(self, message: str) -> None:
+        log.info("[%s] %s", self.component or "bdcore", message)
+
+    def build(self, kind: str, name: str, params: Any = None) -> Any:
+        """Build another registered component (default params when ``params`` is None)."""
+        from bdcore.spec.structure import structure_params
+
+        if self.registry is None:
+            raise RuntimeError("this context has no registry")
+        comp = self.registry.get(kind, name)  # type: ignore[arg-type]
+        if params is None or isinstance(params, dict):
+            params = structure_params(comp, params or {}, path=f"{kind}:{name}", file="<code>")
+        sub = attrs.evolve(self, component=f"{kind}:{name}")
+        return comp.build(params, sub)
+
+
+@attrs.define
+class Trainer:
+    """Runs the engine's training loop on a victim; handed to fits and defenses.
+
+    ``train(victim, loader, steps, lr, loss_fn=None)`` trains with the victim's clean
+    loss (or ``loss_fn(batch) -> dict``) and returns per-step mean losses.
+    """
+
+    train: Callable[..., dict[str, float]]
+
+
+@attrs.define
+class FitContext:
+    """Given to ``Trigger.fit``: the run's data and, lazily, the clean victim."""
+
+    ctx: Context
+    train_set: Dataset[Any]
+    batch_size: int
+    steps: int
+    clean_victim: Callable[[], Victim]
+    build_victim: Callable[[], Victim]
+    trainer: Trainer
+    checkpoint_dir: Path
+
+    def batches(self, *, generator_salt: object = "fit", shuffle: bool = True) -> Iterator[Batch]:
+        """Endless shuffled batches of the training set (seeded, on the run device)."""
+        from bdcore.data.loading import endless_batches
+
+        return endless_batches(
+            self.train_set,
+            self.batch_size,
+            seed=derive_seed(self.ctx.seed, "fit", generator_salt),
+            device=self.ctx.device,
+            shuffle=shuffle,
+        )
+
+
+@attrs.define
+class DefenseContext:
+    """Given to ``Defense.defend``: the defender's clean data and helpers.
+
+    Attributes:
+        clean_train: clean training samples the defender holds.
+        test_clean_batches / test_poisoned_batches: callables yielding evaluation
+            batches (for detection defenses and for curves).
+        trigger, attack: the run's trigger and attack (some defenses are
+            evaluated against a known trigger; never used by the defense itself
+            unless documented).
+        trainer: the engine's training loop, for fine-tuning.
+        build_victim: a fresh victim of the same architecture.
+    """
+
+    ctx: Context
+    clean_train: Dataset[Any]
+    batch_size: int
+    trainer: Trainer
+    build_victim: Callable[[], Victim]
+    test_clean_batches: Callable[[], Iterator[Batch]]
+    test_poisoned_batches: Callable[[], Iterator[Batch]]
+    trigger: Trigger | None = None
+    attack: AttackLoss | None = None
+
+    def batches(self, *, salt: object = "defense") -> Iterator[Batch]:
+        from bdcore.data.loading import endless_batches
+
+        return endless_batches(
+            self.clean_train,
+            self.batch_size,
+            seed=derive_seed(self.ctx.seed, "defense", salt),
+            device=self.ctx.device,
+        )

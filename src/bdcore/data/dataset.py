@@ -1,0 +1,142 @@
+"""The dataset every source builds on: items → seeded crops and flips → sample dicts.
+
+A *sample* is a dict with ``"input"`` (``C×H×W`` float in [0, 1]), ``"target"``
+(an image, a float score or an int class) and ``"index"``. Image-valued fields
+are co-cropped and co-flipped, so paired data stay aligned; triggers are applied
+later by the engine, on batches, *after* these augmentations.
+
+Randomness is a pure function of (seed, index): :meth:`AugmentedDataset.get` takes
+the per-sample seed, so a resumed run sees exactly the same crops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from bdcore.data.images import to_tensor
+
+#: An item loads its raw fields: image fields are ``H×W×C`` uint8 arrays,
+#: others are numbers.
+Loader = Callable[[], dict[str, Any]]
+
+
+@attrs.frozen
+class Augment:
+    """Crop and flip settings. ``crop`` is the side of a square crop (None: whole image)."""
+
+    crop: int | None = None
+    flip: bool = False
+    test_crops: int = 1
+
+
+class AugmentedDataset(Dataset[dict[str, Any]]):
+    """Items with seeded random crops (training) or fixed crops (testing).
+
+    Args:
+        loaders: one callable per item returning its raw fields.
+        augment: crop/flip settings.
+        train: random crops and flips when True; ``test_crops`` fixed crops
+            per item (evenly spaced along the diagonal) when False.
+        repeats: a training epoch visits every item this many times.
+        cache: keep decoded items in memory (small datasets).
+        names: a display name per item (file name), for reports and errors.
+    """
+
+    def __init__(
+        self,
+        loaders: Sequence[Loader],
+        augment: Augment,
+        *,
+        train: bool,
+        repeats: int = 1,
+        cache: bool = True,
+        names: Sequence[str] | None = None,
+    ) -> None:
+        self.loaders = list(loaders)
+        self.augment = augment
+        self.train = train
+        self.repeats = max(1, repeats) if train else 1
+        self.per_item = 1 if train else max(1, augment.test_crops)
+        self.cache: dict[int, dict[str, Any]] | None = {} if cache else None
+        self.names = list(names) if names is not None else [str(i) for i in range(len(self.loaders))]
+
+    def __len__(self) -> int:
+        return len(self.loaders) * self.repeats * self.per_item
+
+    def raw(self, item: int) -> dict[str, Any]:
+        if self.cache is not None and item in self.cache:
+            return self.cache[item]
+        fields = self.loaders[item]()
+        if self.cache is not None:
+            self.cache[item] = fields
+        return fields
+
+    def get(self, index: int, seed: int | None = None) -> dict[str, Any]:
+        """Sample ``index``; ``seed`` drives the random crop/flip (training only)."""
+        item = (index // self.per_item) % len(self.loaders)
+        sub = index % self.per_item
+        fields = self.raw(item)
+        images = {k: v for k, v in fields.items() if isinstance(v, np.ndarray) and v.ndim == 3}
+        h, w = next(iter(images.values())).shape[:2] if images else (0, 0)
+        crop = self.augment.crop
+        rng = np.random.default_rng(seed) if (self.train and seed is not None) else None
+        y0 = x0 = 0
+        ch, cw = h, w
+        if crop is not None and images:
+            ch, cw = min(crop, h), min(crop, w)
+            if rng is not None:
+                y0 = int(rng.integers(0, h - ch + 1))
+                x0 = int(rng.integers(0, w - cw + 1))
+            else:
+                frac = 0.5 if self.per_item == 1 else sub / (self.per_item - 1)
+                y0 = int(round((h - ch) * frac))
+                x0 = int(round((w - cw) * frac))
+        flip = bool(rng is not None and self.augment.flip and rng.random() < 0.5)
+        out: dict[str, Any] = {"index": index}
+        for key, value in fields.items():
+            if key in images:
+                if value.shape[:2] != (h, w):
+                    raise ValueError(f"{self.names[item]}: field {key!r} is {value.shape[:2]}, expected {(h, w)}")
+                arr = value[y0 : y0 + ch, x0 : x0 + cw]
+                if flip:
+                    arr = arr[:, ::-1]
+                out[key] = to_tensor(arr)
+            else:
+                out[key] = value
+        return out
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.get(index, None)
+
+    def name_of(self, index: int) -> str:
+        return self.names[(index // self.per_item) % len(self.loaders)]
+
+
+class TensorDataset(Dataset[dict[str, Any]]):
+    """Samples held as tensors (``inputs`` ``N×C×H×W``, ``targets`` ``N…``): for tests and toys."""
+
+    def __init__(self, inputs: torch.Tensor, targets: Any) -> None:
+        self.inputs = inputs
+        self.targets = targets
+
+    def __len__(self) -> int:
+        return int(self.inputs.shape[0])
+
+    def get(self, index: int, seed: int | None = None) -> dict[str, Any]:  # noqa: ARG002
+        return {"input": self.inputs[index], "target": self.targets[index], "index": index}
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.get(index)
+
+
+def seeded_split(n: int, train_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """A seeded permutation of ``range(n)`` cut into train and test indices (each non-empty)."""
+    order = np.random.default_rng(seed).permutation(n).tolist()
+    n_train = min(max(1, round(n * train_fraction)), n - 1) if n > 1 else n
+    return sorted(order[:n_train]), sorted(order[n_train:])

@@ -1,0 +1,67 @@
+"""Reading images from disk and converting between uint8 arrays and float tensors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from bdcore.errors import DataError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".webp")
+
+
+def read_image(path: Path, channels: int | None = 3) -> np.ndarray:
+    """Read an image as ``H×W×C`` uint8 (C = ``channels``; None keeps the file's own).
+
+    Raises:
+        DataError: the file is missing or not a readable image (the message names it).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            if channels == 3:
+                im = im.convert("RGB")
+            elif channels == 1:
+                im = im.convert("L")
+            elif im.mode not in ("RGB", "L"):
+                im = im.convert("RGB")
+            arr = np.asarray(im, dtype=np.uint8)
+    except FileNotFoundError as exc:
+        raise DataError(f"{path}: file not found") from exc
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable image ({type(exc).__name__}: {exc})") from exc
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    return arr
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files directly in ``folder``, sorted by name."""
+    if not folder.is_dir():
+        raise DataError(f"{folder}: folder not found")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise DataError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+    return files
+
+
+def to_tensor(arr: np.ndarray) -> Tensor:
+    """``H×W×C`` uint8 → ``C×H×W`` float32 in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1))).float().div_(255.0)
+
+
+def to_uint8(img: Tensor) -> np.ndarray:
+    """``C×H×W`` float in [0, 1] → ``H×W×C`` uint8 (rounded)."""
+    arr = img.detach().clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()
+    return arr.transpose(1, 2, 0)
+
+
+def save_png(img: Tensor, path: Path) -> None:
+    from PIL import Image
+
+    arr = to_uint8(img)
+    Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr).save(path)

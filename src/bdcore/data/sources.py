@@ -1,0 +1,201 @@
+"""Built-in data sources: image folders, paired folders, scored CSVs, identity folders."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bdcore.builtin.params import (
+    IdentityFolderParams,
+    ImageFolderParams,
+    PairedFolderParams,
+    ScoredCsvParams,
+    SplitParams,
+)
+from bdcore.context import Context, derive_seed
+from bdcore.data.dataset import Augment, AugmentedDataset, seeded_split
+from bdcore.data.images import IMAGE_SUFFIXES, list_images, read_image
+from bdcore.errors import DataError
+
+
+def resize_short_side(arr: np.ndarray, size: int) -> np.ndarray:
+    """Resize ``H×W×C`` uint8 so its shorter side is ``size`` (bicubic, PIL)."""
+    from PIL import Image
+
+    h, w = arr.shape[:2]
+    scale = size / min(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    im = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
+    out = np.asarray(im.resize((nw, nh), Image.Resampling.BICUBIC), dtype=np.uint8)
+    return out[:, :, None] if out.ndim == 2 else out
+
+
+class SplitSource:
+    """Builds train/test :class:`AugmentedDataset` from a list of item loaders."""
+
+    def __init__(self, params: SplitParams, ctx: Context) -> None:
+        self.params = params
+        self.ctx = ctx
+
+    def items(self) -> tuple[list[Callable[[], dict[str, Any]]], list[str]]:
+        raise NotImplementedError
+
+    def split_indices(self, names: Sequence[str]) -> tuple[list[int], list[int]]:
+        return seeded_split(len(names), self.params.train_fraction, derive_seed(self.ctx.seed, "split"))
+
+    def splits(self) -> dict[str, AugmentedDataset]:
+        loaders, names = self.items()
+        if self.params.limit is not None:
+            loaders, names = loaders[: self.params.limit], names[: self.params.limit]
+        if len(loaders) < 2:
+            raise DataError(f"{self.ctx.component}: need at least 2 items for a train/test split, got {len(loaders)}")
+        train_idx, test_idx = self.split_indices(names)
+        p = self.params
+        aug = Augment(crop=p.crop, flip=p.flip, test_crops=p.test_crops)
+
+        def make(idx: list[int], train: bool) -> AugmentedDataset:
+            return AugmentedDataset(
+                [loaders[i] for i in idx], aug, train=train, repeats=p.repeats, names=[names[i] for i in idx]
+            )
+
+        return {"train": make(train_idx, True), "test": make(test_idx, False)}
+
+
+def _image_item(path: Path, channels: int) -> dict[str, Any]:
+    img = read_image(path, channels)
+    return {"input": img, "target": img}
+
+
+class ImageFolder(SplitSource):
+    """A folder of images; input = target (compression, autoencoding)."""
+
+    params: ImageFolderParams
+
+    def items(self) -> tuple[list[Callable[[], dict[str, Any]]], list[str]]:
+        files = list_images(self.ctx.resolve_path(self.params.path))
+        return [partial(_image_item, f, self.params.channels) for f in files], [f.name for f in files]
+
+
+def _paired_item(a: Path, b: Path, channels: int, target_channels: int) -> dict[str, Any]:
+    x = read_image(a, channels)
+    y = read_image(b, target_channels)
+    if x.shape[:2] != y.shape[:2]:
+        raise DataError(f"{a} is {x.shape[1]}x{x.shape[0]} but its pair {b} is {y.shape[1]}x{y.shape[0]}")
+    return {"input": x, "target": y}
+
+
+class PairedFolder(SplitSource):
+    """Two folders of images paired by file stem (LQ/HQ, photo/sketch)."""
+
+    params: PairedFolderParams
+
+    def items(self) -> tuple[list[Callable[[], dict[str, Any]]], list[str]]:
+        p = self.params
+        inputs = list_images(self.ctx.resolve_path(p.input_dir))
+        targets = {}
+        for f in list_images(self.ctx.resolve_path(p.target_dir)):
+            stem = f.stem
+            if p.target_suffix and stem.endswith(p.target_suffix):
+                stem = stem[: -len(p.target_suffix)]
+            targets[stem] = f
+        loaders, names = [], []
+        missing = [f.name for f in inputs if f.stem not in targets]
+        if missing:
+            raise DataError(
+                f"{self.ctx.resolve_path(p.target_dir)}: no target for {len(missing)} input(s), e.g. {missing[0]} "
+                f"(pairs are matched by file stem{' after removing ' + repr(p.target_suffix) if p.target_suffix else ''})"
+            )
+        tch = p.target_channels or p.channels
+        for f in inputs:
+            loaders.append(partial(_paired_item, f, targets[f.stem], p.channels, tch))
+            names.append(f.name)
+        return loaders, names
+
+
+def _scored_item(path: Path, score: float, channels: int) -> dict[str, Any]:
+    return {"input": read_image(path, channels), "target": float(score)}
+
+
+class ScoredCsv(SplitSource):
+    """Images with a quality score (MOS) from a CSV table."""
+
+    params: ScoredCsvParams
+
+    def items(self) -> tuple[list[Callable[[], dict[str, Any]]], list[str]]:
+        p = self.params
+        table = self.ctx.resolve_path(p.csv)
+        folder = self.ctx.resolve_path(p.images)
+        if not table.is_file():
+            raise DataError(f"{table}: file not found")
+        loaders, names = [], []
+        with table.open(newline="") as fh:
+            reader = csv.DictReader(fh)
+            cols = reader.fieldnames or []
+            for col in (p.name_column, p.score_column):
+                if col not in cols:
+                    raise DataError(f"{table}: no column {col!r} (columns: {', '.join(cols)})")
+            for row_no, row in enumerate(reader, start=2):
+                try:
+                    score = float(row[p.score_column])
+                except ValueError as exc:
+                    raise DataError(f"{table}:{row_no}: score {row[p.score_column]!r} is not a number") from exc
+                path = folder / row[p.name_column]
+                if not path.is_file():
+                    raise DataError(f"{table}:{row_no}: image {path} not found")
+                loaders.append(partial(_scored_item, path, score, p.channels))
+                names.append(path.name)
+        return loaders, names
+
+
+def _identity_item(path: Path, label: int, channels: int, size: int | None) -> dict[str, Any]:
+    img = read_image(path, channels)
+    if size is not None:
+        img = resize_short_side(img, size)
+    return {"input": img, "target": label}
+
+
+class IdentityFolder(SplitSource):
+    """One sub-folder per identity; the target is the identity's class index."""
+
+    params: IdentityFolderParams
+
+    def items(self) -> tuple[list[Callable[[], dict[str, Any]]], list[str]]:
+        root = self.ctx.resolve_path(self.params.path)
+        if not root.is_dir():
+            raise DataError(f"{root}: folder not found")
+        people = sorted((d for d in root.iterdir() if d.is_dir()), key=lambda d: _natural_key(d.name))
+        if not people:
+            raise DataError(f"{root}: no identity sub-folders")
+        loaders, names, self._labels = [], [], []
+        for label, person in enumerate(people):
+            files = sorted(
+                (f for f in person.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES), key=lambda f: _natural_key(f.name)
+            )
+            for f in files:
+                loaders.append(partial(_identity_item, f, label, self.params.channels, self.params.size))
+                names.append(f"{person.name}/{f.name}")
+                self._labels.append(label)
+        return loaders, names
+
+    def split_indices(self, names: Sequence[str]) -> tuple[list[int], list[int]]:
+        """Stratified: the same share of every identity's images goes to training."""
+        train: list[int] = []
+        test: list[int] = []
+        labels = np.array(self._labels)
+        for label in np.unique(labels):
+            idx = np.flatnonzero(labels == label)
+            tr, te = seeded_split(len(idx), self.params.train_fraction, derive_seed(self.ctx.seed, "split", int(label)))
+            train += idx[tr].tolist()
+            test += idx[te].tolist()
+        return sorted(train), sorted(test)
+
+
+def _natural_key(name: str) -> tuple[Any, ...]:
+    import re
+
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name))

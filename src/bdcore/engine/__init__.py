@@ -1,0 +1,1 @@
+"""The engine: stages, training, evaluation and the run that ties them together."""

@@ -1,0 +1,531 @@
+"""A run: data → [fit trigger] → clean victim → [poison + train] → [defend]* → evaluate → report.
+
+Each stage that produces weights is stored in the :class:`StageStore` under a key
+hashed from the spec parts it depends on; a later run that needs the same stage
+loads it (and says so in the log). Training stages checkpoint into their
+``.partial`` folder; ``resume=True`` continues from there.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import torch
+from torch import nn
+
+from bdcore._version import __version__
+from bdcore.context import Context, DefenseContext, FitContext, Trainer, derive_seed
+from bdcore.data.loading import batch_at, eval_batches
+from bdcore.engine.evaluate import Evaluator, Row
+from bdcore.engine.store import StageStore, prefix_state, split_state, stage_key
+from bdcore.engine.train import Checkpointer, train_loop
+from bdcore.errors import BdcoreError, ComponentError, ContractError, DataError, RunError
+from bdcore.io.atomic import append_line, write_text
+from bdcore.io.checkpoint import extract_state_dict, load_weights
+from bdcore.plugins import PluginHost
+from bdcore.spec.model import TrainSettings
+from bdcore.spec.structure import LoadedSpec, Resolved
+
+log = logging.getLogger("bdcore")
+
+
+@attrs.define
+class RunResult:
+    run_dir: Path
+    rows: list[Row]
+    reused: list[str]
+
+
+def resolve_device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RunError(f'run.device is "{name}" but CUDA is not available on this machine')
+    return name
+
+
+def _item_of(dataset: Any, index: int) -> int:
+    f = getattr(dataset, "item_of", None)
+    if f is not None:
+        return int(f(index))
+    loaders = getattr(dataset, "loaders", None)
+    return index % len(loaders) if loaders is not None else index
+
+
+def _num_items(dataset: Any) -> int:
+    loaders = getattr(dataset, "loaders", None)
+    return len(loaders) if loaders is not None else len(dataset)
+
+
+class Runner:
+    """Executes one loaded spec. Use :func:`bdcore.engine.run.run_spec_file` from code."""
+
+    def __init__(
+        self,
+        loaded: LoadedSpec,
+        host: PluginHost,
+        *,
+        out_root: Path,
+        run_dir: Path,
+        resume: bool = False,
+        progress: Any = None,
+    ) -> None:
+        self.loaded = loaded
+        self.spec = loaded.spec
+        self.host = host
+        self.out_root = out_root
+        self.run_dir = run_dir
+        self.resume = resume
+        self.store = StageStore(out_root / ".stages")
+        self.device = resolve_device(self.spec.run.device)
+        self.seed = self.spec.run.seed
+        self.reused: list[str] = []
+        self.progress = progress
+        self.rows: list[Row] = []
+        self.keys: dict[str, str] = {}
+        self._clean_victim: Any = None
+        self.artifacts: dict[str, Any] = {}
+
+    # -- helpers -----------------------------------------------------------------
+    def ctx(self, r: Resolved, **extra: Any) -> Context:
+        return Context(
+            seed=self.seed,
+            device=self.device,
+            spec_dir=self.loaded.file.parent.resolve(),
+            work_dir=self.run_dir / "work",
+            registry=self.host.registry,
+            component=f"{r.kind}:{r.label}",
+            **extra,
+        )
+
+    def build(self, r: Resolved, **extra: Any) -> Any:
+        try:
+            obj = r.component.build(r.params, self.ctx(r, **extra))
+        except BdcoreError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - wrapped with provenance
+            raise ComponentError(
+                f'{r.path}: {r.kind.replace("_", " ")} "{r.component.name}" ({r.component.provenance}) '
+                f"failed to build: {type(exc).__name__}: {exc}"
+            ) from exc
+        if isinstance(obj, nn.Module):
+            obj.to(self.device)
+        return obj
+
+    def part(self, r: Resolved | None) -> Any:
+        if r is None:
+            return None
+        return {"use": r.component.name, "params": r.params, "dist": str(r.component.provenance)}
+
+    def say(self, message: str) -> None:
+        log.info(message)
+        append_line(self.run_dir / "run.log", message)
+
+    def _progress(self, label: str, total: int) -> Callable[[int, dict[str, float]], None] | None:
+        if self.progress is None or total <= 0:
+            return None
+        return self.progress(label, total)  # type: ignore[no-any-return]
+
+    # -- stages ------------------------------------------------------------------
+    def run(self) -> RunResult:
+        t0 = time.perf_counter()
+        torch.manual_seed(self.seed)
+        self.say(f"run {self.loaded.name}: seed {self.seed}, device {self.device}, output {self.run_dir}")
+        self.data()
+        self.trigger = self.build_trigger()
+        self.attack_obj = self.build(self.loaded.attack, trigger=self.trigger) if self.loaded.attack else None
+        if self.trigger is not None and getattr(self.trigger, "learnable", False) and self.spec.attack and self.spec.attack.fit_steps > 0:
+            self.fit_trigger()
+        clean = self.clean_victim() if (self.spec.eval.clean_victim or self.attack_obj is None or self.spec.attack.from_clean) else None  # type: ignore[union-attr]
+        attacked = self.attack() if self.attack_obj is not None else None
+        self.evaluate(clean, attacked)
+        self.say(f"finished in {time.perf_counter() - t0:.1f} s")
+        return RunResult(self.run_dir, self.rows, self.reused)
+
+    def data(self) -> None:
+        r = self.loaded.data
+        source = self.build(r)
+        try:
+            splits = source.splits()
+        except BdcoreError:
+            raise
+        except OSError as exc:
+            raise DataError(f"data: {exc}") from exc
+        if "train" not in splits or "test" not in splits:
+            raise ContractError(f'data source "{r.component.name}" must return "train" and "test" splits')
+        self.train_set, self.test_set = splits["train"], splits["test"]
+        if len(self.train_set) == 0 or len(self.test_set) == 0:
+            raise DataError(f"data: empty split (train {len(self.train_set)}, test {len(self.test_set)} samples)")
+        self.say(f"data: {len(self.train_set)} training and {len(self.test_set)} test samples")
+
+    def build_trigger(self) -> Any:
+        if self.loaded.trigger is None:
+            return None
+        trig = self.build(self.loaded.trigger)
+        for attr in ("learnable", "needs_victim", "differentiable"):
+            if not hasattr(trig, attr):
+                raise ContractError(f'trigger "{self.loaded.trigger.component.name}" lacks the capability flag {attr!r}')
+        return trig
+
+    def _key(self, stage: str, **parts: Any) -> str:
+        base = {"bdcore": __version__, "seed": self.seed, "data": self.part(self.loaded.data)}
+        key = stage_key({"stage": stage, **base, **parts})
+        self.keys[stage] = key
+        return key
+
+    def _victim_parts(self) -> dict[str, Any]:
+        v = self.spec.victim
+        return {"victim": self.part(self.loaded.victim), "weights": str(v.weights) if v.weights else None,
+                "sha256": v.sha256, "train": self.spec.train}
+
+    def fit_trigger(self) -> None:
+        assert self.spec.attack is not None and self.loaded.trigger is not None  # noqa: S101 - guarded by caller
+        parts = {"trigger": self.part(self.loaded.trigger), "fit_steps": self.spec.attack.fit_steps,
+                 "batch_size": self.spec.attack.batch_size}
+        if getattr(self.trigger, "needs_victim", False):
+            parts["victim"] = self._victim_parts()
+        key = self._key("trigger-fit", **parts)
+        if self.store.done("trigger-fit", key):
+            tensors, _ = self.store.load("trigger-fit", key)
+            self.trigger.load_state_dict(tensors)
+            self._reuse("trigger-fit", key)
+            return
+        self.say(f"stage trigger-fit: fitting {self.loaded.trigger.component.name} for {self.spec.attack.fit_steps} steps")
+        fit_ctx = FitContext(
+            ctx=self.ctx(self.loaded.trigger),
+            train_set=self.train_set,
+            batch_size=self.spec.attack.batch_size,
+            steps=self.spec.attack.fit_steps,
+            clean_victim=self.clean_victim,
+            build_victim=self.fresh_victim,
+            trainer=Trainer(train=self.trainer_train),
+            checkpoint_dir=self.store.partial("trigger-fit", key),
+        )
+        try:
+            self.trigger.fit(fit_ctx)
+        except BdcoreError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise ComponentError(f"attack.trigger: fitting failed: {type(exc).__name__}: {exc}") from exc
+        self.store.save("trigger-fit", key, dict(self.trigger.state_dict()), {"parts": parts})
+
+    def _reuse(self, stage: str, key: str) -> None:
+        self.reused.append(stage)
+        self.say(f"stage {stage}: reused finished stage {self.store.path(stage, key)}")
+
+    def fresh_victim(self) -> Any:
+        torch.manual_seed(derive_seed(self.seed, "victim-init"))
+        victim = self.build(self.loaded.victim)
+        for name in ("predict", "clean_loss", "trainable_parameters"):
+            if not callable(getattr(victim, name, None)):
+                raise ContractError(f'victim "{self.loaded.victim.component.name}" has no {name}() method')
+        return victim
+
+    def clean_victim(self) -> Any:
+        """The clean victim: loaded from ``[victim] weights`` or trained with its clean loss (cached)."""
+        if self._clean_victim is not None:
+            return self._clean_victim
+        victim = self.fresh_victim()
+        v = self.spec.victim
+        if v.weights is not None:
+            state = extract_state_dict(load_weights(v.weights, sha256=v.sha256, map_location=self.device))
+            try:
+                victim.load_state_dict(state)
+            except RuntimeError as exc:
+                raise DataError(f"victim.weights: {v.weights} does not fit {self.loaded.victim.component.name}: {exc}") from exc
+            self.say(f"stage clean-victim: loaded weights from {v.weights}")
+        if self.spec.train.steps > 0:
+            key = self._key("clean-victim", **self._victim_parts())
+            if self.store.done("clean-victim", key):
+                tensors, meta = self.store.load("clean-victim", key)
+                self._load_victim(victim, tensors)
+                self.artifacts["clean_history"] = meta.get("history", [])
+                self._reuse("clean-victim", key)
+            else:
+                if not self.resume:
+                    self.store.discard_partial("clean-victim", key)
+                self.say(f"stage clean-victim: training {self.loaded.victim.component.name} for {self.spec.train.steps} steps")
+                history = self._train_clean(victim, key)
+                self.artifacts["clean_history"] = history
+                self.store.save("clean-victim", key, self._victim_tensors(victim), {"history": history})
+        victim.eval()
+        self._clean_victim = victim
+        return victim
+
+    def _victim_tensors(self, victim: Any, trigger: Any = None) -> dict[str, Any]:
+        out = prefix_state(victim.state_dict(), "victim")
+        if trigger is not None and isinstance(trigger, nn.Module):
+            out.update(prefix_state(trigger.state_dict(), "trigger"))
+        return out
+
+    def _load_victim(self, victim: Any, tensors: dict[str, Any], trigger: Any = None) -> None:
+        victim.load_state_dict(split_state(tensors, "victim"))
+        if trigger is not None and isinstance(trigger, nn.Module):
+            state = split_state(tensors, "trigger")
+            if state:
+                trigger.load_state_dict(state)
+
+    def _train_clean(self, victim: Any, key: str) -> list[dict[str, float]]:
+        settings = self.spec.train
+        seed = derive_seed(self.seed, "clean-train")
+
+        def loss_fn(batch: dict[str, Any], step: int) -> Any:
+            return victim.clean_loss(batch)
+
+        return train_loop(
+            modules={"victim": victim},
+            params=list(victim.trainable_parameters("clean")),
+            settings=settings,
+            steps=settings.steps,
+            batch_fn=lambda step: batch_at(self.train_set, step, settings.batch_size, seed=seed, device=self.device),
+            loss_fn=loss_fn,
+            after_step=getattr(victim, "after_step", None),
+            checkpointer=Checkpointer(self.store.partial("clean-victim", key), self.spec.run.checkpoint_every),
+            progress=self._progress("clean victim", settings.steps),
+        )
+
+    def trainer_train(
+        self,
+        victim: Any,
+        batches: Iterator[dict[str, Any]] | Callable[[int], dict[str, Any]],
+        steps: int,
+        lr: float,
+        loss_fn: Callable[[dict[str, Any]], Any] | None = None,
+        params: list[nn.Parameter] | None = None,
+        settings: TrainSettings | None = None,
+    ) -> list[dict[str, float]]:
+        """The engine's loop for fits and defenses (no checkpoints: they are short)."""
+        if callable(batches) and not hasattr(batches, "__next__"):
+            batch_fn = batches
+        else:
+            it = iter(batches)  # type: ignore[arg-type]
+
+            def batch_fn(step: int) -> dict[str, Any]:
+                return next(it)
+
+        fn = loss_fn or victim.clean_loss
+        return train_loop(
+            modules={"victim": victim} if isinstance(victim, nn.Module) else {},
+            params=list(params if params is not None else victim.trainable_parameters("clean")),
+            settings=settings or attrs.evolve(self.spec.train, lr=lr),
+            steps=steps,
+            batch_fn=batch_fn,  # type: ignore[arg-type]
+            loss_fn=lambda batch, step: fn(batch),
+            after_step=getattr(victim, "after_step", None),
+            lr=lr,
+        )
+
+    def poison_items(self) -> list[int]:
+        """The fixed, seeded subset of training items the attacker poisons."""
+        rate = self.spec.attack.poison_rate if self.spec.attack else 0.0
+        n = _num_items(self.train_set)
+        k = round(rate * n)
+        gen = torch.Generator().manual_seed(derive_seed(self.seed, "poison-index"))
+        return sorted(torch.randperm(n, generator=gen)[:k].tolist())
+
+    def attack(self) -> Any:
+        attack = self.spec.attack
+        assert attack is not None and self.loaded.attack is not None  # noqa: S101 - guarded by caller
+        threat = getattr(self.attack_obj, "threat_model", None)
+        if threat not in ("data-poisoning", "training-controlled"):
+            raise ContractError(f'attack loss "{self.loaded.attack.component.name}" has threat_model {threat!r}')
+        settings = {f.name: getattr(attack, f.name) for f in attrs.fields(type(attack)) if f.name not in ("trigger", "loss")}
+        parts = {**self._victim_parts(), "trigger": self.part(self.loaded.trigger),
+                 "loss": self.part(self.loaded.attack), "attack": settings}
+        if attack.fit_steps > 0 and "trigger-fit" in self.keys:
+            parts["trigger_fit"] = self.keys["trigger-fit"]
+        key = self._key("attack", **parts)
+        poison = self.poison_items()
+        write_text(self.run_dir / "poison_index.json", json.dumps({"items": poison, "of": _num_items(self.train_set)}))
+        victim = copy.deepcopy(self.clean_victim()) if attack.from_clean else self.fresh_victim()
+        if self.store.done("attack", key):
+            tensors, meta = self.store.load("attack", key)
+            self._load_victim(victim, tensors, self.trigger)
+            self.artifacts["attack_history"] = meta.get("history", [])
+            self._reuse("attack", key)
+            victim.eval()
+            return victim
+        if not self.resume:
+            self.store.discard_partial("attack", key)
+        self.say(
+            f"stage attack: {self.loaded.attack.component.name} ({threat}) with trigger "
+            f"{self.loaded.trigger.component.name if self.loaded.trigger else 'none'} for {attack.steps} steps"
+        )
+        history = self._train_attack(victim, key, set(poison), threat)
+        self.artifacts["attack_history"] = history
+        self.store.save("attack", key, self._victim_tensors(victim, self.trigger), {"history": history, "poison": poison})
+        victim.eval()
+        return victim
+
+    def _train_attack(self, victim: Any, key: str, poison: set[int], threat: str) -> list[dict[str, float]]:
+        attack = self.spec.attack
+        assert attack is not None  # noqa: S101
+        seed = derive_seed(self.seed, "attack-train")
+        atk, trig = self.attack_obj, self.trigger
+        params = list(victim.trainable_parameters("attack"))
+        modules: dict[str, nn.Module] = {"victim": victim}
+        if getattr(atk, "trains_trigger", False) and isinstance(trig, nn.Module):
+            params += [p for p in trig.parameters() if p.requires_grad]
+            modules["trigger"] = trig
+        extra_params = getattr(atk, "parameters", None)
+        if callable(extra_params) and isinstance(atk, nn.Module):
+            atk.to(self.device)
+            params += [p for p in atk.parameters() if p.requires_grad]
+            modules["attack"] = atk
+        item_of = self.train_set
+
+        def poison_gen(step: int) -> torch.Generator:
+            return torch.Generator(device="cpu").manual_seed(derive_seed(self.seed, "train-poison", step))
+
+        if threat == "data-poisoning":
+            poison_t = torch.tensor(sorted(poison), dtype=torch.int64)
+
+            def loss_fn(batch: dict[str, Any], step: int) -> Any:
+                items = torch.tensor([_item_of(item_of, int(i)) for i in batch["index"]], dtype=torch.int64)
+                mask = torch.isin(items, poison_t).to(batch["input"].device)
+                if bool(mask.any()):
+                    sub = {k: (v[mask] if isinstance(v, torch.Tensor) and v.shape[:1] == mask.shape else v)
+                           for k, v in batch.items()}
+                    with torch.no_grad():
+                        p = atk.poison(sub, trig, generator=poison_gen(step))
+                    batch = dict(batch)
+                    batch["input"] = batch["input"].clone()
+                    batch["input"][mask] = p["input"].to(batch["input"].dtype)
+                    target = batch["target"].clone()
+                    target[mask] = p["attack_target"].to(target.dtype)
+                    batch["target"] = target
+                    batch["poisoned"] = mask
+                return victim.clean_loss(batch)
+        else:
+
+            def loss_fn(batch: dict[str, Any], step: int) -> Any:
+                p = atk.poison(batch, trig, generator=poison_gen(step))
+                return atk.attack_loss(victim, batch, p)
+
+        return train_loop(
+            modules=modules,
+            params=params,
+            settings=attack,
+            steps=attack.steps,
+            batch_fn=lambda step: batch_at(self.train_set, step, attack.batch_size, seed=seed, device=self.device),
+            loss_fn=loss_fn,
+            after_step=getattr(victim, "after_step", None),
+            checkpointer=Checkpointer(self.store.partial("attack", key), self.spec.run.checkpoint_every),
+            progress=self._progress("attack", attack.steps),
+        )
+
+    # -- evaluation ----------------------------------------------------------------
+    def evaluate(self, clean: Any, attacked: Any) -> None:
+        ev = Evaluator(
+            test_set=self.test_set,
+            batch_size=self.spec.eval.batch_size,
+            limit=self.spec.eval.limit,
+            device=self.device,
+            seed=self.seed,
+            metrics=self.loaded.metrics,
+            metric_ctx=lambda r: self.ctx(r, trigger=self.trigger, options={"registered_name": r.component.name}),
+            trigger=self.trigger,
+            attack=self.attack_obj,
+            grid=self.spec.eval.grid,
+        )
+        self.evaluator = ev
+        if clean is not None:
+            ev.set_reference(clean)
+        if self.spec.eval.stealth:
+            self._emit(ev.stealth_rows())
+        if clean is not None and self.spec.eval.clean_victim:
+            rows, grid = ev.evaluate(clean, stage="clean-victim", collect_grid=attacked is None)
+            self._emit(rows)
+            if grid is not None:
+                self.artifacts["grid"] = grid
+        if attacked is None:
+            return
+        rows, grid = ev.evaluate(attacked, stage="attacked", collect_grid=True)
+        self._emit(rows)
+        self.artifacts["grid"] = grid
+        self.artifacts["detections"] = {}
+        for r in self.loaded.defenses:
+            self.defend(r, attacked, ev)
+
+    def defend(self, r: Resolved, attacked: Any, ev: Evaluator) -> None:
+        label = r.label
+        self.say(f"stage defend: {label}{' (' + r.setting + ')' if r.setting else ''}")
+        defense = self.build(r)
+        stage = getattr(defense, "stage", None)
+        if stage not in ("input", "model", "detection"):
+            raise ContractError(f'defense "{r.component.name}" has stage {stage!r}; expected input, model or detection')
+        dctx = DefenseContext(
+            ctx=self.ctx(r, trigger=self.trigger),
+            clean_train=self.train_set,
+            batch_size=self.spec.attack.batch_size if self.spec.attack else self.spec.train.batch_size,
+            trainer=Trainer(train=self.trainer_train),
+            build_victim=self.fresh_victim,
+            test_clean_batches=lambda: iter(ev.batches()),
+            test_poisoned_batches=lambda: iter(ev.poisoned() or []),
+            trigger=self.trigger,
+            attack=self.attack_obj,
+        )
+        key = None
+        victim = attacked
+        if stage == "model":
+            key = self._key("defense", attack=self.keys.get("attack"), defense=self.part(r))
+            if self.store.done("defense", key):
+                victim = copy.deepcopy(attacked)
+                tensors, meta = self.store.load("defense", key)
+                self._load_victim(victim, tensors)
+                self._reuse(f"defense {label}", key)
+                outcome = None
+                extra = meta.get("extra", {})
+            else:
+                outcome = self._call_defense(defense, copy.deepcopy(attacked), dctx, r)
+                victim = outcome.victim if outcome.victim is not None else attacked
+                extra = dict(outcome.extra)
+                self.store.save("defense", key, self._victim_tensors(victim), {"extra": extra})
+        else:
+            outcome = self._call_defense(defense, attacked, dctx, r)
+            extra = dict(outcome.extra)
+            if outcome.victim is not None:
+                victim = outcome.victim
+        transform = outcome.transform if outcome is not None else None
+        rows, _ = ev.evaluate(victim, stage="defended", defense=label, setting=r.setting, transform=transform)
+        for name, value in sorted(extra.items()):
+            rows.append({"stage": "defended", "defense": label, "setting": r.setting, "split": None,
+                         "metric": name, "value": float(value), "higher_is_better": None})
+        if outcome is not None and outcome.detector is not None:
+            det_rows, scores = ev.detection_rows(victim, outcome.detector, defense=label, setting=r.setting)
+            rows += det_rows
+            self.artifacts["detections"][f"{label}{'@' + r.setting if r.setting else ''}"] = scores
+        self._emit(rows)
+
+    def _call_defense(self, defense: Any, victim: Any, dctx: DefenseContext, r: Resolved) -> Any:
+        try:
+            outcome = defense.defend(victim, dctx)
+        except BdcoreError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise ComponentError(
+                f'{r.path}: defense "{r.component.name}" ({r.component.provenance}) failed: {type(exc).__name__}: {exc}'
+            ) from exc
+        for attr in ("victim", "transform", "detector", "extra"):
+            if not hasattr(outcome, attr):
+                raise ContractError(f'defense "{r.component.name}" returned {type(outcome).__name__}, not a DefenseOutcome')
+        return outcome
+
+    def _emit(self, rows: list[Row]) -> None:
+        context = {
+            "run": self.loaded.name,
+            "victim": self.loaded.victim.label,
+            "trigger": self.loaded.trigger.label if self.loaded.trigger else None,
+            "attack": self.loaded.attack.label if self.loaded.attack else None,
+        }
+        for row in rows:
+            full = {**row, **context}
+            self.rows.append(full)
+            append_line(self.run_dir / "results.partial.jsonl", json.dumps(full, sort_keys=True))

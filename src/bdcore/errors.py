@@ -1,0 +1,119 @@
+"""Exception hierarchy and exit codes.
+
+Every error bdcore raises on purpose is a :class:`BdcoreError`. The CLI maps each
+subclass to a documented exit code and prints its message without a traceback
+(unless ``--traceback`` or ``BDCORE_RAISE=1``).
+
+========================  =========  ==============================================
+exception                 exit code  meaning
+========================  =========  ==============================================
+(none)                    0          the command succeeded
+:class:`RunError` etc.    1          the run failed (a component raised, a contract
+                                     was broken, a file could not be read)
+:class:`SpecError`        2          the spec is invalid or the CLI was misused
+:class:`PluginError`      3          a required plugin is missing, broken or in
+                                     conflict with another one
+========================  =========  ==============================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+
+EXIT_OK = 0
+EXIT_RUN_FAILED = 1
+EXIT_BAD_SPEC = 2
+EXIT_PLUGIN = 3
+
+
+class BdcoreError(Exception):
+    """Base class of every error bdcore raises on purpose."""
+
+    exit_code: int = EXIT_RUN_FAILED
+
+
+@attrs.frozen
+class Issue:
+    """One problem found in a spec.
+
+    ``path`` is the dotted TOML key (``attack.trigger.params.eps``), or ``""``
+    for a problem with the file as a whole.
+    """
+
+    path: str
+    message: str
+    hint: str | None = None
+
+    def render(self, file: str) -> str:
+        where = f"{file}: {self.path}: " if self.path else f"{file}: "
+        tail = f" ({self.hint})" if self.hint else ""
+        return f"{where}{self.message}{tail}"
+
+
+class SpecError(BdcoreError):
+    """The spec is invalid: carries every issue found, not just the first."""
+
+    exit_code = EXIT_BAD_SPEC
+
+    def __init__(self, file: str, issues: Sequence[Issue]) -> None:
+        self.file = file
+        self.issues = list(issues)
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        n = len(self.issues)
+        head = f"{self.file}: {n} problem{'s' if n != 1 else ''} found"
+        return "\n".join([head, *(f"  {i.render(self.file)}" for i in self.issues)])
+
+
+class UsageError(BdcoreError):
+    """The command line was misused (bad option combination, missing run folder)."""
+
+    exit_code = EXIT_BAD_SPEC
+
+
+class PluginError(BdcoreError):
+    """A plugin problem: it failed to load, two plugins conflict, or one is missing."""
+
+    exit_code = EXIT_PLUGIN
+
+
+class PluginLoadError(PluginError):
+    """A plugin that a spec needs failed to import or to register its components."""
+
+
+class PluginConflictError(PluginError):
+    """Two plugins registered a component of the same kind under the same name."""
+
+
+class ComponentNotFound(PluginError):
+    """A spec names a component that no loaded plugin provides."""
+
+
+class MissingRequirement(PluginError):
+    """A distribution listed in ``[run] requires`` is not installed or has the wrong version."""
+
+
+class RunError(BdcoreError):
+    """The run failed for a reason that is not a spec or plugin problem."""
+
+
+class ContractError(RunError):
+    """A component broke its protocol (wrong shape, range, device, missing key)."""
+
+
+class ComponentError(RunError):
+    """A component raised; wraps the original error with the component's provenance.
+
+    Plugins subclass this for their own failures so the CLI reports them cleanly.
+    """
+
+
+class DataError(RunError):
+    """A data file or folder is missing, empty or unreadable."""
+
+
+class UntrustedFileError(RunError):
+    """A checkpoint would execute code when loaded, or its sha256 does not match."""

@@ -1,0 +1,1 @@
+"""Metrics: the evaluation batch record and functional image-quality metrics."""

@@ -1,0 +1,153 @@
+"""The component protocols: what a registered factory must return.
+
+A batch is a plain ``dict[str, Any]`` of tensors with these conventional keys
+(see :mod:`bdcore.data.sample`):
+
+* ``"input"``: ``B×C×H×W`` float in [0, 1], what the victim sees;
+* ``"target"``: the ground truth (an image ``B×C×H×W``, a score ``B``, a class ``B``);
+* ``"index"``: ``B`` int64, the sample's index in its dataset;
+* after :meth:`AttackLoss.poison`: ``"clean_input"`` (the input before the
+  trigger), ``"attack_target"`` (what the attacker wants the victim to output),
+  ``"strength"`` (``B`` float, the trigger strength α used per sample).
+
+Most plugins subclass the torch base classes in :mod:`bdcore.components`, which
+implement these protocols with sensible defaults.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+
+    from bdcore.context import DefenseContext, FitContext
+    from bdcore.metrics.batch import EvalBatch
+
+Batch = dict[str, Any]
+ThreatModel = Literal["data-poisoning", "training-controlled"]
+DefenseStage = Literal["input", "model", "detection"]
+Split = Literal["clean", "poisoned"]
+
+
+@runtime_checkable
+class Trigger(Protocol):
+    """Turns clean inputs into poisoned inputs (``inject_trigger``).
+
+    Capabilities: ``learnable`` (has a ``fit`` stage or parameters trained with the
+    victim), ``needs_victim`` (computed against the victim, e.g. adversarial),
+    ``differentiable`` (gradients flow to the images; gradcheck-ed by the contract
+    suite).
+    """
+
+    learnable: bool
+    needs_victim: bool
+    differentiable: bool
+
+    def inject_trigger(
+        self,
+        images: Tensor,
+        *,
+        strength: float | Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Poison a batch.
+
+        Args:
+            images: ``B×C×H×W`` float in [0, 1], any H and W.
+            strength: the trigger strength α, a float or a ``B`` tensor; ``None`` is
+                the trigger's own default (1.0). α = 0 leaves images unchanged.
+            generator: source of randomness for stochastic triggers.
+
+        Returns:
+            ``B×C×H×W``, same dtype and device, clamped to [0, 1].
+        """
+        ...
+
+    def fit(self, ctx: FitContext) -> None:
+        """Train the trigger on the run's data (only called when ``learnable``)."""
+        ...
+
+
+@runtime_checkable
+class Victim(Protocol):
+    """The model under attack: an ``nn.Module`` plus what the task needs."""
+
+    task: str
+
+    def predict(self, inputs: Tensor) -> Tensor | Mapping[str, Tensor]:
+        """The output metrics read: an image, a score ``B``, logits ``B×K``, or a dict
+        with ``"output"`` plus extras (e.g. a codec's real ``"bpp"``)."""
+        ...
+
+    def clean_loss(self, batch: Batch) -> Mapping[str, Tensor]:
+        """The task's plain training loss: a dict with ``"loss"`` plus named terms."""
+        ...
+
+    def trainable_parameters(self, phase: Literal["clean", "attack"]) -> Iterable[torch.nn.Parameter]:
+        """What the optimizer updates in each phase (e.g. only a codec's encoder)."""
+        ...
+
+
+@runtime_checkable
+class AttackLoss(Protocol):
+    """The attack: how to poison a batch, its target, and (training-controlled) its loss."""
+
+    threat_model: ThreatModel
+    trains_trigger: bool
+
+    def poison(self, batch: Batch, trigger: Trigger, *, generator: torch.Generator | None) -> Batch:
+        """Return the poisoned copy of ``batch``: ``input`` triggered, ``attack_target``,
+        ``clean_input`` and ``strength`` set."""
+        ...
+
+    def attack_loss(self, victim: Victim, clean: Batch, poisoned: Batch) -> Mapping[str, Tensor]:
+        """The training objective (training-controlled only): ``"loss"`` plus terms."""
+        ...
+
+
+class DefenseResult(Protocol):
+    """What a defense returns; see :class:`bdcore.components.DefenseOutcome`."""
+
+    victim: Victim | None
+    transform: Callable[[Tensor], Tensor] | None
+    detector: Callable[[Victim, Tensor], Tensor] | None
+    extra: dict[str, float]
+
+
+@runtime_checkable
+class Defense(Protocol):
+    """A model-level, input-level or detection defense (``defend``)."""
+
+    stage: DefenseStage
+
+    def defend(self, victim: Victim, ctx: DefenseContext) -> DefenseResult: ...
+
+
+@runtime_checkable
+class Metric(Protocol):
+    """A streaming metric (``metric``) with pyiqa-style metadata.
+
+    ``needs`` names the :class:`bdcore.metrics.batch.EvalBatch` fields it reads
+    beyond ``outputs`` (``target``, ``attack_target``, ``clean_input``,
+    ``clean_output``, ``reference_output``, ``victim``).
+    """
+
+    higher_is_better: bool | None
+    needs: frozenset[str]
+    splits: tuple[Split, ...]
+
+    def reset(self) -> None: ...
+
+    def update(self, batch: EvalBatch) -> None: ...
+
+    def compute(self) -> dict[str, float]: ...
+
+
+@runtime_checkable
+class DataSource(Protocol):
+    """A dataset provider for ``[data]``: train and test splits of sample dicts."""
+
+    def splits(self) -> Mapping[str, Any]: ...

@@ -1,0 +1,39 @@
+"""``bdcore report RUN_DIR…``: one comparison table across runs."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+from bdcore.report.html import _CSS, _fmt, pivot
+from bdcore.report.results import read_results
+
+
+def compare_runs(run_dirs: list[Path]) -> tuple[Any, str]:
+    """A rich table and an HTML page with one row per (run, model) and one column per metric."""
+    from rich.table import Table
+
+    cols: list[str] = []
+    body: list[tuple[str, str, dict[str, Any]]] = []
+    for d in run_dirs:
+        rows = read_results(d)
+        c, b = pivot(rows)
+        cols += [x for x in c if x not in cols]
+        name = rows[0].get("run", d.name) if rows else d.name
+        body += [(name, model, vals) for model, vals in b]
+    table = Table(title="bdcore: runs compared")
+    table.add_column("run")
+    table.add_column("model")
+    for c in cols:
+        table.add_column(c, justify="right")
+    for run, model, vals in body:
+        table.add_row(run, model, *(f"{vals[c]:.4g}" if c in vals else "" for c in cols))
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    lines = [f"<!doctype html><meta charset=utf-8><style>{_CSS}</style><h1>bdcore: runs compared</h1>",
+             f"<table><tr><th class=l>run</th><th class=l>model</th>{head}</tr>"]
+    for run, model, vals in body:
+        lines.append(f"<tr><td class=l>{html.escape(run)}</td><td class=l>{html.escape(model)}</td>"
+                     + "".join(f"<td>{_fmt(vals.get(c))}</td>" for c in cols) + "</tr>")
+    lines.append("</table>")
+    return table, "\n".join(lines)

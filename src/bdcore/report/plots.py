@@ -1,0 +1,95 @@
+"""PNG plots with matplotlib (Agg): training losses, defense sweeps, detector statistics."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_history(histories: dict[str, list[dict[str, float]]], path: Path) -> bool:
+    """Loss curves of the training stages; False when there is nothing to plot."""
+    series = {k: h for k, h in histories.items() if h}
+    if not series:
+        return False
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for label, hist in series.items():
+        ax.plot([r["step"] for r in hist], [r.get("loss", float("nan")) for r in hist], label=label)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_yscale("symlog")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _numeric(setting: str) -> float | None:
+    try:
+        return float(setting.split("=", 1)[1])
+    except (IndexError, ValueError):
+        return None
+
+
+def plot_sweeps(rows: list[dict[str, Any]], folder: Path) -> list[Path]:
+    """One plot per swept defense: every metric against the swept value, clean and poisoned."""
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if r.get("stage") == "defended" and r.get("setting") and r.get("split") in ("clean", "poisoned"):
+            groups[r["defense"]].append(r)
+    out = []
+    plt = _plt()
+    for defense, rs in sorted(groups.items()):
+        metrics = sorted({r["metric"] for r in rs})
+        fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.2), squeeze=False)
+        for ax, metric in zip(axes[0], metrics, strict=True):
+            for split, style in (("clean", "o-"), ("poisoned", "s--")):
+                pts = sorted(
+                    (x, r["value"]) for r in rs if r["metric"] == metric and r["split"] == split
+                    and (x := _numeric(r["setting"])) is not None
+                )
+                if pts:
+                    ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=split)
+            ax.set_title(metric, fontsize=9)
+            ax.set_xlabel(rs[0]["setting"].split("=", 1)[0])
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+        fig.suptitle(f"defense sweep: {defense}", fontsize=10)
+        fig.tight_layout()
+        path = folder / f"sweep-{defense}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        out.append(path)
+    return out
+
+
+def plot_detections(detections: dict[str, dict[str, list[float]]], folder: Path) -> list[Path]:
+    out = []
+    plt = _plt()
+    for label, scores in sorted(detections.items()):
+        fig, ax = plt.subplots(figsize=(5, 3))
+        for split in ("clean", "poisoned"):
+            if scores.get(split):
+                ax.hist(scores[split], bins=20, alpha=0.6, label=split)
+        ax.set_xlabel("detector statistic")
+        ax.set_ylabel("inputs")
+        ax.set_title(label, fontsize=9)
+        ax.legend()
+        fig.tight_layout()
+        path = folder / f"detection-{label.replace('/', '_')}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        out.append(path)
+    return out

@@ -1,0 +1,122 @@
+"""The experiment spec as frozen attrs classes (phase 1 of structuring).
+
+Component references keep their ``params`` as a plain table here; phase 2
+(:mod:`bdcore.spec.structure`) structures each into the component's own
+``Params`` class once the registry is known.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+from attrs import validators as v
+
+_positive = v.gt(0)
+_non_negative = v.ge(0)
+
+
+def _opt(validator: Any) -> Any:
+    return v.optional(validator)
+
+
+@attrs.frozen
+class ComponentRef:
+    """``use = "name"`` plus its ``params`` table; ``label`` names it in results."""
+
+    use: str
+    params: dict[str, Any] = attrs.Factory(dict)
+    label: str | None = None
+
+
+@attrs.frozen
+class RunSection:
+    """``[run]``: name, seed, device, required plugins and checkpoint cadence."""
+
+    name: str | None = None
+    seed: int = attrs.field(default=0, validator=_non_negative)
+    device: str = attrs.field(default="cpu", validator=v.matches_re(r"^(cpu|auto|cuda(:\d+)?|mps)$"))
+    requires: tuple[str, ...] = ()
+    out: Path | None = None
+    checkpoint_every: int = attrs.field(default=100, validator=_positive)
+    deterministic: bool = True
+
+
+@attrs.frozen
+class TrainSettings:
+    """Optimisation settings shared by ``[train]`` (clean victim) and ``[attack]``."""
+
+    steps: int = attrs.field(default=0, validator=_non_negative)
+    batch_size: int = attrs.field(default=8, validator=_positive)
+    lr: float = attrs.field(default=1e-3, validator=_positive)
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    weight_decay: float = attrs.field(default=0.0, validator=_non_negative)
+    momentum: float = attrs.field(default=0.9, validator=[v.ge(0.0), v.lt(1.0)])
+    grad_clip: float | None = attrs.field(default=None, validator=_opt(_positive))
+
+
+@attrs.frozen
+class VictimSection:
+    """``[victim]``: the model; ``weights`` loads a local checkpoint instead of training."""
+
+    use: str
+    params: dict[str, Any] = attrs.Factory(dict)
+    weights: Path | None = None
+    sha256: str | None = attrs.field(default=None, validator=_opt(v.matches_re(r"^[0-9a-fA-F]{64}$")))
+
+
+@attrs.frozen
+class AttackSection(TrainSettings):
+    """``[attack]``: trigger, attack loss, poisoning rate and the attack's training.
+
+    ``from_clean``: start from the trained clean victim (fine-tuning attacks, e.g.
+    encoder-only BAvAFT) instead of a fresh model. ``fit_steps``: steps of the
+    trigger's fit stage (learnable triggers).
+    """
+
+    trigger: ComponentRef = attrs.field(kw_only=True)
+    loss: ComponentRef = attrs.field(kw_only=True)
+    poison_rate: float = attrs.field(default=0.1, validator=[v.ge(0.0), v.le(1.0)])
+    from_clean: bool = False
+    fit_steps: int = attrs.field(default=0, validator=_non_negative)
+
+
+@attrs.frozen
+class Sweep:
+    """Evaluate a defense once per value of one of its params (a curve)."""
+
+    param: str
+    values: tuple[Any, ...] = attrs.field(validator=v.min_len(1))
+
+
+@attrs.frozen
+class DefenseEntry(ComponentRef):
+    """One ``[[defense]]`` table; evaluated independently against the attacked model."""
+
+    sweep: Sweep | None = None
+
+
+@attrs.frozen
+class EvalSection:
+    """``[eval]``: batch size, how many test samples, image-grid size, references."""
+
+    batch_size: int = attrs.field(default=8, validator=_positive)
+    limit: int | None = attrs.field(default=None, validator=_opt(_positive))
+    grid: int = attrs.field(default=4, validator=_non_negative)
+    clean_victim: bool = True
+    stealth: bool = True
+
+
+@attrs.frozen
+class Spec:
+    """A whole experiment."""
+
+    data: ComponentRef
+    victim: VictimSection
+    run: RunSection = attrs.Factory(RunSection)
+    train: TrainSettings = attrs.Factory(TrainSettings)
+    attack: AttackSection | None = None
+    defense: tuple[DefenseEntry, ...] = ()
+    metric: tuple[ComponentRef, ...] = ()
+    eval: EvalSection = attrs.Factory(EvalSection)

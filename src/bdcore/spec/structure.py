@@ -1,0 +1,214 @@
+"""Loading a spec: TOML → :class:`Spec` (phase 1) → every component's ``Params`` (phase 2).
+
+Every issue from every section is collected before failing, and rendered as
+``FILE: dotted.key: message (hint)``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from bdcore.errors import Issue, SpecError
+from bdcore.registry import Component, Kind, Registry
+from bdcore.spec.converter import make_converter, structure
+from bdcore.spec.model import ComponentRef, DefenseEntry, Spec
+
+SECTIONS = {f.name for f in attrs.fields(Spec)}
+
+
+@attrs.frozen
+class Resolved:
+    """One component of the spec with its registry record and structured params."""
+
+    path: str
+    component: Component
+    params: Any
+    label: str
+    setting: str | None = None
+
+    @property
+    def kind(self) -> Kind:
+        return self.component.kind
+
+
+@attrs.frozen
+class LoadedSpec:
+    """A validated spec: the core model plus every resolved component."""
+
+    file: Path
+    raw: dict[str, Any]
+    spec: Spec
+    data: Resolved
+    victim: Resolved
+    trigger: Resolved | None
+    attack: Resolved | None
+    defenses: tuple[Resolved, ...]
+    metrics: tuple[Resolved, ...]
+
+    @property
+    def name(self) -> str:
+        return self.spec.run.name or self.file.stem
+
+    def components(self) -> list[Resolved]:
+        out = [self.data, self.victim]
+        out += [r for r in (self.trigger, self.attack) if r is not None]
+        return out + list(self.defenses) + list(self.metrics)
+
+
+def read_toml(file: Path) -> dict[str, Any]:
+    import tomli
+
+    if not file.is_file():
+        raise SpecError(str(file), [Issue("", "file not found")])
+    try:
+        with file.open("rb") as fh:
+            return tomli.load(fh)
+    except tomli.TOMLDecodeError as exc:
+        line = getattr(exc, "lineno", None)
+        col = getattr(exc, "colno", None)
+        where = f" at line {line}, column {col}" if line else ""
+        msg = getattr(exc, "msg", str(exc))
+        raise SpecError(str(file), [Issue("", f"TOML syntax error{where}: {msg}")]) from exc
+    except UnicodeDecodeError as exc:
+        raise SpecError(str(file), [Issue("", f"not UTF-8 text: {exc}")]) from exc
+
+
+def structure_params(component: Component, raw: Any, *, path: str, file: str, spec_dir: Path | None = None) -> Any:
+    """Structure one component's params table; raises :class:`SpecError` on any issue."""
+    params, issues = _structure_params(component, raw, path, spec_dir)
+    if issues:
+        raise SpecError(file, issues)
+    return params
+
+
+def _structure_params(component: Component, raw: Any, path: str, spec_dir: Path | None) -> tuple[Any, list[Issue]]:
+    if not isinstance(raw, dict):
+        return None, [Issue(path, f"expected a table, got {type(raw).__name__}")]
+    conv = make_converter(spec_dir)
+    params, issues = structure(conv, raw, component.params, path)
+    if params is not None and not issues:
+        issues += _missing_paths(params, path)
+    return params, issues
+
+
+def _missing_paths(params: Any, path: str) -> list[Issue]:
+    """Input paths in params must exist (fields may opt out with ``metadata={"output": True}``)."""
+    issues = []
+    for f in attrs.fields(type(params)):
+        value = getattr(params, f.name)
+        if isinstance(value, Path) and not f.metadata.get("output") and not value.exists():
+            issues.append(Issue(f"{path}.{f.name}", f"path does not exist: {value}"))
+    return issues
+
+
+def _lookup(registry: Registry, kind: Kind, ref: ComponentRef, path: str, issues: list[Issue]) -> Component | None:
+    comp = registry.get_or_none(kind, ref.use)
+    if comp is None:
+        issues.append(Issue(f"{path}.use", registry.not_found_message(kind, ref.use)))
+    return comp
+
+
+def load_spec(file: str | Path, registry: Registry, *, check_paths: bool = True) -> LoadedSpec:
+    """Read, structure and validate a spec file against the registry.
+
+    Raises:
+        SpecError: with every issue found, in file order.
+    """
+    file = Path(file)
+    raw = read_toml(file)
+    issues: list[Issue] = []
+    unknown = [k for k in raw if k not in SECTIONS]
+    for key in unknown:
+        close = difflib.get_close_matches(key, sorted(SECTIONS), n=1, cutoff=0.6)
+        issues.append(
+            Issue(key, "unknown section", f'did you mean "{close[0]}"?' if close else f"sections: {', '.join(sorted(SECTIONS))}")
+        )
+    body = {k: v for k, v in raw.items() if k in SECTIONS}
+    for required in ("data", "victim"):
+        if required not in raw:
+            issues.append(Issue(required, "required section is missing", f'add a [{required}] table with use = "..."'))
+    conv = make_converter(file.parent.resolve())
+    spec, phase1 = (None, []) if issues and any(i.path in ("data", "victim") for i in issues) else structure(
+        conv, body, Spec, ""
+    )
+    issues += phase1
+    if spec is None:
+        raise SpecError(str(file), issues)
+
+    spec_dir = file.parent.resolve()
+
+    def resolve(kind: Kind, ref: ComponentRef, path: str) -> Resolved | None:
+        comp = _lookup(registry, kind, ref, path, issues)
+        if comp is None:
+            return None
+        params, found = _structure_params(comp, ref.params, f"{path}.params", spec_dir)
+        if not check_paths:
+            found = [i for i in found if not i.message.startswith("path does not exist")]
+        issues.extend(found)
+        if params is None or found:
+            return None
+        return Resolved(path=path, component=comp, params=params, label=ref.label or ref.use)
+
+    data = resolve("dataset", spec.data, "data")
+    victim = resolve("victim", ComponentRef(spec.victim.use, spec.victim.params), "victim")
+    if spec.victim.weights is not None and check_paths and not spec.victim.weights.exists():
+        issues.append(Issue("victim.weights", f"path does not exist: {spec.victim.weights}"))
+    trigger = attack = None
+    if spec.attack is not None:
+        trigger = resolve("trigger", spec.attack.trigger, "attack.trigger")
+        attack = resolve("attack_loss", spec.attack.loss, "attack.loss")
+    defenses = []
+    for i, entry in enumerate(spec.defense):
+        r = resolve("defense", entry, f"defense[{i}]")
+        if r is not None:
+            defenses.extend(_expand_sweep(r, entry, f"defense[{i}]", issues, spec_dir))
+    metrics = [resolve("metric", m, f"metric[{i}]") for i, m in enumerate(spec.metric)]
+    labels = [f"{d.label}@{d.setting}" for d in defenses]
+    for dup in sorted({x for x in labels if labels.count(x) > 1}):
+        issues.append(Issue("defense", f'two defenses are labelled "{dup}"', "give each a distinct label = \"...\""))
+    for text in spec.run.requires:
+        from packaging.requirements import InvalidRequirement, Requirement
+
+        try:
+            Requirement(text)
+        except InvalidRequirement as exc:
+            issues.append(Issue("run.requires", f"{text!r} is not a valid requirement: {exc}"))
+    if issues:
+        raise SpecError(str(file), issues)
+    assert data is not None and victim is not None  # noqa: S101 - guaranteed: issues would be non-empty
+    return LoadedSpec(
+        file=file,
+        raw=raw,
+        spec=spec,
+        data=data,
+        victim=victim,
+        trigger=trigger,
+        attack=attack,
+        defenses=tuple(defenses),
+        metrics=tuple(m for m in metrics if m is not None),
+    )
+
+
+def _expand_sweep(r: Resolved, entry: DefenseEntry, path: str, issues: list[Issue], spec_dir: Path) -> list[Resolved]:
+    if entry.sweep is None:
+        return [r]
+    names = [f.name for f in attrs.fields(r.component.params)]
+    if entry.sweep.param not in names:
+        close = difflib.get_close_matches(entry.sweep.param, names, n=1)
+        issues.append(
+            Issue(f"{path}.sweep.param", f'"{entry.sweep.param}" is not a param of {r.component.name}',
+                  f'did you mean "{close[0]}"?' if close else f"params: {', '.join(names)}")
+        )
+        return []
+    out = []
+    for j, value in enumerate(entry.sweep.values):
+        raw = {**entry.params, entry.sweep.param: value}
+        params, found = _structure_params(r.component, raw, f"{path}.sweep.values[{j}]", spec_dir)
+        issues.extend(found)
+        if params is not None and not found:
+            out.append(attrs.evolve(r, params=params, setting=f"{entry.sweep.param}={value}"))
+    return out
