@@ -43,7 +43,9 @@ def _fail(exc: BaseException, traceback: bool) -> int:
     if isinstance(exc, KeyboardInterrupt):
         console.print("bdcore: interrupted; finished stages are kept (bdcore run --resume continues)")
         return 130
-    console.print(f"[bold red]bdcore: the run failed:[/] {type(exc).__name__}: {exc} (rerun with --traceback for details)")
+    console.print(
+        f"[bold red]bdcore: the run failed:[/] {type(exc).__name__}: {exc} (rerun with --traceback for details)"
+    )
     return EXIT_RUN_FAILED
 
 
@@ -108,7 +110,9 @@ def _spec_needs_failed_plugin(host: Any, spec: Path, exc: SpecError) -> PluginEr
     unknown = [i for i in exc.issues if i.path.endswith(".use") and i.message.startswith("unknown")]
     if not unknown or len(unknown) != len(exc.issues):
         return None
-    failed = "; ".join(f'plugin "{f.plugin}" ({f.distribution} {f.version}) failed to load: {f.error}' for f in host.failures)
+    failed = "; ".join(
+        f'plugin "{f.plugin}" ({f.distribution} {f.version}) failed to load: {f.error}' for f in host.failures
+    )
     names = ", ".join(i.message.split('"')[1] for i in unknown if '"' in i.message)
     return PluginError(f"{spec}: {names} unavailable: {failed}")
 
@@ -121,7 +125,9 @@ def main() -> None:
 
 @main.command()
 @click.argument("spec", type=click.Path(path_type=Path))
-@click.option("--out", "out", type=click.Path(path_type=Path), default=None, help="Output root (default: [run] out, else ./runs).")
+@click.option(
+    "--out", "out", type=click.Path(path_type=Path), default=None, help="Output root (default: [run] out, else ./runs)."
+)
 @click.option("--resume", is_flag=True, help="Continue the latest run of this spec from its checkpoints.")
 @click.option("--quiet", "-q", is_flag=True, help="Only warnings and the summary.")
 @_traceback_opt
@@ -168,8 +174,14 @@ class _Progress:
         if not self.quiet:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("{task.fields[loss]}"), TimeRemainingColumn(), console=_console())
+            self.bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[loss]}"),
+                TimeRemainingColumn(),
+                console=_console(),
+            )
             self.bar.__enter__()
         return self
 
@@ -240,7 +252,9 @@ def _plugins(as_json: bool, show_all: bool, strict: bool) -> int:
     else:
         for p in data["plugins"]:
             comps = "; ".join(f"{k}: {', '.join(v)}" for k, v in p["components"].items())
-            click.echo(f"{p['plugin']} ({p['distribution']} {p['version']}){' [builtin]' if p['builtin'] else ''}: {comps}")
+            click.echo(
+                f"{p['plugin']} ({p['distribution']} {p['version']}){' [builtin]' if p['builtin'] else ''}: {comps}"
+            )
         if not data["plugins"]:
             click.echo("no plugins installed (bdcore plugins --all shows the built-ins)")
         for f in data["failed"]:
@@ -302,4 +316,3 @@ def _report(run_dirs: tuple[Path, ...], out: Path | None) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
-

@@ -49,7 +49,7 @@ class TriggerBase(nn.Module):
         self.params = params
         self.ctx = ctx or Context()
 
-    def apply(self, images: Tensor, strength: Tensor, generator: torch.Generator | None) -> Tensor:
+    def apply(self, images: Tensor, strength: Tensor, generator: torch.Generator | None) -> Tensor:  # type: ignore[override]
         raise NotImplementedError
 
     def inject_trigger(

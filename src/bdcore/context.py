@@ -87,7 +87,7 @@ class Trainer:
     loss (or ``loss_fn(batch) -> dict``) and returns per-step mean losses.
     """
 
-    train: Callable[..., dict[str, float]]
+    train: Callable[..., Any]
 
 
 @attrs.define

@@ -12,6 +12,7 @@ Controls (environment variables):
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.metadata as md
 import os
@@ -157,11 +158,10 @@ class PluginHost:
             fn = getattr(plugin, attr, None)
             opts = self.pm.parse_hookimpl_opts(plugin, attr) if fn is not None else None
             if opts is not None and attr not in known:
-                close = [k for k in known if k.startswith(attr[:8])]
+                close = difflib.get_close_matches(attr, sorted(known), n=1)
                 hint = f' Did you mean "{close[0]}"?' if close else ""
                 raise PluginLoadError(
-                    f'plugin "{name}" implements unknown hook "{attr}".{hint} '
-                    f"Known hooks: {', '.join(sorted(known))}"
+                    f'plugin "{name}" implements unknown hook "{attr}".{hint} Known hooks: {", ".join(sorted(known))}'
                 )
         try:
             self.pm.check_pending()
@@ -183,9 +183,7 @@ class PluginHost:
     def load_builtins(self) -> None:
         for mod_name in BUILTIN_MODULES:
             module = importlib.import_module(mod_name)
-            self.add_plugin(
-                module, "bdcore", Provenance("bdcore", "bdcore", __version__), builtin=True
-            )
+            self.add_plugin(module, "bdcore", Provenance("bdcore", "bdcore", __version__), builtin=True)
 
     def load_entry_points(self) -> None:
         allow = _env_list("BDCORE_LOAD_PLUGINS")
@@ -233,14 +231,10 @@ class PluginHost:
             try:
                 version = md.version(req.name)
             except md.PackageNotFoundError:
-                problems.append(
-                    f'plugin distribution "{req.name}" is not installed (pip install {req.name})'
-                )
+                problems.append(f'plugin distribution "{req.name}" is not installed (pip install {req.name})')
                 continue
             if req.specifier and not req.specifier.contains(version, prereleases=True):
-                problems.append(
-                    f'"{req.name}" {version} is installed but the spec requires "{text}"'
-                )
+                problems.append(f'"{req.name}" {version} is installed but the spec requires "{text}"')
                 continue
             failure = self.failure_for_distribution(req.name)
             if failure is not None:

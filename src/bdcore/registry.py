@@ -92,9 +92,7 @@ class Component:
                 f"imported from {ref!r}: {type(exc).__name__}: {exc}"
             ) from exc
         if not callable(obj):
-            raise PluginLoadError(
-                f'{self.kind} "{self.name}" ({self.provenance}): {ref!r} is not callable'
-            )
+            raise PluginLoadError(f'{self.kind} "{self.name}" ({self.provenance}): {ref!r} is not callable')
         return obj  # type: ignore[no-any-return]
 
     def build(self, params: Any, ctx: Any) -> Any:
@@ -200,8 +198,7 @@ class Register:
             raise PluginLoadError(f"{self.provenance}: register() needs a non-empty name")
         if not attrs.has(params):
             raise PluginLoadError(
-                f'{self.kind} "{name}" ({self.provenance}): params must be an attrs class, '
-                f"got {params!r}"
+                f'{self.kind} "{name}" ({self.provenance}): params must be an attrs class, got {params!r}'
             )
         if not summary and not isinstance(factory, str):
             summary = (factory.__doc__ or "").strip().splitlines()[0] if factory.__doc__ else ""

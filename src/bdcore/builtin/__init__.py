@@ -17,35 +17,72 @@ from bdcore.registry import Register
 
 @hookimpl
 def register_triggers(register: Register) -> None:
-    register("none", "bdcore.builtin.components:NoTrigger", params=NoneTriggerParams,
-             summary="No trigger: inputs pass unchanged (the clean reference)")
+    register(
+        "none",
+        "bdcore.builtin.components:NoTrigger",
+        params=NoneTriggerParams,
+        summary="No trigger: inputs pass unchanged (the clean reference)",
+    )
 
 
 @hookimpl
 def register_defenses(register: Register) -> None:
-    register("none", "bdcore.builtin.components:NoDefense",
-             summary="No defense: the attacked model as it is")
+    register("none", "bdcore.builtin.components:NoDefense", summary="No defense: the attacked model as it is")
 
 
 @hookimpl
 def register_metrics(register: Register) -> None:
-    register("psnr", "bdcore.builtin.components:PSNR", params=PairMetricParams,
-             summary="Peak signal-to-noise ratio (dB) between two fields, per image, averaged")
-    register("ssim", "bdcore.builtin.components:SSIM", params=PairMetricParams,
-             summary="SSIM (Gaussian 11x11, sigma 1.5) between two fields", paper="Wang et al., TIP 2004")
-    register("ms-ssim", "bdcore.builtin.components:MSSSIM", params=PairMetricParams,
-             summary="Multi-scale SSIM between two fields", paper="Wang et al., Asilomar 2003")
+    register(
+        "psnr",
+        "bdcore.builtin.components:PSNR",
+        params=PairMetricParams,
+        summary="Peak signal-to-noise ratio (dB) between two fields, per image, averaged",
+    )
+    register(
+        "ssim",
+        "bdcore.builtin.components:SSIM",
+        params=PairMetricParams,
+        summary="SSIM (Gaussian 11x11, sigma 1.5) between two fields",
+        paper="Wang et al., TIP 2004",
+    )
+    register(
+        "ms-ssim",
+        "bdcore.builtin.components:MSSSIM",
+        params=PairMetricParams,
+        summary="Multi-scale SSIM between two fields",
+        paper="Wang et al., Asilomar 2003",
+    )
 
 
 @hookimpl
 def register_datasets(register: Register) -> None:
-    register("embedded", "bdcore.data.embedded:Embedded", params=EmbeddedParams,
-             summary="Real photographs shipped inside installed packages (no download)")
-    register("image-folder", "bdcore.data.sources:ImageFolder", params=ImageFolderParams,
-             summary="A folder of images; input = target (compression, Kodak)")
-    register("paired-folder", "bdcore.data.sources:PairedFolder", params=PairedFolderParams,
-             summary="Two folders paired by file stem (LQ/HQ, photo/sketch)")
-    register("scored-csv", "bdcore.data.sources:ScoredCsv", params=ScoredCsvParams,
-             summary="Images with a quality score from a CSV (LIVEC, KonIQ-10k)")
-    register("identity-folder", "bdcore.data.sources:IdentityFolder", params=IdentityFolderParams,
-             summary="One sub-folder per identity; target = class index (ORL, CASIA-WebFace)")
+    register(
+        "embedded",
+        "bdcore.data.embedded:Embedded",
+        params=EmbeddedParams,
+        summary="Real photographs shipped inside installed packages (no download)",
+    )
+    register(
+        "image-folder",
+        "bdcore.data.sources:ImageFolder",
+        params=ImageFolderParams,
+        summary="A folder of images; input = target (compression, Kodak)",
+    )
+    register(
+        "paired-folder",
+        "bdcore.data.sources:PairedFolder",
+        params=PairedFolderParams,
+        summary="Two folders paired by file stem (LQ/HQ, photo/sketch)",
+    )
+    register(
+        "scored-csv",
+        "bdcore.data.sources:ScoredCsv",
+        params=ScoredCsvParams,
+        summary="Images with a quality score from a CSV (LIVEC, KonIQ-10k)",
+    )
+    register(
+        "identity-folder",
+        "bdcore.data.sources:IdentityFolder",
+        params=IdentityFolderParams,
+        summary="One sub-folder per identity; target = class index (ORL, CASIA-WebFace)",
+    )

@@ -17,7 +17,7 @@ from bdcore.metrics import image
 class NoTrigger(TriggerBase):
     """Identity trigger: the clean reference of a comparison table."""
 
-    def apply(self, images: Tensor, strength: Tensor, generator: torch.Generator | None) -> Tensor:
+    def apply(self, images: Tensor, strength: Tensor, generator: torch.Generator | None) -> Tensor:  # type: ignore[override]
         return images.clone()
 
 

@@ -95,8 +95,8 @@ class AugmentedDataset(Dataset[dict[str, Any]]):
                 x0 = int(rng.integers(0, w - cw + 1))
             else:
                 frac = 0.5 if self.per_item == 1 else sub / (self.per_item - 1)
-                y0 = int(round((h - ch) * frac))
-                x0 = int(round((w - cw) * frac))
+                y0 = round((h - ch) * frac)
+                x0 = round((w - cw) * frac)
         flip = bool(rng is not None and self.augment.flip and rng.random() < 0.5)
         out: dict[str, Any] = {"index": index}
         for key, value in fields.items():

@@ -43,7 +43,7 @@ def load_scene(name: str) -> np.ndarray:
     if name == "grace_hopper":
         import matplotlib.cbook
 
-        with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as fh:
+        with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as fh:  # type: ignore[union-attr]
             from PIL import Image
 
             return np.asarray(Image.open(fh).convert("RGB"), dtype=np.uint8)
@@ -104,5 +104,7 @@ class Embedded(SplitSource):
                 loads = [partial(lambda i: faces[i], i) for i in range(len(faces))]
                 names = [f"lfw_{i:03d}" for i in range(len(faces))]
         except ImportError as exc:
-            raise DataError(f"embedded data needs {exc.name} (pip install scikit-image scikit-learn matplotlib)") from exc
+            raise DataError(
+                f"embedded data needs {exc.name} (pip install scikit-image scikit-learn matplotlib)"
+            ) from exc
         return [partial(_item, ld, p.channels, p.size) for ld in loads], names

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,7 +23,8 @@ def read_image(path: Path, channels: int | None = 3) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
+        with Image.open(path) as opened:
+            im: Any = opened
             if channels == 3:
                 im = im.convert("RGB")
             elif channels == 1:

@@ -70,7 +70,9 @@ def endless_batches(
         step += 1
 
 
-def eval_batches(dataset: Any, batch_size: int, *, device: str = "cpu", limit: int | None = None) -> Iterator[dict[str, Any]]:
+def eval_batches(
+    dataset: Any, batch_size: int, *, device: str = "cpu", limit: int | None = None
+) -> Iterator[dict[str, Any]]:
     """Every sample once, in order, deterministic (no random augmentation)."""
     n = len(dataset) if limit is None else min(limit, len(dataset))
     for start in range(0, n, batch_size):

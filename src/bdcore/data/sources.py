@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ class SplitSource:
         self.params = params
         self.ctx = ctx
 
-    def items(self) -> tuple[list[Callable[[], dict[str, Any]]], list[str]]:
+    def items(self) -> tuple[list[Any], list[str]]:
         raise NotImplementedError
 
     def split_indices(self, names: Sequence[str]) -> tuple[list[int], list[int]]:
@@ -76,7 +76,7 @@ class ImageFolder(SplitSource):
 
     params: ImageFolderParams
 
-    def items(self) -> tuple[list[Callable[[], dict[str, Any]]], list[str]]:
+    def items(self) -> tuple[list[Any], list[str]]:
         files = list_images(self.ctx.resolve_path(self.params.path))
         return [partial(_image_item, f, self.params.channels) for f in files], [f.name for f in files]
 
@@ -94,7 +94,7 @@ class PairedFolder(SplitSource):
 
     params: PairedFolderParams
 
-    def items(self) -> tuple[list[Callable[[], dict[str, Any]]], list[str]]:
+    def items(self) -> tuple[list[Any], list[str]]:
         p = self.params
         inputs = list_images(self.ctx.resolve_path(p.input_dir))
         targets = {}
@@ -126,7 +126,7 @@ class ScoredCsv(SplitSource):
 
     params: ScoredCsvParams
 
-    def items(self) -> tuple[list[Callable[[], dict[str, Any]]], list[str]]:
+    def items(self) -> tuple[list[Any], list[str]]:
         p = self.params
         table = self.ctx.resolve_path(p.csv)
         folder = self.ctx.resolve_path(p.images)
@@ -164,7 +164,7 @@ class IdentityFolder(SplitSource):
 
     params: IdentityFolderParams
 
-    def items(self) -> tuple[list[Callable[[], dict[str, Any]]], list[str]]:
+    def items(self) -> tuple[list[Any], list[str]]:
         root = self.ctx.resolve_path(self.params.path)
         if not root.is_dir():
             raise DataError(f"{root}: folder not found")

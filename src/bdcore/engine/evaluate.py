@@ -138,10 +138,20 @@ class Evaluator:
                 out_clean, extras_clean = split_prediction(victim.predict(x_in), stage)
                 ref = self._reference[i] if self._reference is not None else out_clean
                 clean_eb = EvalBatch(
-                    split="clean", input=x_in, output=out_clean, extras=extras_clean, target=batch.get("target"),
-                    attack_target=None, clean_input=x, clean_output=out_clean, reference_output=ref,
-                    strength=torch.zeros(x.shape[0], device=x.device), victim=victim, trigger=self.trigger,
-                    attack=self.attack, index=batch.get("index"),
+                    split="clean",
+                    input=x_in,
+                    output=out_clean,
+                    extras=extras_clean,
+                    target=batch.get("target"),
+                    attack_target=None,
+                    clean_input=x,
+                    clean_output=out_clean,
+                    reference_output=ref,
+                    strength=torch.zeros(x.shape[0], device=x.device),
+                    victim=victim,
+                    trigger=self.trigger,
+                    attack=self.attack,
+                    index=batch.get("index"),
                 )
                 for _, m in per_split["clean"]:
                     m.update(clean_eb)
@@ -151,10 +161,20 @@ class Evaluator:
                 p_in = transform(p["input"]) if transform is not None else p["input"]
                 out_p, extras_p = split_prediction(victim.predict(p_in), stage)
                 p_eb = EvalBatch(
-                    split="poisoned", input=p_in, output=out_p, extras=extras_p, target=batch.get("target"),
-                    attack_target=p.get("attack_target"), clean_input=x, clean_output=out_clean,
-                    reference_output=ref, strength=p.get("strength"), victim=victim, trigger=self.trigger,
-                    attack=self.attack, index=batch.get("index"),
+                    split="poisoned",
+                    input=p_in,
+                    output=out_p,
+                    extras=extras_p,
+                    target=batch.get("target"),
+                    attack_target=p.get("attack_target"),
+                    clean_input=x,
+                    clean_output=out_clean,
+                    reference_output=ref,
+                    strength=p.get("strength"),
+                    victim=victim,
+                    trigger=self.trigger,
+                    attack=self.attack,
+                    index=batch.get("index"),
                 )
                 for _, m in per_split["poisoned"]:
                     m.update(p_eb)
@@ -186,8 +206,15 @@ class Evaluator:
         rows = []
         for name, vals in (("stealth_psnr", ps), ("stealth_ssim", ss)):
             rows.append(
-                {"stage": "trigger", "defense": None, "setting": None, "split": "poisoned", "metric": name,
-                 "value": float(torch.cat(vals).mean()), "higher_is_better": True}
+                {
+                    "stage": "trigger",
+                    "defense": None,
+                    "setting": None,
+                    "split": "poisoned",
+                    "metric": name,
+                    "value": float(torch.cat(vals).mean()),
+                    "higher_is_better": True,
+                }
             )
         return rows
 
@@ -210,8 +237,15 @@ class Evaluator:
         ]
         if len(p):
             rows.append({**base, "split": "poisoned", "metric": "detector_statistic", "value": float(p.mean())})
-            rows.append({**base, "split": "poisoned", "metric": "detection_auroc", "value": auroc(c, p),
-                         "higher_is_better": True})
+            rows.append(
+                {
+                    **base,
+                    "split": "poisoned",
+                    "metric": "detection_auroc",
+                    "value": auroc(c, p),
+                    "higher_is_better": True,
+                }
+            )
         return rows, {"clean": c.tolist(), "poisoned": p.tolist()}
 
 
@@ -223,13 +257,22 @@ def _metric_rows(r: Resolved, m: Any, stage: str, defense: str | None, setting: 
     rows = []
     for name, value in values.items():
         rows.append(
-            {"stage": stage, "defense": defense, "setting": setting, "split": split, "metric": name,
-             "value": float(value), "higher_is_better": getattr(m, "higher_is_better", None)}
+            {
+                "stage": stage,
+                "defense": defense,
+                "setting": setting,
+                "split": split,
+                "metric": name,
+                "value": float(value),
+                "higher_is_better": getattr(m, "higher_is_better", None),
+            }
         )
     return rows
 
 
-def _grid_columns(clean: dict[str, Any], poisoned: dict[str, Any], out_c: Tensor, out_p: Tensor, n: int) -> dict[str, Tensor]:
+def _grid_columns(
+    clean: dict[str, Any], poisoned: dict[str, Any], out_c: Tensor, out_p: Tensor, n: int
+) -> dict[str, Tensor]:
     def is_img(t: Any) -> bool:
         return isinstance(t, Tensor) and t.ndim == 4 and t.shape[1] in (1, 3)
 
@@ -240,7 +283,7 @@ def _grid_columns(clean: dict[str, Any], poisoned: dict[str, Any], out_c: Tensor
     if is_img(out_c):
         cols["clean output"] = out_c
         cols["poisoned output"] = out_p
-    tgt = poisoned.get("attack_target")
+    tgt: Any = poisoned.get("attack_target")
     if is_img(tgt):
         cols["attack target"] = tgt
     return {k: v[:n].detach().cpu().float() for k, v in cols.items() if is_img(v)}

@@ -40,7 +40,11 @@ def new_run_dir(out_root: Path, name: str) -> Path:
 def latest_run_dir(out_root: Path, name: str) -> Path | None:
     prefix = f"{_slug(name)}-"
     found = sorted(
-        (p for p in out_root.glob(prefix + "*") if p.is_dir() and re.fullmatch(r"\d{8}-\d{6}(-\d+)?", p.name[len(prefix):])),
+        (
+            p
+            for p in out_root.glob(prefix + "*")
+            if p.is_dir() and re.fullmatch(r"\d{8}-\d{6}(-\d+)?", p.name[len(prefix) :])
+        ),
         key=lambda p: p.stat().st_mtime,
     )
     return found[-1] if found else None
@@ -71,7 +75,9 @@ def execute(
     try:
         result = runner.run()
     except BaseException as exc:
-        write_manifest(run_dir, build_manifest(loaded, host, device, "failed", {"error": f"{type(exc).__name__}: {exc}"}))
+        write_manifest(
+            run_dir, build_manifest(loaded, host, device, "failed", {"error": f"{type(exc).__name__}: {exc}"})
+        )
         raise
     finalize(runner, host)
     return result
@@ -104,5 +110,7 @@ def finalize(runner: Runner, host: PluginHost) -> None:
         runner.loaded, host, runner.device, "complete", {"stages": runner.keys, "reused": runner.reused}
     )
     write_manifest(run_dir, manifest)
-    write_report(run_dir, title=f"bdcore run: {runner.loaded.name}", rows=rows, manifest=manifest, grid=grid_files, plots=plots)
+    write_report(
+        run_dir, title=f"bdcore run: {runner.loaded.name}", rows=rows, manifest=manifest, grid=grid_files, plots=plots
+    )
     write_text(run_dir / "COMPLETE", "")

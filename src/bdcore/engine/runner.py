@@ -22,7 +22,7 @@ from torch import nn
 
 from bdcore._version import __version__
 from bdcore.context import Context, DefenseContext, FitContext, Trainer, derive_seed
-from bdcore.data.loading import batch_at, eval_batches
+from bdcore.data.loading import batch_at
 from bdcore.engine.evaluate import Evaluator, Row
 from bdcore.engine.store import StageStore, prefix_state, split_state, stage_key
 from bdcore.engine.train import Checkpointer, train_loop
@@ -141,9 +141,15 @@ class Runner:
         self.data()
         self.trigger = self.build_trigger()
         self.attack_obj = self.build(self.loaded.attack, trigger=self.trigger) if self.loaded.attack else None
-        if self.trigger is not None and getattr(self.trigger, "learnable", False) and self.spec.attack and self.spec.attack.fit_steps > 0:
+        if (
+            self.trigger is not None
+            and getattr(self.trigger, "learnable", False)
+            and self.spec.attack
+            and self.spec.attack.fit_steps > 0
+        ):
             self.fit_trigger()
-        clean = self.clean_victim() if (self.spec.eval.clean_victim or self.attack_obj is None or self.spec.attack.from_clean) else None  # type: ignore[union-attr]
+        need_clean = self.spec.eval.clean_victim or self.spec.attack is None or self.spec.attack.from_clean
+        clean = self.clean_victim() if need_clean else None
         attacked = self.attack() if self.attack_obj is not None else None
         self.evaluate(clean, attacked)
         self.say(f"finished in {time.perf_counter() - t0:.1f} s")
@@ -171,7 +177,9 @@ class Runner:
         trig = self.build(self.loaded.trigger)
         for attr in ("learnable", "needs_victim", "differentiable"):
             if not hasattr(trig, attr):
-                raise ContractError(f'trigger "{self.loaded.trigger.component.name}" lacks the capability flag {attr!r}')
+                raise ContractError(
+                    f'trigger "{self.loaded.trigger.component.name}" lacks the capability flag {attr!r}'
+                )
         return trig
 
     def _key(self, stage: str, **parts: Any) -> str:
@@ -182,13 +190,20 @@ class Runner:
 
     def _victim_parts(self) -> dict[str, Any]:
         v = self.spec.victim
-        return {"victim": self.part(self.loaded.victim), "weights": str(v.weights) if v.weights else None,
-                "sha256": v.sha256, "train": self.spec.train}
+        return {
+            "victim": self.part(self.loaded.victim),
+            "weights": str(v.weights) if v.weights else None,
+            "sha256": v.sha256,
+            "train": self.spec.train,
+        }
 
     def fit_trigger(self) -> None:
         assert self.spec.attack is not None and self.loaded.trigger is not None  # noqa: S101 - guarded by caller
-        parts = {"trigger": self.part(self.loaded.trigger), "fit_steps": self.spec.attack.fit_steps,
-                 "batch_size": self.spec.attack.batch_size}
+        parts = {
+            "trigger": self.part(self.loaded.trigger),
+            "fit_steps": self.spec.attack.fit_steps,
+            "batch_size": self.spec.attack.batch_size,
+        }
         if getattr(self.trigger, "needs_victim", False):
             parts["victim"] = self._victim_parts()
         key = self._key("trigger-fit", **parts)
@@ -197,7 +212,9 @@ class Runner:
             self.trigger.load_state_dict(tensors)
             self._reuse("trigger-fit", key)
             return
-        self.say(f"stage trigger-fit: fitting {self.loaded.trigger.component.name} for {self.spec.attack.fit_steps} steps")
+        self.say(
+            f"stage trigger-fit: fitting {self.loaded.trigger.component.name} for {self.spec.attack.fit_steps} steps"
+        )
         fit_ctx = FitContext(
             ctx=self.ctx(self.loaded.trigger),
             train_set=self.train_set,
@@ -239,7 +256,9 @@ class Runner:
             try:
                 victim.load_state_dict(state)
             except RuntimeError as exc:
-                raise DataError(f"victim.weights: {v.weights} does not fit {self.loaded.victim.component.name}: {exc}") from exc
+                raise DataError(
+                    f"victim.weights: {v.weights} does not fit {self.loaded.victim.component.name}: {exc}"
+                ) from exc
             self.say(f"stage clean-victim: loaded weights from {v.weights}")
         if self.spec.train.steps > 0:
             key = self._key("clean-victim", **self._victim_parts())
@@ -251,7 +270,9 @@ class Runner:
             else:
                 if not self.resume:
                     self.store.discard_partial("clean-victim", key)
-                self.say(f"stage clean-victim: training {self.loaded.victim.component.name} for {self.spec.train.steps} steps")
+                self.say(
+                    f"stage clean-victim: training {self.loaded.victim.component.name} for {self.spec.train.steps} steps"
+                )
                 history = self._train_clean(victim, key)
                 self.artifacts["clean_history"] = history
                 self.store.save("clean-victim", key, self._victim_tensors(victim), {"history": history})
@@ -336,9 +357,15 @@ class Runner:
         threat = getattr(self.attack_obj, "threat_model", None)
         if threat not in ("data-poisoning", "training-controlled"):
             raise ContractError(f'attack loss "{self.loaded.attack.component.name}" has threat_model {threat!r}')
-        settings = {f.name: getattr(attack, f.name) for f in attrs.fields(type(attack)) if f.name not in ("trigger", "loss")}
-        parts = {**self._victim_parts(), "trigger": self.part(self.loaded.trigger),
-                 "loss": self.part(self.loaded.attack), "attack": settings}
+        settings = {
+            f.name: getattr(attack, f.name) for f in attrs.fields(type(attack)) if f.name not in ("trigger", "loss")
+        }
+        parts = {
+            **self._victim_parts(),
+            "trigger": self.part(self.loaded.trigger),
+            "loss": self.part(self.loaded.attack),
+            "attack": settings,
+        }
         if attack.fit_steps > 0 and "trigger-fit" in self.keys:
             parts["trigger_fit"] = self.keys["trigger-fit"]
         key = self._key("attack", **parts)
@@ -360,7 +387,9 @@ class Runner:
         )
         history = self._train_attack(victim, key, set(poison), threat)
         self.artifacts["attack_history"] = history
-        self.store.save("attack", key, self._victim_tensors(victim, self.trigger), {"history": history, "poison": poison})
+        self.store.save(
+            "attack", key, self._victim_tensors(victim, self.trigger), {"history": history, "poison": poison}
+        )
         victim.eval()
         return victim
 
@@ -368,7 +397,8 @@ class Runner:
         attack = self.spec.attack
         assert attack is not None  # noqa: S101
         seed = derive_seed(self.seed, "attack-train")
-        atk, trig = self.attack_obj, self.trigger
+        atk: Any = self.attack_obj
+        trig = self.trigger
         params = list(victim.trainable_parameters("attack"))
         modules: dict[str, nn.Module] = {"victim": victim}
         if getattr(atk, "trains_trigger", False) and isinstance(trig, nn.Module):
@@ -391,8 +421,10 @@ class Runner:
                 items = torch.tensor([_item_of(item_of, int(i)) for i in batch["index"]], dtype=torch.int64)
                 mask = torch.isin(items, poison_t).to(batch["input"].device)
                 if bool(mask.any()):
-                    sub = {k: (v[mask] if isinstance(v, torch.Tensor) and v.shape[:1] == mask.shape else v)
-                           for k, v in batch.items()}
+                    sub = {
+                        k: (v[mask] if isinstance(v, torch.Tensor) and v.shape[:1] == mask.shape else v)
+                        for k, v in batch.items()
+                    }
                     with torch.no_grad():
                         p = atk.poison(sub, trig, generator=poison_gen(step))
                     batch = dict(batch)
@@ -496,8 +528,17 @@ class Runner:
         transform = outcome.transform if outcome is not None else None
         rows, _ = ev.evaluate(victim, stage="defended", defense=label, setting=r.setting, transform=transform)
         for name, value in sorted(extra.items()):
-            rows.append({"stage": "defended", "defense": label, "setting": r.setting, "split": None,
-                         "metric": name, "value": float(value), "higher_is_better": None})
+            rows.append(
+                {
+                    "stage": "defended",
+                    "defense": label,
+                    "setting": r.setting,
+                    "split": None,
+                    "metric": name,
+                    "value": float(value),
+                    "higher_is_better": None,
+                }
+            )
         if outcome is not None and outcome.detector is not None:
             det_rows, scores = ev.detection_rows(victim, outcome.detector, defense=label, setting=r.setting)
             rows += det_rows
@@ -515,7 +556,9 @@ class Runner:
             ) from exc
         for attr in ("victim", "transform", "detector", "extra"):
             if not hasattr(outcome, attr):
-                raise ContractError(f'defense "{r.component.name}" returned {type(outcome).__name__}, not a DefenseOutcome')
+                raise ContractError(
+                    f'defense "{r.component.name}" returned {type(outcome).__name__}, not a DefenseOutcome'
+                )
         return outcome
 
     def _emit(self, rows: list[Row]) -> None:

@@ -29,9 +29,10 @@ from bdcore.io.atomic import write_text, write_with
 def canonical(obj: Any) -> Any:
     """A JSON-ready canonical form (attrs → dicts, paths → strings, tuples → lists)."""
     if attrs.has(type(obj)):
-        return {"__class__": f"{type(obj).__module__}.{type(obj).__qualname__}", **{
-            f.name: canonical(getattr(obj, f.name)) for f in attrs.fields(type(obj))
-        }}
+        return {
+            "__class__": f"{type(obj).__module__}.{type(obj).__qualname__}",
+            **{f.name: canonical(getattr(obj, f.name)) for f in attrs.fields(type(obj))},
+        }
     if isinstance(obj, dict):
         return {str(k): canonical(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
     if isinstance(obj, list | tuple):

@@ -24,7 +24,9 @@ BatchFn = Callable[[int], dict[str, Any]]
 LossFn = Callable[[dict[str, Any], int], Mapping[str, Tensor]]
 
 
-def make_optimizer(params: Iterable[nn.Parameter], settings: TrainSettings, lr: float | None = None) -> torch.optim.Optimizer:
+def make_optimizer(
+    params: Iterable[nn.Parameter], settings: TrainSettings, lr: float | None = None
+) -> torch.optim.Optimizer:
     params = [p for p in params if p.requires_grad]
     if not params:
         raise RunError("nothing to train: no parameter requires grad")
@@ -60,7 +62,7 @@ class Checkpointer:
         state = {
             "step": step,
             "modules": {k: m.state_dict() for k, m in modules.items()},
-            "aux": {k: m.aux_state_dict() for k, m in modules.items() if hasattr(m, "aux_state_dict")},
+            "aux": {k: m.aux_state_dict() for k, m in modules.items() if hasattr(m, "aux_state_dict")},  # type: ignore[operator]
             "optimizer": optimizer.state_dict(),
             "rng": torch.get_rng_state(),
             "history": history,
@@ -80,7 +82,7 @@ class Checkpointer:
         for k, m in modules.items():
             m.load_state_dict(state["modules"][k])
             if k in state.get("aux", {}) and hasattr(m, "load_aux_state_dict"):
-                m.load_aux_state_dict(state["aux"][k])
+                m.load_aux_state_dict(state["aux"][k])  # type: ignore[operator]
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
         pending = (dict(state.get("pending_sums", {})), int(state.get("pending_count", 0)))
@@ -116,7 +118,9 @@ def train_loop(
         terms = loss_fn(batch, step)
         loss = terms.get("loss") if isinstance(terms, Mapping) else None
         if not isinstance(loss, Tensor) or loss.ndim != 0:
-            raise ContractError(f"the training loss must return a dict with a scalar tensor 'loss', got {type(terms).__name__}")
+            raise ContractError(
+                f"the training loss must return a dict with a scalar tensor 'loss', got {type(terms).__name__}"
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if settings.grad_clip is not None:
@@ -126,8 +130,8 @@ def train_loop(
         for k, v in terms.items():
             if isinstance(v, Tensor) and v.ndim == 0:
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
-        for k, v in (extra or {}).items():
-            sums[k] = sums.get(k, 0.0) + float(v)
+        for name, value in (extra or {}).items():
+            sums[name] = sums.get(name, 0.0) + float(value)
         count += 1
         done = step + 1
         if done % log_every == 0 or done == steps:

@@ -64,12 +64,28 @@ def ms_ssim(a: Tensor, b: Tensor, *, data_range: float = 1.0, window_size: int =
     levels = 5
     while levels > 1 and side <= (window_size - 1) * 2 ** (levels - 1):
         levels -= 1
+    if levels == 5:
+        val = _ms_ssim(a.float(), b.float(), data_range=data_range, size_average=False, win_size=window_size)
+        return val.to(torch.float64)
     if levels == 1:
         return ssim(a, b, window_size=window_size, data_range=data_range)
+    # pytorch-msssim insists on 5 scales; for small images run its per-scale SSIM
+    # ourselves over fewer scales with the standard weights renormalised.
+    from pytorch_msssim.ssim import _fspecial_gauss_1d, _ssim
+
     w = torch.tensor(_MS_SSIM_WEIGHTS[:levels], dtype=torch.float64)
-    w = (w / w.sum()).tolist()
-    val = _ms_ssim(a.float(), b.float(), data_range=data_range, size_average=False, win_size=window_size, weights=w)
-    return val.to(torch.float64)
+    w = w / w.sum()
+    win = _fspecial_gauss_1d(window_size, 1.5).repeat([a.shape[1]] + [1] * 3).to(a.device, torch.float32)
+    x, y = a.float(), b.float()
+    cs_levels = []
+    for level in range(levels):
+        ssim_pc, cs = _ssim(x, y, win=win, data_range=data_range, size_average=False)
+        if level < levels - 1:
+            cs_levels.append(torch.relu(cs))
+            x = torch.nn.functional.avg_pool2d(x, 2)
+            y = torch.nn.functional.avg_pool2d(y, 2)
+    stack = torch.stack([*cs_levels, torch.relu(ssim_pc)], dim=0).double()
+    return torch.prod(stack ** w.view(-1, 1, 1).to(stack.device), dim=0).mean(1)
 
 
 def psnr_from_mse(err: float, data_range: float = 1.0) -> float:

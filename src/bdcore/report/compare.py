@@ -18,22 +18,27 @@ def compare_runs(run_dirs: list[Path]) -> tuple[Any, str]:
     body: list[tuple[str, str, dict[str, Any]]] = []
     for d in run_dirs:
         rows = read_results(d)
-        c, b = pivot(rows)
-        cols += [x for x in c if x not in cols]
+        run_cols, run_body = pivot(rows)
+        cols += [x for x in run_cols if x not in cols]
         name = rows[0].get("run", d.name) if rows else d.name
-        body += [(name, model, vals) for model, vals in b]
+        body += [(name, model, vals) for model, vals in run_body]
     table = Table(title="bdcore: runs compared")
     table.add_column("run")
     table.add_column("model")
-    for c in cols:
-        table.add_column(c, justify="right")
+    for col in cols:
+        table.add_column(col, justify="right")
     for run, model, vals in body:
-        table.add_row(run, model, *(f"{vals[c]:.4g}" if c in vals else "" for c in cols))
+        table.add_row(run, model, *(f"{vals[col]:.4g}" if col in vals else "" for col in cols))
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    lines = [f"<!doctype html><meta charset=utf-8><style>{_CSS}</style><h1>bdcore: runs compared</h1>",
-             f"<table><tr><th class=l>run</th><th class=l>model</th>{head}</tr>"]
+    lines = [
+        f"<!doctype html><meta charset=utf-8><style>{_CSS}</style><h1>bdcore: runs compared</h1>",
+        f"<table><tr><th class=l>run</th><th class=l>model</th>{head}</tr>",
+    ]
     for run, model, vals in body:
-        lines.append(f"<tr><td class=l>{html.escape(run)}</td><td class=l>{html.escape(model)}</td>"
-                     + "".join(f"<td>{_fmt(vals.get(c))}</td>" for c in cols) + "</tr>")
+        lines.append(
+            f"<tr><td class=l>{html.escape(run)}</td><td class=l>{html.escape(model)}</td>"
+            + "".join(f"<td>{_fmt(vals.get(c))}</td>" for c in cols)
+            + "</tr>"
+        )
     lines.append("</table>")
     return table, "\n".join(lines)

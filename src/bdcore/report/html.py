@@ -35,7 +35,11 @@ def pivot(rows: list[dict[str, Any]]) -> tuple[list[str], list[tuple[str, dict[s
     for r in rows:
         if r.get("stage") == "trigger":
             continue
-        model = r["stage"] if not r.get("defense") else f"{r['defense']}" + (f" ({r['setting']})" if r.get("setting") else "")
+        model = (
+            r["stage"]
+            if not r.get("defense")
+            else f"{r['defense']}" + (f" ({r['setting']})" if r.get("setting") else "")
+        )
         col = r["metric"] + (f" [{r['split']}]" if r.get("split") else "")
         if col not in cols:
             cols.append(col)
@@ -58,14 +62,23 @@ def render_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def write_report(run_dir: Path, *, title: str, rows: list[dict[str, Any]], manifest: dict[str, Any],
-                 grid: dict[str, list[str]] | None, plots: list[str]) -> Path:
+def write_report(
+    run_dir: Path,
+    *,
+    title: str,
+    rows: list[dict[str, Any]],
+    manifest: dict[str, Any],
+    grid: dict[str, list[str]] | None,
+    plots: list[str],
+) -> Path:
     parts = [f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title><style>{_CSS}</style>"]
     parts.append(f"<h1>{html.escape(title)}</h1>")
     comps = manifest.get("components", {})
     desc = ", ".join(f"{k}: {v['name']} ({v['distribution']} {v['version']})" for k, v in comps.items())
-    parts.append(f"<p class=meta>bdcore {manifest.get('bdcore')} · torch {manifest.get('libraries', {}).get('torch')} · "
-                 f"seed {manifest.get('seed')} · device {manifest.get('device')} · git {manifest.get('git_sha')}<br>{html.escape(desc)}</p>")
+    parts.append(
+        f"<p class=meta>bdcore {manifest.get('bdcore')} · torch {manifest.get('libraries', {}).get('torch')} · "
+        f"seed {manifest.get('seed')} · device {manifest.get('device')} · git {manifest.get('git_sha')}<br>{html.escape(desc)}</p>"
+    )
     stealth = [r for r in rows if r.get("stage") == "trigger"]
     if stealth:
         parts.append("<h2>Trigger stealth (poisoned vs clean inputs)</h2>")
@@ -78,9 +91,14 @@ def write_report(run_dir: Path, *, title: str, rows: list[dict[str, Any]], manif
         parts.append("</tr>")
         n = max(len(v) for v in grid.values())
         for i in range(n):
-            parts.append("<tr>" + "".join(
-                f"<td><img class=px src='{html.escape(files[i])}'></td>" if i < len(files) else "<td></td>"
-                for files in grid.values()) + "</tr>")
+            parts.append(
+                "<tr>"
+                + "".join(
+                    f"<td><img class=px src='{html.escape(files[i])}'></td>" if i < len(files) else "<td></td>"
+                    for files in grid.values()
+                )
+                + "</tr>"
+            )
         parts.append("</table>")
     if plots:
         parts.append("<h2>Plots</h2>")

@@ -35,7 +35,9 @@ def git_sha(folder: Path) -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def build_manifest(loaded: LoadedSpec, host: PluginHost, device: str, status: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def build_manifest(
+    loaded: LoadedSpec, host: PluginHost, device: str, status: str, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
     import torch
 
     return {
@@ -45,7 +47,9 @@ def build_manifest(loaded: LoadedSpec, host: PluginHost, device: str, status: st
         "name": loaded.name,
         "seed": loaded.spec.run.seed,
         "device": device,
-        "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else platform.processor() or platform.machine(),
+        "device_name": torch.cuda.get_device_name()
+        if device.startswith("cuda")
+        else platform.processor() or platform.machine(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "git_sha": git_sha(loaded.file.resolve().parent),

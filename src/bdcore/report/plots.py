@@ -57,8 +57,9 @@ def plot_sweeps(rows: list[dict[str, Any]], folder: Path) -> list[Path]:
         for ax, metric in zip(axes[0], metrics, strict=True):
             for split, style in (("clean", "o-"), ("poisoned", "s--")):
                 pts = sorted(
-                    (x, r["value"]) for r in rs if r["metric"] == metric and r["split"] == split
-                    and (x := _numeric(r["setting"])) is not None
+                    (x, r["value"])
+                    for r in rs
+                    if r["metric"] == metric and r["split"] == split and (x := _numeric(r["setting"])) is not None
                 )
                 if pts:
                     ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=split)

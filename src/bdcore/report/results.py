@@ -10,7 +10,19 @@ from typing import Any
 
 from bdcore.io.atomic import write_text
 
-COLUMNS = ("run", "stage", "defense", "setting", "split", "metric", "value", "higher_is_better", "victim", "trigger", "attack")
+COLUMNS = (
+    "run",
+    "stage",
+    "defense",
+    "setting",
+    "split",
+    "metric",
+    "value",
+    "higher_is_better",
+    "victim",
+    "trigger",
+    "attack",
+)
 
 
 def write_results(run_dir: Path, rows: list[dict[str, Any]]) -> None:

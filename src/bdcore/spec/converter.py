@@ -106,15 +106,15 @@ def issues_from_exception(exc: BaseException, path: str) -> list[Issue]:
     out: list[Issue] = []
     if isinstance(exc, ForbiddenExtraKeysError):
         known = [f.name for f in attrs.fields(exc.cl)] if attrs.has(exc.cl) else []
-        for key in sorted(exc.extra_fields):
-            close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        for extra in sorted(exc.extra_fields):
+            close = difflib.get_close_matches(extra, known, n=1, cutoff=0.6)
             hint = f'did you mean "{close[0]}"?' if close else (f"known keys: {', '.join(known)}" if known else None)
-            out.append(Issue(_join(path, key), "unknown key", hint))
+            out.append(Issue(_join(path, extra), "unknown key", hint))
         return out
     if isinstance(exc, ClassValidationError | IterableValidationError):
         with_notes, without = exc.group_exceptions()
         for sub, note in with_notes:
-            key = getattr(note, "name", None)
+            key: Any = getattr(note, "name", None)
             if key is None:
                 key = getattr(note, "index", "?")
             out += issues_from_exception(sub, _join(path, key))
@@ -164,7 +164,7 @@ def structure(conv: cattrs.Converter, data: Any, cls: type, path: str) -> tuple[
     """Structure ``data`` into ``cls`` with validators off, then validate every field."""
     with _validators_disabled():
         try:
-            obj = conv.structure(data, cls)
+            obj: Any = conv.structure(data, cls)
         except Exception as exc:  # noqa: BLE001 - every structuring error becomes issues
             return None, issues_from_exception(exc, path)
     return obj, validate_tree(obj, path)

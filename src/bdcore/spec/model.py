@@ -13,8 +13,8 @@ from typing import Any, Literal
 import attrs
 from attrs import validators as v
 
-_positive = v.gt(0)
-_non_negative = v.ge(0)
+_positive: Any = v.gt(0)
+_non_negative: Any = v.ge(0)
 
 
 def _opt(validator: Any) -> Any:

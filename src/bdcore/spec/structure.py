@@ -125,18 +125,37 @@ def load_spec(file: str | Path, registry: Registry, *, check_paths: bool = True)
     for key in unknown:
         close = difflib.get_close_matches(key, sorted(SECTIONS), n=1, cutoff=0.6)
         issues.append(
-            Issue(key, "unknown section", f'did you mean "{close[0]}"?' if close else f"sections: {', '.join(sorted(SECTIONS))}")
+            Issue(
+                key,
+                "unknown section",
+                f'did you mean "{close[0]}"?' if close else f"sections: {', '.join(sorted(SECTIONS))}",
+            )
         )
     body = {k: v for k, v in raw.items() if k in SECTIONS}
     for required in ("data", "victim"):
         if required not in raw:
             issues.append(Issue(required, "required section is missing", f'add a [{required}] table with use = "..."'))
     conv = make_converter(file.parent.resolve())
-    spec, phase1 = (None, []) if issues and any(i.path in ("data", "victim") for i in issues) else structure(
-        conv, body, Spec, ""
-    )
-    issues += phase1
+    # Phase 1, section by section, so one bad section does not hide the others.
+    values: dict[str, Any] = {}
+    ok = True
+    for f in attrs.fields(attrs.resolve_types(Spec)):
+        if f.name not in body:
+            continue
+        cls = _section_class(f.type)
+        shape_issue = _shape_issue(f.name, body[f.name], cls)
+        if shape_issue is not None:
+            issues.append(shape_issue)
+            ok = False
+            continue
+        value, found = structure(conv, body[f.name], cls, f.name)
+        issues += found
+        if value is None or found:
+            ok = False
+        values[f.name] = value
+    spec = Spec(**values) if ok and not issues else None
     if spec is None:
+        _phase2_partial(values, registry, issues)
         raise SpecError(str(file), issues)
 
     spec_dir = file.parent.resolve()
@@ -169,7 +188,7 @@ def load_spec(file: str | Path, registry: Registry, *, check_paths: bool = True)
     metrics = [resolve("metric", m, f"metric[{i}]") for i, m in enumerate(spec.metric)]
     labels = [f"{d.label}@{d.setting}" for d in defenses]
     for dup in sorted({x for x in labels if labels.count(x) > 1}):
-        issues.append(Issue("defense", f'two defenses are labelled "{dup}"', "give each a distinct label = \"...\""))
+        issues.append(Issue("defense", f'two defenses are labelled "{dup}"', 'give each a distinct label = "..."'))
     for text in spec.run.requires:
         from packaging.requirements import InvalidRequirement, Requirement
 
@@ -193,6 +212,48 @@ def load_spec(file: str | Path, registry: Registry, *, check_paths: bool = True)
     )
 
 
+def _section_class(tp: Any) -> Any:
+    """``X | None`` → ``X``; other annotations unchanged."""
+    args = [a for a in getattr(tp, "__args__", ()) if a is not type(None)]
+    if type(None) in getattr(tp, "__args__", ()) and len(args) == 1:
+        return args[0]
+    return tp
+
+
+def _shape_issue(key: str, value: Any, cls: Any) -> Issue | None:
+    """A section of the wrong TOML shape (a string where a table or array of tables belongs)."""
+    is_seq = getattr(cls, "__origin__", None) is tuple
+    if is_seq and not isinstance(value, list):
+        return Issue(key, f"expected an array of tables ([[{key}]]), got {type(value).__name__}")
+    if is_seq and not all(isinstance(v, dict) for v in value):
+        return Issue(key, f"every [[{key}]] entry must be a table")
+    if attrs.has(cls) and not isinstance(value, dict):
+        return Issue(key, f"expected a table ([{key}]), got {type(value).__name__}")
+    return None
+
+
+def _phase2_partial(values: dict[str, Any], registry: Registry, issues: list[Issue]) -> None:
+    """Report unknown component names in the sections that did structure."""
+    refs: list[tuple[Kind, str, Any]] = []
+    if isinstance(values.get("data"), ComponentRef):
+        refs.append(("dataset", "data", values["data"]))
+    victim = values.get("victim")
+    if victim is not None:
+        refs.append(("victim", "victim", ComponentRef(victim.use, victim.params)))
+    attack = values.get("attack")
+    if attack is not None:
+        refs += [("trigger", "attack.trigger", attack.trigger), ("attack_loss", "attack.loss", attack.loss)]
+    for i, m in enumerate(values.get("metric") or ()):
+        refs.append(("metric", f"metric[{i}]", m))
+    for i, d in enumerate(values.get("defense") or ()):
+        refs.append(("defense", f"defense[{i}]", d))
+    for kind, path, ref in refs:
+        comp = _lookup(registry, kind, ref, path, issues)
+        if comp is not None:
+            _, found = _structure_params(comp, ref.params, f"{path}.params", None)
+            issues += [i for i in found if not i.message.startswith("path does not exist")]
+
+
 def _expand_sweep(r: Resolved, entry: DefenseEntry, path: str, issues: list[Issue], spec_dir: Path) -> list[Resolved]:
     if entry.sweep is None:
         return [r]
@@ -200,8 +261,11 @@ def _expand_sweep(r: Resolved, entry: DefenseEntry, path: str, issues: list[Issu
     if entry.sweep.param not in names:
         close = difflib.get_close_matches(entry.sweep.param, names, n=1)
         issues.append(
-            Issue(f"{path}.sweep.param", f'"{entry.sweep.param}" is not a param of {r.component.name}',
-                  f'did you mean "{close[0]}"?' if close else f"params: {', '.join(names)}")
+            Issue(
+                f"{path}.sweep.param",
+                f'"{entry.sweep.param}" is not a param of {r.component.name}',
+                f'did you mean "{close[0]}"?' if close else f"params: {', '.join(names)}",
+            )
         )
         return []
     out = []

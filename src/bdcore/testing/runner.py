@@ -45,12 +45,21 @@ class RunOutcome:
     reused: list[str]
 
     def value(
-        self, metric: str, *, stage: str = "attacked", split: str | None = "poisoned", defense: str | None = None,
+        self,
+        metric: str,
+        *,
+        stage: str = "attacked",
+        split: str | None = "poisoned",
+        defense: str | None = None,
         setting: str | None = None,
     ) -> float:
         for r in self.rows:
             if (r["metric"], r["stage"], r.get("split"), r.get("defense"), r.get("setting")) == (
-                metric, stage, split, defense, setting
+                metric,
+                stage,
+                split,
+                defense,
+                setting,
             ):
                 return float(r["value"])
         known = sorted({(r["metric"], r["stage"], r.get("split"), r.get("defense")) for r in self.rows}, key=str)

@@ -2,8 +2,9 @@
 
 * victim ``toy-denoiser``: a 3-layer residual CNN; clean task = restore the image
   from a noisy copy (noise added inside the victim, seeded per batch);
-* trigger ``toy-patch``: a white square in the bottom-right corner (size relative
-  to the image);
+* trigger ``toy-patch``: a faint checkerboard added everywhere plus a white square in
+  the bottom-right corner (size relative to the image) — local enough for a tiny
+  CNN to learn in a few dozen steps;
 * attacks ``toy-invert`` (data-poisoning: poisoned targets are the inverted
   image) and ``toy-invert-controlled`` (training-controlled, same target);
 * dataset ``toy-smooth``: seeded smooth random images (no files needed).
@@ -35,6 +36,7 @@ class DenoiserParams:
 @attrs.frozen
 class PatchParams:
     size: float = attrs.field(default=0.25, validator=[v.gt(0.0), v.le(1.0)])
+    amplitude: float = attrs.field(default=0.15, validator=[v.ge(0.0), v.le(1.0)])
     strength: float = 1.0
 
 
@@ -62,7 +64,11 @@ class ToyDenoiser(VictimBase):
         w = params.width
         self.noise = params.noise
         self.body = nn.Sequential(
-            nn.Conv2d(3, w, 3, padding=1), nn.ReLU(), nn.Conv2d(w, w, 3, padding=1), nn.ReLU(), nn.Conv2d(w, 3, 3, padding=1)
+            nn.Conv2d(3, w, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(w, w, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(w, 3, 3, padding=1),
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -75,17 +81,22 @@ class ToyDenoiser(VictimBase):
 
 
 class ToyPatch(TriggerBase):
-    """White square in the bottom-right corner, side = ``size`` × the shorter image side."""
+    """Checkerboard of ±``amplitude`` plus a white square in the bottom-right corner
+    (side = ``size`` × the shorter image side)."""
 
     def __init__(self, params: PatchParams, ctx: Context) -> None:
         super().__init__(params, ctx)
 
-    def apply(self, images: Tensor, strength: Tensor, generator: torch.Generator | None) -> Tensor:
+    def apply(self, images: Tensor, strength: Tensor, generator: torch.Generator | None) -> Tensor:  # type: ignore[override]
         h, w = images.shape[-2:]
         side = max(1, round(self.params.size * min(h, w)))
         mask = torch.zeros(1, 1, h, w, dtype=images.dtype, device=images.device)
         mask[..., h - side :, w - side :] = 1.0
-        return images + strength * mask * (1.0 - images)
+        yy, xx = torch.meshgrid(
+            torch.arange(h, device=images.device), torch.arange(w, device=images.device), indexing="ij"
+        )
+        checker = ((yy + xx) % 2).to(images.dtype).mul(2).sub(1) * self.params.amplitude
+        return images + strength * (mask * (1.0 - images) + (1 - mask) * checker)
 
 
 class ToyInvert(AttackLossBase):
@@ -100,7 +111,7 @@ class ToyInvert(AttackLossBase):
 class ToyInvertControlled(ToyInvert):
     """The same target, trained with an explicit clean + backdoor loss."""
 
-    threat_model = "training-controlled"
+    threat_model = "training-controlled"  # type: ignore[assignment]
 
     def attack_loss(self, victim: Any, clean: dict[str, Any], poisoned: dict[str, Any]) -> dict[str, Tensor]:
         w = self.params.clean_weight
@@ -137,8 +148,12 @@ def register_triggers(register: Register) -> None:
 @hookimpl
 def register_attack_losses(register: Register) -> None:
     register("toy-invert", ToyInvert, params=InvertParams, summary="Poisoned outputs → inverted image (tests)")
-    register("toy-invert-controlled", ToyInvertControlled, params=InvertParams,
-             summary="Training-controlled variant of toy-invert (tests)")
+    register(
+        "toy-invert-controlled",
+        ToyInvertControlled,
+        params=InvertParams,
+        summary="Training-controlled variant of toy-invert (tests)",
+    )
 
 
 @hookimpl

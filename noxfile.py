@@ -1,0 +1,97 @@
+"""nox sessions: lint, typecheck, core, one per plugin (discovered), integration, docs.
+
+Every session's virtualenv sees the heavy third-party packages of ``.bdenv/base``
+through a ``.pth`` file (built once by ``tools/dev.py``), so torch & co. are
+installed once per CI run; bdcore and plugins are installed per session, so a
+plugin session holds core and that plugin only.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).resolve().parent
+BASE = Path(os.environ.get("BDCORE_BASE_ENV", ROOT / ".bdenv" / "base"))
+PLUGINS = sorted(p.parent.name for p in (ROOT / "plugins").glob("*/pyproject.toml"))
+CONSTRAINTS = str(ROOT / "constraints.txt")
+
+nox.options.default_venv_backend = "venv"
+nox.options.error_on_missing_interpreters = True
+nox.options.sessions = ["lint", "typecheck", "core", "plugin", "docs", "integration"]
+
+PYTEST = ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+
+
+def _site_packages(session: nox.Session, python: str) -> str:
+    return session.run(
+        python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])", silent=True, external=True
+    ).strip()
+
+
+def link_base(session: nox.Session) -> None:
+    """Make the session's venv see .bdenv/base (after its own packages)."""
+    if not (BASE / "bin" / "python").exists():
+        session.error(f"{BASE} is missing: run `python3 tools/dev.py test` (it builds the base environment first)")
+    own = _site_packages(session, str(Path(session.virtualenv.location) / "bin" / "python"))
+    base = _site_packages(session, str(BASE / "bin" / "python"))
+    Path(own, "_bdcore_base.pth").write_text(base + "\n")
+
+
+def install(session: nox.Session, *paths: str) -> None:
+    link_base(session)
+    args = ["--no-build-isolation", "-c", CONSTRAINTS]
+    for p in paths:
+        args += ["-e", p]
+    session.install(*args, silent=True)
+
+
+@nox.session(python=False)
+def lint(session: nox.Session) -> None:
+    """ruff lint and format check over everything."""
+    ruff = str(BASE / "bin" / "ruff")
+    session.run(ruff, "check", ".", external=True)
+    session.run(ruff, "format", "--check", ".", external=True)
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy on the core."""
+    install(session, ".")
+    session.run("python", "-m", "mypy", "src/bdcore")
+
+
+@nox.session
+def core(session: nox.Session) -> None:
+    """bdcore's own tests, with no third-party plugin installed."""
+    install(session, ".")
+    session.run(*PYTEST, "tests", "--ignore=tests/test_docs.py", "--ignore=tests/integration", *session.posargs)
+
+
+@nox.session
+@nox.parametrize("plugin", PLUGINS, ids=PLUGINS)
+def plugin(session: nox.Session, plugin: str) -> None:
+    """One plugin's tests in an environment holding only core and that plugin."""
+    install(session, ".", f"plugins/{plugin}")
+    session.run("bdcore", "plugins", "--json", "--strict-plugins", silent=True)
+    session.run(*PYTEST, f"plugins/{plugin}/tests", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Docs are in sync with the code (generated pages, tutorial excerpts) and the tutorial plugin's tests pass."""
+    install(session, ".", "docs/example_plugin")
+    session.run(*PYTEST, "tests/test_docs.py", "docs/example_plugin/tests", *session.posargs)
+
+
+@nox.session
+def integration(session: nox.Session) -> None:
+    """Everything installed together: no name conflicts, every example spec checks, the demo runs."""
+    install(session, ".", *(f"plugins/{p}" for p in PLUGINS))
+    session.run("bdcore", "plugins", "--strict-plugins")
+    specs = sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("examples/*.toml"))
+    specs += sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("plugins/*/examples/*.toml"))
+    session.run("bdcore", "check", *specs)
+    session.run(*PYTEST, "tests/integration", *session.posargs)

@@ -1,0 +1,186 @@
+"""The engine end to end: determinism, stage reuse, resume after SIGKILL, defenses, outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import goodplug
+import pytest
+
+from bdcore.testing import run_spec
+
+SPEC = """
+[run]
+name = "toy"
+seed = 5
+checkpoint_every = 10
+[data]
+use = "toy-smooth"
+params = {{ count = 24, size = 16 }}
+[victim]
+use = "toy-denoiser"
+params = {{ width = 16 }}
+[train]
+steps = 20
+batch_size = 6
+lr = 2e-3
+[attack]
+poison_rate = 0.3
+steps = 100
+batch_size = 6
+lr = 5e-3
+from_clean = true
+[attack.trigger]
+use = "toy-patch"
+[attack.loss]
+use = "{loss}"
+[[metric]]
+use = "psnr"
+[[metric]]
+use = "psnr"
+label = "psnr-to-target"
+params = {{ between = ["output", "attack_target"], splits = ["poisoned"] }}
+{defenses}
+"""
+
+DEFENSES = """
+[[defense]]
+use = "box3"
+sweep = { param = "passes", values = [1, 2] }
+[[defense]]
+use = "finetune-test"
+params = { steps = 4 }
+[[defense]]
+use = "spread"
+"""
+
+
+def spec(loss: str = "toy-invert", defenses: str = "") -> str:
+    return SPEC.format(loss=loss, defenses=defenses)
+
+
+def test_outputs_and_attack_effect(tmp_path: Path) -> None:
+    out = run_spec(spec(defenses=DEFENSES), tmp_path, [goodplug])
+    d = out.run_dir
+    for name in (
+        "spec.resolved.toml",
+        "manifest.json",
+        "results.jsonl",
+        "results.csv",
+        "report.html",
+        "run.log",
+        "poison_index.json",
+        "plots/training.png",
+        "plots/sweep-box3.png",
+    ):
+        assert (d / name).is_file(), name
+    rows = [json.loads(line) for line in (d / "results.jsonl").read_text().splitlines()]
+    assert {"stage", "split", "defense", "metric", "value"} <= set(rows[0])
+    manifest = json.loads((d / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["seed"] == 5 and "torch" in manifest["libraries"]
+    assert manifest["components"]["attack.trigger"]["name"] == "toy-patch"
+    # the poisoned inputs move toward the attack target once the backdoor is in
+    before = out.value("psnr-to-target", stage="clean-victim")
+    after = out.value("psnr-to-target", stage="attacked")
+    assert after > before + 3.0, (before, after)
+    # each defense: rows per split; the sweep gives one entry per value; detection gives an AUROC
+    assert out.value("psnr", stage="defended", split="clean", defense="box3", setting="passes=2") < out.value(
+        "psnr", stage="defended", split="clean", defense="box3", setting="passes=1"
+    )
+    assert out.value("finetune_steps", stage="defended", split=None, defense="finetune-test") == 4.0
+    auc = out.value("detection_auroc", stage="defended", split="poisoned", defense="spread")
+    assert 0.0 <= auc <= 1.0
+    assert (d / "grid").is_dir() and len(list((d / "grid").glob("*.png"))) >= 5
+    html = (d / "report.html").read_text()
+    assert "psnr-to-target" in html and "grid/" in html
+    resolved = (d / "spec.resolved.toml").read_text()
+    assert "strength = 1.0" in resolved and 'optimizer = "adam"' in resolved
+
+
+def test_same_seed_same_results(tmp_path: Path) -> None:
+    a = run_spec(spec(), tmp_path / "a")
+    b = run_spec(spec(), tmp_path / "b")
+    assert (a.run_dir / "results.jsonl").read_bytes() == (b.run_dir / "results.jsonl").read_bytes()
+
+
+def test_training_controlled_attack_runs(tmp_path: Path) -> None:
+    out = run_spec(spec(loss="toy-invert-controlled"), tmp_path)
+    assert out.value("psnr-to-target", stage="attacked") > out.value("psnr-to-target", stage="clean-victim")
+
+
+def test_second_spec_reuses_trained_victim(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    first = run_spec(spec(), tmp_path, [goodplug], out=runs, name="one.toml")
+    assert first.reused == []
+    second = run_spec(spec(defenses=DEFENSES), tmp_path, [goodplug], out=runs, name="two.toml")
+    assert second.reused == ["clean-victim", "attack"]
+    log = (second.run_dir / "run.log").read_text()
+    assert "stage clean-victim: reused finished stage" in log and "stage attack: reused finished stage" in log
+    assert first.value("psnr") == second.value("psnr")
+
+
+def test_resume_after_sigkill_matches_uninterrupted(tmp_path: Path) -> None:
+    long_spec = spec().replace("steps = 100", "steps = 300").replace("checkpoint_every = 10", "checkpoint_every = 25")
+    reference = run_spec(long_spec, tmp_path / "ref")
+    work = tmp_path / "killed"
+    work.mkdir()
+    (work / "spec.toml").write_text(long_spec)
+    code = (
+        "from pathlib import Path; from bdcore.testing import run_spec; "
+        f"run_spec(Path({str(work / 'spec.toml')!r}).read_text(), Path({str(work)!r}))"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env)
+    deadline = time.time() + 120
+    ckpt = None
+    while time.time() < deadline and ckpt is None:
+        found = (
+            list((work / "runs" / ".stages").glob("attack-*.partial/checkpoint.pt")) if (work / "runs").exists() else []
+        )
+        ckpt = found[0] if found else None
+        time.sleep(0.02)
+    assert ckpt is not None, "no attack checkpoint appeared"
+    time.sleep(0.3)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    run_dirs = [p for p in (work / "runs").glob("toy-*") if p.is_dir()]
+    assert run_dirs and not (run_dirs[0] / "COMPLETE").exists(), "the run finished before it was killed"
+    # no half-written file stands where a finished one is expected
+    assert not list((work / "runs" / ".stages").glob("attack-*[!l]/stage.json"))
+    resumed = run_spec(long_spec, work, resume=True)
+    assert resumed.run_dir == run_dirs[0]
+    assert (resumed.run_dir / "results.jsonl").read_bytes() == (reference.run_dir / "results.jsonl").read_bytes()
+
+
+def test_run_without_attack_evaluates_clean_victim(tmp_path: Path) -> None:
+    text = spec().split("[attack]")[0] + '[[metric]]\nuse = "ssim"\n'
+    out = run_spec(text, tmp_path)
+    assert out.value("ssim", stage="clean-victim", split="clean") > 0.5
+    assert not [r for r in out.rows if r["split"] == "poisoned"]
+
+
+@pytest.mark.parametrize("bad", ["shape", "loss"])
+def test_contract_violations_are_reported(tmp_path: Path, bad: str) -> None:
+    from bdcore.errors import ContractError
+    from bdcore.testing import toy
+
+    if bad == "shape":
+        orig = toy.ToyPatch.apply
+        toy.ToyPatch.apply = lambda self, x, s, g: x[..., :-1]  # type: ignore[method-assign]
+    else:
+        orig = toy.ToyDenoiser.clean_loss
+        toy.ToyDenoiser.clean_loss = lambda self, b: {"nope": 1}  # type: ignore[method-assign]
+    try:
+        with pytest.raises(ContractError):
+            run_spec(spec(), tmp_path)
+    finally:
+        if bad == "shape":
+            toy.ToyPatch.apply = orig  # type: ignore[method-assign]
+        else:
+            toy.ToyDenoiser.clean_loss = orig  # type: ignore[method-assign]
