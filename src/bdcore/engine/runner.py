@@ -427,6 +427,11 @@ class Runner:
                     }
                     with torch.no_grad():
                         p = atk.poison(sub, trig, generator=poison_gen(step))
+                    if p["input"].shape != sub["input"].shape:
+                        raise ContractError(
+                            f"trigger returned images of shape {list(p['input'].shape)}; "
+                            f"expected {list(sub['input'].shape)} (same as input)"
+                        )
                     batch = dict(batch)
                     batch["input"] = batch["input"].clone()
                     batch["input"][mask] = p["input"].to(batch["input"].dtype)
