@@ -19,8 +19,6 @@ from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, Iterabl
 
 from bdcore.errors import Issue
 
-_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
-
 
 def _describe(value: Any) -> str:
     if isinstance(value, str):
@@ -179,4 +177,4 @@ class _validators_disabled:
         attrs.validators.set_disabled(self.was)
 
 
-__all__ = ["_TYPE_NAMES", "issues_from_exception", "make_converter", "structure", "validate_tree"]
+__all__ = ["issues_from_exception", "make_converter", "structure", "validate_tree"]
