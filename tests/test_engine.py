@@ -184,3 +184,22 @@ def test_contract_violations_are_reported(tmp_path: Path, bad: str) -> None:
             toy.ToyPatch.apply = orig  # type: ignore[method-assign]
         else:
             toy.ToyDenoiser.clean_loss = orig  # type: ignore[method-assign]
+
+
+def test_after_step_sees_the_poisoned_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A victim's auxiliary update (e.g. a GAN discriminator) gets the batch its loss was computed on."""
+    from bdcore.testing import toy
+
+    seen: list[tuple[bool, bool]] = []
+
+    def after_step(self: toy.ToyDenoiser, batch: dict) -> None:
+        mask = batch.get("poisoned")
+        # the poisoned rows carry the attack target (the inverted image), not the clean one
+        swapped = mask is not None and bool(mask.any()) and bool((batch["target"][mask] != batch["input"][mask]).any())
+        seen.append((mask is not None and bool(mask.any()), swapped))
+
+    monkeypatch.setattr(toy.ToyDenoiser, "after_step", after_step, raising=False)
+    run_spec(spec(), tmp_path)
+    poisoned_steps = [s for s in seen if s[0]]
+    assert poisoned_steps, "no attack step saw a poisoned row"
+    assert all(swapped for _, swapped in poisoned_steps)

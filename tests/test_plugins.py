@@ -132,3 +132,15 @@ def test_cli_list(fake_eps: list[SimpleNamespace]) -> None:
     assert res.exit_code == 0
     names = {c["name"]: c for c in json.loads(res.output)}
     assert names["box3"]["distribution"] == "bd-plugin-good" and names["none"]["distribution"] == "bdcore"
+
+
+def test_requires_counts_plugins_added_directly() -> None:
+    """``bdcore.testing.make_host`` adds plugin modules without installing them: ``requires`` accepts them."""
+    from bdcore.testing import make_host
+    from bdcore.testing import toy as toy_mod
+
+    host = make_host(toy=False)
+    assert host.check_requires(["toy"]) != []
+    host.add_plugin(toy_mod, "toy", Provenance("toy", "toy", "test"))
+    assert host.check_requires(["toy"]) == []
+    assert "not installed" in host.check_requires(["bd-plugin-nowhere"])[0]

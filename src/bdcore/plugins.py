@@ -228,10 +228,16 @@ class PluginHost:
             except InvalidRequirement as exc:
                 problems.append(f"{text!r} is not a valid requirement: {exc}")
                 continue
+            # A plugin added to the host directly (tests, ``bdcore.testing.make_host``) counts
+            # as installed under the distribution name it was registered with.
+            registered = next(
+                (p for p in self.loaded if _normalize(p.provenance.distribution) == _normalize(req.name)), None
+            )
             try:
                 version = md.version(req.name)
             except md.PackageNotFoundError:
-                problems.append(f'plugin distribution "{req.name}" is not installed (pip install {req.name})')
+                if registered is None:
+                    problems.append(f'plugin distribution "{req.name}" is not installed (pip install {req.name})')
                 continue
             if req.specifier and not req.specifier.contains(version, prereleases=True):
                 problems.append(f'"{req.name}" {version} is installed but the spec requires "{text}"')

@@ -414,8 +414,12 @@ class Runner:
         def poison_gen(step: int) -> torch.Generator:
             return torch.Generator(device="cpu").manual_seed(derive_seed(self.seed, "train-poison", step))
 
+        after_step = getattr(victim, "after_step", None)
         if threat == "data-poisoning":
             poison_t = torch.tensor(sorted(poison), dtype=torch.int64)
+            # The victim's auxiliary update (e.g. a GAN discriminator) must see the batch
+            # the loss saw, poisoned pairs included, not the clean batch it came from.
+            used: dict[str, dict[str, Any]] = {}
 
             def loss_fn(batch: dict[str, Any], step: int) -> Any:
                 items = torch.tensor([_item_of(item_of, int(i)) for i in batch["index"]], dtype=torch.int64)
@@ -439,7 +443,16 @@ class Runner:
                     target[mask] = p["attack_target"].to(target.dtype)
                     batch["target"] = target
                     batch["poisoned"] = mask
+                used["batch"] = batch
                 return victim.clean_loss(batch)
+
+            if after_step is not None:
+                victim_after_step = after_step
+
+                def after_poisoned_step(batch: dict[str, Any]) -> Any:  # noqa: ARG001
+                    return victim_after_step(used.pop("batch"))
+
+                after_step = after_poisoned_step
         else:
 
             def loss_fn(batch: dict[str, Any], step: int) -> Any:
@@ -453,7 +466,7 @@ class Runner:
             steps=attack.steps,
             batch_fn=lambda step: batch_at(self.train_set, step, attack.batch_size, seed=seed, device=self.device),
             loss_fn=loss_fn,
-            after_step=getattr(victim, "after_step", None),
+            after_step=after_step,
             checkpointer=Checkpointer(self.store.partial("attack", key), self.spec.run.checkpoint_every),
             progress=self._progress("attack", attack.steps),
         )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
-from torch import Tensor
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 #: Names a metric may compare with ``between = [a, b]``.
 FIELDS = (

@@ -69,6 +69,15 @@ class RunOutcome:
         assert (self.run_dir / "COMPLETE").exists(), f"run did not complete: {self.run_dir}"  # noqa: S101
 
 
+def _drop_none(value: Any) -> Any:
+    """TOML has no null: a ``None`` in a spec dict means "leave the default", so the key is dropped."""
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_none(v) for v in value if v is not None]
+    return value
+
+
 def run_spec(
     spec: str | dict[str, Any],
     tmp_path: Path,
@@ -78,7 +87,7 @@ def run_spec(
     out: Path | None = None,
     name: str = "spec.toml",
 ) -> RunOutcome:
-    """Write ``spec`` (TOML text or a dict) to ``tmp_path/name`` and run it."""
+    """Write ``spec`` (TOML text or a dict; ``None`` values are left out) to ``tmp_path/name`` and run it."""
     from bdcore.engine.run import execute
     from bdcore.spec.structure import load_spec
 
@@ -87,7 +96,7 @@ def run_spec(
     if isinstance(spec, dict):
         import tomli_w
 
-        path.write_text(tomli_w.dumps(spec))
+        path.write_text(tomli_w.dumps(_drop_none(spec)))
     else:
         path.write_text(spec)
     host = make_host(plugins)
