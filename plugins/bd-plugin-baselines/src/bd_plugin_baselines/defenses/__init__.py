@@ -1,0 +1,1 @@
+"""The baseline defenses: input preprocessing, fine-tuning, fine-pruning, STRIP."""

@@ -1,0 +1,1 @@
+"""The baseline metrics: LPIPS, trigger stealth, low/high-frequency distance, image-target ASR."""

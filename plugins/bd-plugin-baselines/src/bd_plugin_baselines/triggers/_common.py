@@ -1,0 +1,172 @@
+"""Shared helpers of the baseline triggers: colour transforms, block DCT, pattern loading.
+
+All functions are batched torch on ``B×C×H×W`` tensors and keep device and dtype.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from bdcore.errors import ComponentError
+
+
+class TriggerError(ComponentError):
+    """A baseline trigger was misconfigured (bad pattern path, incompatible image)."""
+
+
+# JPEG / BT.601 full-range YCbCr, data range 255 (the same matrix cv2 uses for YCrCb, in float).
+_RGB2YCBCR = torch.tensor(
+    [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], dtype=torch.float64
+)
+_YCBCR2RGB = torch.linalg.inv(_RGB2YCBCR)
+_OFFSET = torch.tensor([0.0, 128.0, 128.0], dtype=torch.float64)
+
+
+def rgb_to_ycbcr255(x: Tensor) -> Tensor:
+    """``B×3×H×W`` RGB in [0, 255] → Y, Cb, Cr in [0, 255] (JPEG full range, float)."""
+    m = _RGB2YCBCR.to(x)
+    return torch.einsum("ij,bjhw->bihw", m, x) + _OFFSET.to(x).view(1, 3, 1, 1)
+
+
+def ycbcr255_to_rgb(y: Tensor) -> Tensor:
+    """Inverse of :func:`rgb_to_ycbcr255` (float, unclamped)."""
+    m = _YCBCR2RGB.to(y)
+    return torch.einsum("ij,bjhw->bihw", m, y - _OFFSET.to(y).view(1, 3, 1, 1))
+
+
+def ycbcr_delta_to_rgb(d: Tensor) -> Tensor:
+    """An additive change ``d`` of (Y, Cb, Cr) mapped to the equal change of RGB (``B×3×H×W``)."""
+    return torch.einsum("ij,bjhw->bihw", _YCBCR2RGB.to(d), d)
+
+
+# --- OpenCV's 8-bit fixed-point YCrCb (imgproc/src/color_yuv.simd.hpp, yuv_shift = 14) --------------
+# Re-implemented in integer torch so FTrojan's compatibility mode can be bit-exact with
+# ``cv2.cvtColor(..., COLOR_RGB2YCrCb / COLOR_YCrCb2RGB)`` on uint8 images, batched.
+_SHIFT = 14
+_HALF = 1 << (_SHIFT - 1)
+
+
+def _descale(v: Tensor) -> Tensor:
+    return (v + _HALF) >> _SHIFT  # arithmetic shift = floor, as CV_DESCALE on int
+
+
+def cv2_rgb_to_ycrcb_u8(rgb: Tensor) -> Tensor:
+    """``B×3×H×W`` int RGB in 0..255 → int Y, Cr, Cb exactly as OpenCV's 8-bit path."""
+    r, g, b = rgb.to(torch.int64).unbind(1)
+    y = _descale(r * 4899 + g * 9617 + b * 1868)
+    cr = _descale((r - y) * 11682 + (128 << _SHIFT))
+    cb = _descale((b - y) * 9241 + (128 << _SHIFT))
+    return torch.stack([y, cr, cb], 1).clamp(0, 255)
+
+
+def cv2_ycrcb_to_rgb_u8(ycc: Tensor) -> Tensor:
+    """``B×3×H×W`` int Y, Cr, Cb in 0..255 → int RGB exactly as OpenCV's 8-bit path."""
+    y, cr, cb = ycc.to(torch.int64).unbind(1)
+    r = y + _descale((cr - 128) * 22987)
+    g = y + _descale((cb - 128) * -5636 + (cr - 128) * -11698)
+    b = y + _descale((cb - 128) * 29049)
+    return torch.stack([r, g, b], 1).clamp(0, 255)
+
+
+def numpy_uint8_cast(x: Tensor) -> Tensor:
+    """What ``float_array.astype(np.uint8)`` does on x86: truncate toward zero, then wrap mod 256."""
+    return torch.remainder(torch.trunc(x).to(torch.int64), 256)
+
+
+# --- DCT -------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=32)
+def _dct_matrix_cpu(n: int) -> Tensor:
+    k = torch.arange(n, dtype=torch.float64).view(-1, 1)
+    i = torch.arange(n, dtype=torch.float64).view(1, -1)
+    d = torch.cos(math.pi * k * (2 * i + 1) / (2 * n)) * math.sqrt(2.0 / n)
+    d[0] /= math.sqrt(2.0)
+    return d
+
+
+def dct_matrix(n: int, like: Tensor) -> Tensor:
+    """Orthonormal DCT-II matrix ``D`` (``n×n``): ``dct(x) = D @ x`` (= scipy ``dct(norm='ortho')``)."""
+    return _dct_matrix_cpu(n).to(device=like.device, dtype=like.dtype)
+
+
+def block_idct_pattern(coeffs: Tensor) -> Tensor:
+    """Spatial pattern of one ``N×N`` block whose orthonormal 2-D DCT is ``coeffs`` (``...×N×N``)."""
+    d = dct_matrix(coeffs.shape[-1], coeffs)
+    return d.T @ coeffs @ d
+
+
+def block_dct2(x: Tensor, n: int) -> Tensor:
+    """Orthonormal 2-D DCT of each non-overlapping ``n×n`` block (H, W multiples of n), same layout."""
+    b, c, h, w = x.shape
+    d = dct_matrix(n, x)
+    blocks = x.reshape(b, c, h // n, n, w // n, n)
+    out = torch.einsum("ki,bcyixj,lj->bcykxl", d, blocks, d)
+    return out.reshape(b, c, h, w)
+
+
+def block_idct2(x: Tensor, n: int) -> Tensor:
+    """Inverse of :func:`block_dct2`."""
+    b, c, h, w = x.shape
+    d = dct_matrix(n, x)
+    blocks = x.reshape(b, c, h // n, n, w // n, n)
+    out = torch.einsum("ik,bcykxl,jl->bcyixj", d, blocks, d)
+    return out.reshape(b, c, h, w)
+
+
+# --- patterns --------------------------------------------------------------------------------------
+
+
+def load_pattern(spec: str | Path, ctx_resolve=None, channels: int = 3) -> Tensor:  # noqa: ANN001
+    """A pattern image as ``1×C×h×w`` float64 in [0, 1].
+
+    ``spec`` is ``"embedded:<name>"`` (a bdcore embedded scene, e.g. ``embedded:coffee``)
+    or a path to an image file (relative paths resolve with ``ctx_resolve``).
+    """
+    text = str(spec)
+    if text.startswith("embedded:"):
+        from bdcore.data.embedded import SCENES, load_scene
+
+        name = text.split(":", 1)[1]
+        if name not in SCENES:
+            raise TriggerError(f"unknown embedded pattern {name!r} (choose from {', '.join(SCENES)})")
+        arr = load_scene(name)
+    else:
+        path = Path(ctx_resolve(text) if ctx_resolve else text)
+        if not path.is_file():
+            raise TriggerError(f"pattern image not found: {path} (give a readable image file or 'embedded:<scene>')")
+        from PIL import Image
+
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    t = torch.from_numpy(arr.astype(np.float64) / 255.0).permute(2, 0, 1).unsqueeze(0)
+    if channels == 1:
+        t = (t * torch.tensor([0.299, 0.587, 0.114], dtype=t.dtype).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    return t
+
+
+def fit_channels(pattern: Tensor, channels: int) -> Tensor:
+    """Match a ``1×C'×h×w`` pattern to ``channels`` (grey ↔ RGB)."""
+    if pattern.shape[1] == channels:
+        return pattern
+    if channels == 1:
+        w = torch.tensor([0.299, 0.587, 0.114], dtype=pattern.dtype, device=pattern.device).view(1, 3, 1, 1)
+        return (pattern * w).sum(1, keepdim=True)
+    if pattern.shape[1] == 1:
+        return pattern.expand(-1, channels, -1, -1)
+    raise TriggerError(f"cannot map a {pattern.shape[1]}-channel pattern to {channels} channels")
+
+
+def resize_pattern(pattern: Tensor, size: tuple[int, int], like: Tensor) -> Tensor:
+    """Bilinear resize (antialiased when shrinking) of ``1×C×h×w`` to ``size``, on ``like``'s device/dtype."""
+    p = fit_channels(pattern.to(device=like.device, dtype=like.dtype), like.shape[1])
+    if tuple(p.shape[-2:]) == tuple(size):
+        return p
+    return F.interpolate(p, size=size, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)

@@ -1,0 +1,206 @@
+"""Golden tests: badnets, blended, sig, wanet, fiba vs independent per-image numpy references."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from bd_plugin_baselines.params_triggers import BadNetsParams, BlendedParams, FIBAParams, SigParams, WaNetParams
+from bd_plugin_baselines.triggers.badnets import BadNets, badnets
+from bd_plugin_baselines.triggers.blended import Blended, blended
+from bd_plugin_baselines.triggers.fiba import FIBA, fiba
+from bd_plugin_baselines.triggers.sig import SIG, sig
+from bd_plugin_baselines.triggers.wanet import WaNet, wanet, wanet_control_field
+
+
+def _imgs(b=3, c=3, h=40, w=56, seed=0, dtype=torch.float64):
+    return torch.rand(b, c, h, w, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+
+
+def _np(x: torch.Tensor) -> np.ndarray:
+    return x.detach().double().permute(1, 2, 0).numpy()  # H×W×C
+
+
+# ---------------------------------------------------------------- BadNets
+def test_badnets_backdoorbench_32():
+    x = _imgs(2, h=32, w=32)
+    out = badnets(x)  # 3×3 white, 1 px from the bottom-right corner
+    ref = x.numpy().copy()
+    ref[:, :, 28:31, 28:31] = 1.0
+    np.testing.assert_array_equal(out.numpy(), ref)
+
+
+def test_badnets_scales_with_resolution_and_pattern():
+    x = _imgs(2, h=256, w=320)
+    pat = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 1.0]]).view(1, 1, 3, 3)
+    out = badnets(x, pattern=pat, size=0.1, margin=0.0, position="top-left", size_px=3, strength=0.5)
+    for i in range(2):
+        ref = _np(x[i]).copy()
+        for (u, v), val in np.ndenumerate(pat[0, 0].numpy()):
+            if val > 0:
+                ref[u, v] = ref[u, v] + 0.5 * (val - ref[u, v])
+        np.testing.assert_allclose(_np(out[i]), ref, atol=1e-12)
+    t = BadNets(BadNetsParams(size=0.1, margin=0.0))
+    o = t.inject_trigger(x)
+    assert (o[:, :, -26:, -26:] == 1).all() and torch.equal(o[:, :, :-26], x[:, :, :-26])  # round(0.1·256)=26
+
+
+# ---------------------------------------------------------------- Blended
+def test_blended_matches_formula_and_noise_is_seeded():
+    x = _imgs()
+    t = Blended(BlendedParams(alpha=0.2, seed=7))
+    out = t.inject_trigger(x)
+    k = t.pattern_for(x)
+    for i in range(3):
+        ref = np.clip((1 - 0.2) * _np(x[i]) + 0.2 * _np(k[0]), 0, 1)
+        np.testing.assert_allclose(_np(out[i]), ref, atol=1e-12)
+    assert torch.equal(Blended(BlendedParams(seed=7)).pattern_for(x), k)
+    assert not torch.equal(Blended(BlendedParams(seed=8)).pattern_for(x), k)
+    fixed = Blended(BlendedParams(seed=3, noise_size=32))
+    assert fixed.pattern.shape == (1, 3, 32, 32)
+
+
+def test_blended_image_pattern():
+    pytest.importorskip("skimage")
+    t = Blended(BlendedParams(pattern="embedded:chelsea", alpha=0.3))
+    x = _imgs(2, h=64, w=48).float()
+    out = t.inject_trigger(x, strength=0.5)
+    torch.testing.assert_close(out, blended(x, t.pattern_for(x), alpha=0.15))
+
+
+# ---------------------------------------------------------------- SIG
+@pytest.mark.parametrize("orientation", ["horizontal", "vertical"])
+def test_sig_matches_barni(orientation):
+    x = _imgs(2)
+    out = sig(x, delta=20, frequency=6, orientation=orientation)
+    _, _, h, w = x.shape
+    for i in range(2):
+        ref = _np(x[i]).copy()
+        for r in range(h):
+            for col in range(w):
+                j, m = (col, w) if orientation == "horizontal" else (r, h)
+                ref[r, col] += 20 * math.sin(2 * math.pi * j * 6 / m) / 255
+        np.testing.assert_allclose(_np(out[i]), np.clip(ref, 0, 1), atol=1e-12)
+    assert torch.equal(SIG(SigParams()).inject_trigger(x, strength=0.0), x)
+
+
+# ---------------------------------------------------------------- WaNet
+def _cubic(t: np.ndarray, a: float = -0.75) -> np.ndarray:
+    t = np.abs(t)
+    return np.where(
+        t <= 1, (a + 2) * t**3 - (a + 3) * t**2 + 1, np.where(t < 2, a * t**3 - 5 * a * t**2 + 8 * a * t - 4 * a, 0.0)
+    )
+
+
+def _np_bicubic_align_corners(src: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """Separable Keys-cubic (a = −0.75) upsampling with align_corners=True and edge replication."""
+
+    def axis(n_in: int, n_out: int) -> np.ndarray:
+        mat = np.zeros((n_out, n_in))
+        for o in range(n_out):
+            pos = o * (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
+            base = math.floor(pos)
+            for tap in range(base - 1, base + 3):
+                mat[o, min(max(tap, 0), n_in - 1)] += _cubic(np.array(pos - tap))
+        return mat
+
+    return axis(src.shape[0], out_h) @ src @ axis(src.shape[1], out_w).T
+
+
+def _np_grid_sample(img: np.ndarray, gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
+    """Bilinear sampling, zero padding, align_corners=True; img H×W×C."""
+    h, w, _ = img.shape
+    px, py = (gx + 1) / 2 * (w - 1), (gy + 1) / 2 * (h - 1)
+    x0, y0 = np.floor(px).astype(int), np.floor(py).astype(int)
+    out = np.zeros((gx.shape[0], gx.shape[1], img.shape[2]))
+    for dy in (0, 1):
+        for dx in (0, 1):
+            xi, yi = x0 + dx, y0 + dy
+            wgt = (1 - np.abs(px - xi)) * (1 - np.abs(py - yi))
+            ok = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
+            vals = img[np.clip(yi, 0, h - 1), np.clip(xi, 0, w - 1)]
+            out += (wgt * ok)[..., None] * vals
+    return out
+
+
+def test_wanet_field_equals_official_seeded_draw():
+    torch.manual_seed(1234)
+    ins = torch.rand(1, 2, 4, 4) * 2 - 1  # official train.py
+    ins = ins / torch.mean(torch.abs(ins))
+    t = WaNet(WaNetParams(seed=1234))
+    torch.testing.assert_close(t.field, ins, rtol=0, atol=0)
+    assert torch.equal(wanet_control_field(4, torch.Generator().manual_seed(1234)), ins)
+
+
+@pytest.mark.parametrize("h,w", [(32, 32), (40, 56)])
+def test_wanet_matches_numpy_reference(h, w):
+    k, s = 4, 0.5
+    field = wanet_control_field(k, torch.Generator().manual_seed(0)).double()
+    x = _imgs(2, h=h, w=w)
+    out = wanet(x, field, s=s)
+    f = field[0].numpy()
+    nx, ny = _np_bicubic_align_corners(f[0], h, w), _np_bicubic_align_corners(f[1], h, w)
+    yy, xx = np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, w), indexing="ij")
+    gx, gy = np.clip(xx + s * nx / w, -1, 1), np.clip(yy + s * ny / h, -1, 1)
+    for i in range(2):
+        np.testing.assert_allclose(_np(out[i]), np.clip(_np_grid_sample(_np(x[i]), gx, gy), 0, 1), atol=1e-10)
+    if h == w:  # the official square construction, literally
+        ins_up = F.interpolate(field, size=h, mode="bicubic", align_corners=True).permute(0, 2, 3, 1)
+        a = torch.linspace(-1, 1, steps=h, dtype=torch.float64)
+        gx_, gy_ = torch.meshgrid(a, a, indexing="ij")
+        grid = torch.clamp(torch.stack((gy_, gx_), 2)[None] + s * ins_up / h, -1, 1)
+        torch.testing.assert_close(out, F.grid_sample(x, grid.expand(2, -1, -1, -1), align_corners=True))
+
+
+def test_wanet_noise_mode_is_seeded_and_differs():
+    t = WaNet(WaNetParams(seed=0, mode="noise"))
+    x = _imgs(2, h=32, w=32).float()
+    a = t.inject_trigger(x, generator=torch.Generator().manual_seed(5))
+    b = t.inject_trigger(x, generator=torch.Generator().manual_seed(5))
+    c = t.inject_trigger(x, generator=torch.Generator().manual_seed(6))
+    warp = WaNet(WaNetParams(seed=0)).inject_trigger(x)
+    assert torch.equal(a, b) and not torch.equal(a, c) and not torch.equal(a, warp)
+
+
+# ---------------------------------------------------------------- FIBA
+def _np_fiba(img: np.ndarray, trg: np.ndarray, alpha: float, beta: float) -> np.ndarray:
+    """HazardFY/FIBA ``Fourier_pattern`` for one C×H×W image (numpy in place of cupy), 0–255."""
+    fft_trg = np.fft.fft2(trg, axes=(-2, -1))
+    amp_trg_shift = np.fft.fftshift(np.abs(fft_trg), axes=(-2, -1))
+    fft_src = np.fft.fft2(img, axes=(-2, -1))
+    amp_src, pha_src = np.abs(fft_src), np.angle(fft_src)
+    amp_src_shift = np.fft.fftshift(amp_src, axes=(-2, -1))
+    _c, h, w = img.shape
+    b = int(np.floor(np.amin((h, w)) * beta))
+    c_h, c_w = int(np.floor(h / 2.0)), int(np.floor(w / 2.0))
+    h1, h2, w1, w2 = c_h - b, c_h + b + 1, c_w - b, c_w + b + 1
+    amp_src_shift[:, h1:h2, w1:w2] = (
+        amp_src_shift[:, h1:h2, w1:w2] * (1 - alpha) + amp_trg_shift[:, h1:h2, w1:w2] * alpha
+    )
+    amp_src = np.fft.ifftshift(amp_src_shift, axes=(-2, -1))
+    return np.clip(np.real(np.fft.ifft2(amp_src * np.exp(1j * pha_src), axes=(-2, -1))), 0, 255)
+
+
+@pytest.mark.parametrize("h,w", [(64, 64), (48, 70)])
+def test_fiba_matches_official_numpy(h, w):
+    x = _imgs(2, h=h, w=w)
+    trg = _imgs(1, h=h, w=w, seed=9)
+    out = fiba(x, trg, alpha=0.15, beta=0.1)
+    for i in range(2):
+        ref = _np_fiba(x[i].numpy() * 255, trg[0].numpy() * 255, 0.15, 0.1) / 255
+        np.testing.assert_allclose(out[i].numpy(), ref, atol=1e-10)
+
+
+def test_fiba_class_embedded_pattern_and_strength():
+    pytest.importorskip("skimage")
+    t = FIBA(FIBAParams())
+    assert t.pattern.dtype == torch.uint8
+    x = _imgs(2, h=64, w=64).float()
+    assert torch.equal(t.inject_trigger(x, strength=0.0), x)
+    out = t.inject_trigger(x, strength=torch.tensor([1.0, 0.5]))
+    trg = t.trigger_for(x)
+    torch.testing.assert_close(out[1:], fiba(x[1:], trg, alpha=0.075))
+    assert (out - x).abs().max() > 1e-3
