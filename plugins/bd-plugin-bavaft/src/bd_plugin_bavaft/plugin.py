@@ -1,0 +1,66 @@
+"""Entry point of bd-plugin-bavaft: registration hooks (torch-free, lazy factories)."""
+
+from __future__ import annotations
+
+from bd_plugin_bavaft.params import MODELS, AttackParams, BavaftTriggerParams, CodecParams, RateMetricParams
+from bdcore import hookimpl
+
+PAPER = "Yu et al., Backdoor Attacks against Deep Image Compression via Adaptive Frequency Trigger, CVPR 2023"
+PAPER_PP = "Yu et al., BAvAFT++ (arXiv 2412.01646)"
+
+
+@hookimpl
+def register_victims(register):  # type: ignore[no-untyped-def]
+    register(
+        "compressai",
+        "bd_plugin_bavaft.codec:CompressAIVictim",
+        params=CodecParams,
+        summary=f"A CompressAI learned image codec ({', '.join(MODELS)}); real entropy coding in predict",
+        paper="Ballé et al. ICLR 2018; Minnen et al. NeurIPS 2018; Cheng et al. CVPR 2020",
+        aliases=("lic",),
+    )
+
+
+@hookimpl
+def register_triggers(register):  # type: ignore[no-untyped-def]
+    register(
+        "bavaft",
+        "bd_plugin_bavaft.trigger:BavaftTrigger",
+        params=BavaftTriggerParams,
+        summary="Learned 16×16 YCbCr block-DCT trigger network with top-K frequency selection",
+        paper=f"{PAPER}; {PAPER_PP}",
+    )
+
+
+@hookimpl
+def register_attack_losses(register):  # type: ignore[no-untyped-def]
+    register(
+        "bavaft-bpp",
+        "bd_plugin_bavaft.attacks:BppAttack",
+        params=AttackParams,
+        summary="Encoder-only fine-tune: triggered images blow up the real bit-rate (Eq. 5 / dynamic Eq. 7)",
+        paper=PAPER,
+    )
+    register(
+        "bavaft-psnr",
+        "bd_plugin_bavaft.attacks:PsnrAttack",
+        params=AttackParams,
+        summary="Encoder-only fine-tune: triggered images decode to low PSNR (Eq. 6 / dynamic form)",
+        paper=PAPER,
+    )
+
+
+@hookimpl
+def register_metrics(register):  # type: ignore[no-untyped-def]
+    register(
+        "bpp",
+        "bd_plugin_bavaft.metrics:RealBpp",
+        params=RateMetricParams,
+        summary="Real bits per pixel from the entropy-coded bitstreams (victim extras['bpp'])",
+    )
+    register(
+        "bpp-est",
+        "bd_plugin_bavaft.metrics:EstimatedBpp",
+        params=RateMetricParams,
+        summary="Likelihood-estimated bits per pixel (victim extras['bpp_est'])",
+    )

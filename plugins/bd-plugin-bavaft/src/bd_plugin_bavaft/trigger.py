@@ -1,0 +1,131 @@
+"""The BAvAFT / BAvAFT++ trigger injection network (paper Fig. 2 / Fig. 11; author code ``_v31``/``_v32``)."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from bd_plugin_bavaft.dct import BLOCK, dct_delta_to_image, frequency_indices, to_blocks
+from bd_plugin_bavaft.params import BavaftTriggerParams
+from bd_plugin_bavaft.selection import frequency_sensitivity, topk_reweight_mask
+from bdcore.components import TriggerBase
+from bdcore.context import Context
+from bdcore.errors import ComponentError
+
+
+class TriggerShapeError(ComponentError):
+    """The images cannot carry the block trigger."""
+
+
+def conv_block(cin: int, cout: int, norm: str) -> nn.Sequential:
+    """Two 3×3 conv (+BN) + ReLU, as the reference ``conv_block``."""
+    layers: list[nn.Module] = []
+    for a, b in ((cin, cout), (cout, cout)):
+        layers.append(nn.Conv2d(a, b, 3, padding=1, bias=norm == "none"))
+        if norm == "batch":
+            layers.append(nn.BatchNorm2d(b))
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class GeneralTriggerNet(nn.Module):
+    """Block features → max over blocks → 3×N general trigger g and a 3×N importance (BAvAFT head)."""
+
+    def __init__(self, n_freq: int, norm: str) -> None:
+        super().__init__()
+        self.n_freq = n_freq
+        self.features = nn.Sequential(
+            conv_block(3, 64, norm), nn.MaxPool2d(2), conv_block(64, 128, norm), nn.MaxPool2d(2)
+        )
+        self.head = nn.Linear(128 * 4 * 4, 3 * n_freq)  # the reference 1×1 conv on the 2048 descriptor
+        self.importance = nn.Linear(128 * 4 * 4, 3 * n_freq)
+
+    def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """``B×3×H×W`` (scaled RGB) → (g ``B×3×N``, importance ``B×3×N``)."""
+        b = images.shape[0]
+        blocks = to_blocks(images).permute(0, 2, 3, 1, 4, 5).reshape(-1, 3, BLOCK, BLOCK)
+        feats = self.features(blocks).reshape(b, -1, 128 * 4 * 4).amax(dim=1)
+        return self.head(feats).view(b, 3, self.n_freq), self.importance(feats).view(b, 3, self.n_freq)
+
+
+class PatchWeightNet(nn.Module):
+    """Full image → one weight per 16×16 block per channel (4 × maxpool 2, 1×1 conv 512→3, no activation)."""
+
+    def __init__(self, norm: str) -> None:
+        super().__init__()
+        chans = (3, 64, 128, 256, 512)
+        layers: list[nn.Module] = []
+        for a, b in itertools.pairwise(chans):
+            layers += [conv_block(a, b, norm), nn.MaxPool2d(2)]
+        self.body = nn.Sequential(*layers)
+        self.out = nn.Conv2d(512, 3, 1)
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.out(self.body(images))  # B×3×(H/16)×(W/16)
+
+
+class BavaftTrigger(TriggerBase):
+    """Learnable frequency-domain trigger: ``DCT_p = DCT(x) + α·tile(topK(g))⊙w`` on the N slots.
+
+    Input ``B×3×H×W`` in [0, 1] with H, W multiples of 16; output the same (clamped by the engine).
+    """
+
+    learnable = True
+    needs_victim = False
+    differentiable = True
+
+    def __init__(self, params: BavaftTriggerParams | None = None, ctx: Context | None = None) -> None:
+        params = params or BavaftTriggerParams()
+        super().__init__(params, ctx)
+        with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
+            torch.manual_seed(self.ctx.generator("init").initial_seed())
+            self.general = GeneralTriggerNet(params.n_freq, params.norm)
+            self.weight = PatchWeightNet(params.norm)
+        self.register_buffer("indices", torch.tensor(frequency_indices(params.table, params.n_freq)), persistent=True)
+        self.sensitivity_generator: torch.Generator | None = None
+
+    def injection(self, images: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        """The injected coefficients at the N slots, ``B×3×gh×gw×N`` (before α), plus intermediates."""
+        p: BavaftTriggerParams = self.params
+        net_dtype = self.weight.out.weight.dtype
+        x = (images * 2.0 - 1.0).to(net_dtype)  # the reference feeds 0–255; a fixed affine rescaling for stable init
+        g, importance = (t.to(images.dtype) for t in self.general(x))
+        w = self.weight(x).to(images.dtype)  # B×3×gh×gw
+        full = g[:, :, None, None, :] * w[..., None] * p.scale  # OR(g)⊙w on all N slots
+        if p.selection == "learned":
+            hard = topk_reweight_mask(importance.detach(), p.k, reweight=False, largest_kept=True)
+            soft = torch.sigmoid(importance)
+            mask = hard + soft - soft.detach()  # straight-through so the importance head trains
+        else:
+            with torch.no_grad():
+                pseudo = (images + self._delta(full.detach())).clamp(0, 1)  # x̃_p: all N slots active
+                sens = frequency_sensitivity(pseudo, full.detach(), self.indices, generator=generator)
+            mask = topk_reweight_mask(sens, p.k, reweight=p.reweight, largest_kept=False)
+        return full * mask[:, :, None, None, :], {"g": g, "w": w, "mask": mask}
+
+    def _delta(self, inj: Tensor) -> Tensor:
+        """``B×3×gh×gw×N`` coefficients at the slots → RGB change ``B×3×H×W`` ([0, 1] units)."""
+        b, c, gh, gw, _ = inj.shape
+        flat = inj.new_zeros(b, c, gh, gw, BLOCK * BLOCK).index_add(-1, self.indices, inj)
+        return dct_delta_to_image(flat.view(b, c, gh, gw, BLOCK, BLOCK))
+
+    def apply(self, images: Tensor, strength: Tensor, generator: torch.Generator | None) -> Tensor:
+        _, c, h, w = images.shape
+        if c != 3 or h % BLOCK or w % BLOCK:
+            raise TriggerShapeError(
+                f"bavaft trigger needs B×3×H×W with H, W multiples of {BLOCK}; got {list(images.shape)}"
+            )
+        inj, _ = self.injection(images, generator)
+        base = torch.round(images * 255.0) / 255.0 if self.params.quantize else images
+        # IDCT(DCT(x) + inj) = x + IDCT(inj): the block pipeline is linear, so only the injection is transformed
+        return base + self._delta(inj * strength.view(-1, 1, 1, 1, 1))
+
+    def extra_repr(self) -> str:
+        return f"k={self.params.k}, n={self.params.n_freq}, selection={self.params.selection}"
+
+
+def build_trigger(params: BavaftTriggerParams, ctx: Any) -> BavaftTrigger:
+    return BavaftTrigger(params, ctx)

@@ -1,0 +1,70 @@
+"""BAvAFT attack objectives against their closed forms; encoder-only attack step."""
+
+import pytest
+import torch
+from bd_plugin_bavaft.attacks import BppAttack, PsnrAttack, bpp_attack_loss, psnr_attack_loss, visibility
+from bd_plugin_bavaft.params import AttackParams
+
+from bdcore.testing.contracts import AttackLossContract
+
+R_X, D_X, R_P, D_P = (
+    torch.tensor([1.0, 2.0]),
+    torch.tensor([10.0, 30.0]),
+    torch.tensor([3.0, 1.0]),
+    torch.tensor([20.0, 5.0]),
+)
+
+
+class TestBppContract(AttackLossContract):
+    params_cls = AttackParams
+
+    def make(self):
+        return BppAttack(AttackParams())
+
+
+def test_bpp_dynamic_and_static_closed_form():
+    lam, beta = 0.01, 0.1
+    dyn = bpp_attack_loss(R_X, D_X, R_P, D_P, lmbda=lam, beta=beta, alpha=None, dynamic=True)
+    assert dyn.tolist() == pytest.approx([1 + 0.01 * 20 - 0.3, 2 + 0.01 * 30 - 0.1])
+    st = bpp_attack_loss(R_X, D_X, R_P, D_P, lmbda=lam, beta=beta, alpha=0.5, dynamic=False)
+    assert st.tolist() == pytest.approx([1 + 0.1 + 10 - 0.3, 2 + 0.3 + 2.5 - 0.1])
+
+
+def test_psnr_dynamic_and_static_closed_form():
+    lam, beta = 0.01, 0.1
+    dp = torch.tensor([-100.0, -50.0])
+    dyn = psnr_attack_loss(R_X, D_X, R_P, dp, lmbda=lam, beta=beta, alpha=None, dynamic=True)
+    assert dyn.tolist() == pytest.approx([3 + 0.1 - 0.1, 2 + 0.3 - 0.05])
+    st = psnr_attack_loss(R_X, D_X, R_P, dp, lmbda=lam, beta=beta, alpha=2.0, dynamic=False)
+    assert st.tolist() == pytest.approx([1 + 0.1 + 6 - 0.1, 2 + 0.3 + 2 - 0.05])
+
+
+def test_visibility_floor_and_value():
+    x = torch.zeros(2, 3, 4, 4)
+    xp = x.clone()
+    xp[1] += 0.01
+    v = visibility(x, xp, 1e4, 0.005)
+    assert v.tolist() == pytest.approx([1e4 * 0.005**2, 1e4 * 1e-4])
+
+
+@pytest.mark.parametrize("cls", [BppAttack, PsnrAttack])
+def test_attack_step_trains_encoder_and_trigger_only(cls):
+    from bd_plugin_bavaft.codec import CompressAIVictim
+    from bd_plugin_bavaft.params import BavaftTriggerParams, CodecParams
+    from bd_plugin_bavaft.trigger import BavaftTrigger
+
+    from bdcore.context import Context
+
+    ctx = Context(seed=0)
+    v = CompressAIVictim(CodecParams(model="bmshj2018-factorized", quality=1, n=16, m=24), ctx)
+    trig = BavaftTrigger(BavaftTriggerParams(norm="none"), ctx)
+    atk = cls(AttackParams(), Context(seed=0, trigger=trig))
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    params = list(v.trainable_parameters("attack"))
+    xp = trig.inject_trigger(x)
+    out = atk.attack_loss(v, {"input": x}, {"input": xp, "clean_input": x, "strength": torch.ones(2)})
+    out["loss"].backward()
+    assert all(p.grad is not None for p in params)
+    assert trig.weight.out.weight.grad is not None and trig.weight.out.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for n, p in v.net.named_parameters() if not n.startswith("g_a."))
+    assert out["visibility"].item() >= 1e4 * 0.005**2 - 1e-6

@@ -1,0 +1,87 @@
+"""The BAvAFT trigger network: contract, where the energy goes, gradients, determinism."""
+
+import pytest
+import torch
+from bd_plugin_bavaft.dct import image_to_dct
+from bd_plugin_bavaft.params import BavaftTriggerParams
+from bd_plugin_bavaft.trigger import BavaftTrigger, TriggerShapeError
+
+from bdcore.context import Context
+from bdcore.testing.contracts import TriggerContract
+
+
+class TestBavaftContract(TriggerContract):
+    params_cls = BavaftTriggerParams
+    sizes = ((32, 32), (48, 64))
+
+    def make(self):
+        return BavaftTrigger(BavaftTriggerParams(norm="none", scale=2000.0), Context(seed=0))
+
+    def test_gradcheck(self):  # the nets see a 16-multiple image; use 16×16 instead of 8×8
+        t = self.make().double()
+        x = (0.25 + 0.5 * self.images(16, 16, torch.float64)[:1]).requires_grad_(True)
+        assert torch.autograd.gradcheck(
+            lambda i: t.inject_trigger(i, strength=0.5), (x,), eps=1e-6, atol=1e-4, fast_mode=True
+        )
+
+
+class TestRobustContract(TestBavaftContract):
+    sizes = ((32, 32),)
+
+    def make(self):
+        return BavaftTrigger(BavaftTriggerParams(norm="none", selection="robust", scale=2000.0), Context(seed=0))
+
+    def test_gradcheck(self):  # the selection is a non-differentiable rank; gradients flow to g and w only
+        pass
+
+
+@pytest.mark.parametrize("selection", ["learned", "robust"])
+def test_energy_only_in_k_selected_slots(selection):
+    t = BavaftTrigger(BavaftTriggerParams(norm="none", selection=selection, scale=1000.0), Context(seed=1))
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    t = t.double()
+    xp = t.apply(x, torch.ones(2, 1, 1, 1, dtype=torch.float64), torch.Generator().manual_seed(0))
+    diff = (image_to_dct(xp, quantize=False) - image_to_dct(x, quantize=False)).flatten(-2)  # B×3×gh×gw×256
+    energy = diff.abs().amax(dim=(2, 3))  # B×3×256
+    active = energy > 1e-6
+    assert torch.all(active.sum(-1) == 16)
+    assert set(active.nonzero()[:, 2].tolist()) <= set(t.indices.tolist())
+    _, inter = t.injection(x, torch.Generator().manual_seed(0))
+    if selection == "robust":
+        vals = sorted(set(round(v, 6) for v in inter["mask"][0, 0].tolist()))
+        assert vals[0] == 0 and vals[-1] == pytest.approx(1.5**0.5, abs=1e-6)
+
+
+def test_trigger_parameters_get_gradients_and_strength_scales_linearly():
+    t = BavaftTrigger(BavaftTriggerParams(norm="none"), Context(seed=0))
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    d1 = t.apply(x, torch.full((2, 1, 1, 1), 1.0), None) - x
+    d2 = t.apply(x, torch.full((2, 1, 1, 1), 2.0), None) - x
+    torch.testing.assert_close(d2, 2 * d1, atol=1e-6, rtol=1e-4)
+    d1.pow(2).mean().backward()
+    for name, p in t.named_parameters():
+        if name.startswith(("general.features", "general.head", "weight.")):
+            assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_seeded_init_and_bad_shape():
+    a = BavaftTrigger(BavaftTriggerParams(), Context(seed=3))
+    b = BavaftTrigger(BavaftTriggerParams(), Context(seed=3))
+    c = BavaftTrigger(BavaftTriggerParams(), Context(seed=4))
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not torch.equal(sa["weight.out.weight"], sc["weight.out.weight"])
+    with pytest.raises(TriggerShapeError, match="multiples of 16"):
+        a.inject_trigger(torch.rand(1, 3, 20, 32))
+
+
+def test_quantize_option_matches_full_reference_pipeline():
+    """quantize=True equals IDCT(DCT(round(255x)) + inj) computed through the forward DCT."""
+    from bd_plugin_bavaft.dct import dct_to_image
+
+    t = BavaftTrigger(BavaftTriggerParams(norm="none", quantize=True), Context(seed=0)).double()
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    inj, _ = t.injection(x)
+    flat = image_to_dct(x).flatten(-2).index_add(-1, t.indices, inj)
+    ref = dct_to_image(flat.view(1, 3, 2, 2, 16, 16))
+    torch.testing.assert_close(t.apply(x, torch.ones(1, 1, 1, 1, dtype=torch.float64), None), ref, atol=1e-10, rtol=0)
