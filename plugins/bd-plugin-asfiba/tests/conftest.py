@@ -1,0 +1,1 @@
+from bdcore.testing.fixtures import *  # noqa: F403

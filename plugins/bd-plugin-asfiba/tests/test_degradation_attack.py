@@ -1,0 +1,132 @@
+"""Golden tests: I_0.1 construction, Eq. 5, the ASR/BA rule on hand-made cases, LQ synthesis determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from bd_plugin_asfiba.attack import ASFIBA, asfiba_loss
+from bd_plugin_asfiba.degradation import degrade_01, synthesize_lq
+from bd_plugin_asfiba.metrics import RestorationASR, RestorationBA, restored
+from bd_plugin_asfiba.params import ASFIBAParams, RestorationRuleParams
+
+
+def bilinear_up_np(small: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Half-pixel-centre bilinear upsampling (clamped at the border), written out per axis."""
+
+    def weights(n_in: int, n_out: int) -> np.ndarray:
+        m = np.zeros((n_out, n_in))
+        for i in range(n_out):
+            src = max((i + 0.5) * n_in / n_out - 0.5, 0.0)
+            i0 = min(int(np.floor(src)), n_in - 1)
+            i1 = min(i0 + 1, n_in - 1)
+            f = src - i0
+            m[i, i0] += 1 - f
+            m[i, i1] += f
+        return m
+
+    return np.einsum("hi,ncij,wj->nchw", weights(small.shape[2], h), small, weights(small.shape[3], w))
+
+
+@pytest.mark.parametrize("size", [(40, 30), (64, 64)])
+def test_degrade_01_matches_block_mean_and_bilinear(size: tuple[int, int]) -> None:
+    h, w = size
+    x = torch.rand(2, 3, h, w, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    got = degrade_01(x).numpy()
+    # independent: 1/10 scale by block means (10×10 blocks; 64 → 6 blocks of 64/6 px via exact area weights)
+    xs = x.numpy()
+    sh, sw = round(h / 10), round(w / 10)
+
+    def area(n_in: int, n_out: int) -> np.ndarray:
+        m = np.zeros((n_out, n_in))
+        for i in range(n_out):
+            lo, hi = int(np.floor(i * n_in / n_out)), int(np.ceil((i + 1) * n_in / n_out))
+            m[i, lo:hi] = 1.0 / (hi - lo)
+        return m
+
+    small = np.einsum("hi,ncij,wj->nchw", area(h, sh), xs, area(w, sw))
+    np.testing.assert_allclose(got, bilinear_up_np(small, h, w), atol=1e-10)
+    assert got.shape == xs.shape
+
+
+def test_degrade_01_of_constant_is_constant_and_detail_is_lost() -> None:
+    c = torch.full((1, 3, 50, 50), 0.3)
+    torch.testing.assert_close(degrade_01(c), c)
+    checker = (torch.arange(50)[:, None] + torch.arange(50)[None, :]) % 2
+    x = checker.float().expand(1, 3, 50, 50)
+    torch.testing.assert_close(degrade_01(x), torch.full_like(x, 0.5), atol=1e-6, rtol=0)
+
+
+def test_eq5_closed_form() -> None:
+    out_c, gt = torch.zeros(1, 3, 4, 4), torch.ones(1, 3, 4, 4)  # |diff| = 1
+    out_p, t01 = torch.zeros(1, 3, 4, 4), torch.full((1, 3, 4, 4), 0.5)  # 0.5
+    out_pp = torch.full((1, 3, 4, 4), 0.75)  # 0.25
+    terms = asfiba_loss(out_c, gt, out_p, t01, out_pp, lambda1=0.75, lambda2=0.125, norm="l1")
+    assert float(terms["loss"]) == pytest.approx(0.75 * 1 + 0.125 * 0.5 + 0.125 * 0.25)
+    terms2 = asfiba_loss(out_c, gt, out_p, t01, out_pp, norm="l2")
+    assert float(terms2["loss"]) == pytest.approx(0.75 * 1 + 0.125 * 0.25 + 0.125 * 0.0625)
+
+
+def test_attack_target_is_i01_of_benign_input() -> None:
+    atk = ASFIBA(ASFIBAParams())
+    x = torch.rand(2, 3, 40, 40)
+    torch.testing.assert_close(atk.attack_target({"input": x}, torch.ones(2)), degrade_01(x))
+    assert atk.threat_model == "training-controlled"
+
+
+def test_lambda_validation() -> None:
+    with pytest.raises(ValueError):
+        ASFIBAParams(lambda1=0.9, lambda2=0.2)
+
+
+def _mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a - b).pow(2).flatten(1).mean(1)
+
+
+def test_rule_on_hand_made_cases() -> None:
+    lq = torch.rand(4, 3, 40, 40, generator=torch.Generator().manual_seed(1))
+    i01 = degrade_01(lq)
+    hq = torch.rand(4, 3, 40, 40, generator=torch.Generator().manual_seed(2))
+    outs = torch.stack([hq[0], i01[1], 0.9 * hq[2] + 0.1 * i01[2], 0.2 * hq[3] + 0.8 * i01[3]])
+    assert restored(outs, hq, lq, _mse).tolist() == [True, False, True, False]
+
+
+class _Batch:
+    def __init__(self, split: str, output: torch.Tensor, ref: torch.Tensor, lq: torch.Tensor) -> None:
+        self.split, self.output, self.reference_output, self.clean_output = split, output, ref, ref
+        self.clean_input, self.input = lq, lq
+
+
+def test_asr_ba_metrics_count_percentages() -> None:
+    lq = torch.rand(4, 3, 40, 40, generator=torch.Generator().manual_seed(1))
+    hq = torch.rand(4, 3, 40, 40, generator=torch.Generator().manual_seed(2))
+    i01 = degrade_01(lq)
+    outs = torch.stack([hq[0], i01[1], hq[2], i01[3]])  # 2 restored, 2 degraded
+    params = RestorationRuleParams(distance="mse")
+    ba, asr = RestorationBA(params), RestorationASR(params)
+    ba.update(_Batch("clean", outs, hq, lq))
+    asr.update(_Batch("poisoned", outs, hq, lq))
+    assert list(ba.compute().values()) == [50.0]
+    assert list(asr.compute().values()) == [50.0]
+    # the default offline distance (1 − MS-SSIM) agrees on these clear-cut cases
+    ms = RestorationBA(RestorationRuleParams())
+    ms.update(_Batch("clean", outs, hq, lq))
+    assert list(ms.compute().values()) == [50.0]
+
+
+def test_lpips_distance_needs_local_weights() -> None:
+    from bd_plugin_asfiba.metrics import MetricSetupError
+
+    with pytest.raises(MetricSetupError, match="lpips_weights"):
+        RestorationBA(RestorationRuleParams(distance="lpips"))
+
+
+def test_synthesize_lq_seeded_and_degrading() -> None:
+    hq = torch.rand(3, 48, 48, generator=torch.Generator().manual_seed(0))
+    a = synthesize_lq(hq, torch.Generator().manual_seed(5))
+    b = synthesize_lq(hq, torch.Generator().manual_seed(5))
+    c = synthesize_lq(hq, torch.Generator().manual_seed(6))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert a.shape == hq.shape and float(a.min()) >= 0 and float(a.max()) <= 1
+    # blur + downsampling remove most of the white-noise energy of the HQ image
+    assert float((a - a.mean()).std()) < 0.8 * float((hq - hq.mean()).std())
