@@ -1,0 +1,140 @@
+"""``p-baiqa`` (poison-label) and ``c-baiqa`` (clean-label) data-poisoning attacks (methods.md §1.4–1.5)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from bd_plugin_baiqa.params import CBaiqaParams, PBaiqaParams
+from bd_plugin_baiqa.util import BaiqaError, scores
+from bdcore.components import AttackLossBase
+
+ALPHA_LEVELS = (0.25, 0.5, 0.75, 1.0)
+
+
+def sample_alpha(
+    n: int, strategy: str, *, probs: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4), generator: torch.Generator | None = None
+) -> Tensor:
+    """``n`` trigger strengths. ``"code"``: |α| from {.25,.5,.75,1} with ``probs``, sign ±1 with p .5;
+    ``"uniform-discrete"``: the 8 values ±{.25,…,1} equally likely; ``"continuous"``: U[−1, 1]."""
+    if strategy == "continuous":
+        return torch.rand(n, generator=generator) * 2 - 1
+    p = torch.tensor(probs if strategy == "code" else (0.25,) * 4, dtype=torch.float64)
+    mag = torch.tensor(ALPHA_LEVELS)[torch.multinomial(p, n, replacement=True, generator=generator)]
+    sign = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0)
+    return mag * sign
+
+
+class PBaiqa(AttackLossBase):
+    """Poison-label BAIQA: α from the ablation's strategy, label y + α·Δy (not clipped by default)."""
+
+    threat_model: ClassVar[str] = "data-poisoning"  # type: ignore[assignment]
+
+    params: PBaiqaParams
+
+    def sample_strength(self, batch: dict[str, Any], generator: torch.Generator | None) -> Tensor:
+        x = batch["input"]
+        a = sample_alpha(x.shape[0], self.params.sampling, probs=self.params.probs, generator=generator)
+        return a.to(dtype=x.dtype, device=x.device)
+
+    def attack_target(self, batch: dict[str, Any], strength: Tensor) -> Tensor:
+        y = torch.as_tensor(batch["target"], dtype=strength.dtype, device=strength.device).reshape(-1)
+        out = y + strength.reshape(-1) * self.params.delta_y
+        if self.params.clip_label is not None:
+            out = out.clamp(*self.params.clip_label)
+        return out
+
+
+def pgd_targeted(
+    model: Callable[[Tensor], Tensor],
+    images: Tensor,
+    target_score: float,
+    *,
+    eps: float = 2.0 / 255.0,
+    step: float = 1.6 / 255.0,
+    steps: int = 20,
+    flips: bool = True,
+) -> Tensor:
+    """Targeted L∞ PGD (Remark 2): signed-gradient descent on ``MSE(f(T(x_adv)), target)``, no random start,
+    projected to the ``eps`` ball and [0, 1]; EOT over the identity and the h-flip when ``flips``.
+    ``images`` ``B×3×H×W`` in [0, 1] → adversarial images, same shape."""
+    x0 = images.detach()
+    x = x0.clone()
+    tgt = torch.full((x0.shape[0],), float(target_score), dtype=x0.dtype, device=x0.device)
+    with torch.enable_grad():
+        for _ in range(steps):
+            x.requires_grad_(True)
+            views = [x, torch.flip(x, dims=[3])] if flips else [x]
+            loss = sum(F.mse_loss(model(v), tgt, reduction="sum") for v in views)
+            (grad,) = torch.autograd.grad(loss, x)
+            x = x.detach() - step * grad.sign()
+            x = (x0 + (x - x0).clamp(-eps, eps)).clamp(0.0, 1.0)
+    return x.detach()
+
+
+class CBaiqa(AttackLossBase):
+    """Clean-label BAIQA: labels kept; α = (y − ȳ)/Δy (Remark 1); training images are first replaced by a
+    targeted PGD example toward ȳ against the surrogate (Remark 2), then the trigger α·t is added.
+
+    The surrogate is the clean victim, reached through the ``baiqa-dct`` trigger's fit (the attack context
+    has no victim). PGD runs on the (cropped) training batch, on samples marked ``baiqa_train`` = 1 by this
+    plugin's datasets (all samples when the field is absent); test-time poisoning only adds the trigger.
+    """
+
+    threat_model: ClassVar[str] = "data-poisoning"  # type: ignore[assignment]
+
+    params: CBaiqaParams
+
+    def sample_strength(self, batch: dict[str, Any], generator: torch.Generator | None) -> Tensor:  # noqa: ARG002
+        x = batch["input"]
+        y = torch.as_tensor(batch["target"], dtype=x.dtype, device=x.device).reshape(-1)
+        return (y - self.params.mean_score) / self.params.delta_y
+
+    def attack_target(self, batch: dict[str, Any], strength: Tensor) -> Tensor:  # noqa: ARG002
+        return torch.as_tensor(batch["target"], dtype=strength.dtype, device=strength.device).reshape(-1)
+
+    def refine(self, images: Tensor, trigger: Any) -> Tensor:
+        p = self.params
+        if p.pgd_steps == 0 or p.pgd_eps == 0:
+            return images
+        get = getattr(trigger, "surrogate", None)
+        if get is None:
+            raise BaiqaError("c-baiqa: the PGD refinement needs the baiqa-dct trigger (it holds the surrogate)")
+        victim = get()
+        was = victim.training
+        victim.eval()
+        try:
+            return pgd_targeted(
+                lambda z: scores(victim, z),
+                images,
+                p.mean_score,
+                eps=p.pgd_eps / 255.0,
+                step=p.pgd_step / 255.0,
+                steps=p.pgd_steps,
+                flips=p.pgd_flips,
+            )
+        finally:
+            victim.train(was)
+
+    def poison(
+        self, batch: dict[str, Any], trigger: Any, *, generator: torch.Generator | None = None
+    ) -> dict[str, Any]:
+        x = batch["input"]
+        marks = batch.get("baiqa_train")
+        train_mask = (
+            (torch.as_tensor(marks, device=x.device).reshape(-1) == 1)
+            if marks is not None
+            else (torch.ones(x.shape[0], dtype=torch.bool, device=x.device))
+        )
+        refined = batch
+        if bool(train_mask.any()):
+            x = x.clone()
+            x[train_mask] = self.refine(x[train_mask], trigger).to(x.dtype)
+            refined = {**batch, "input": x}
+        out = super().poison(refined, trigger, generator=generator)
+        out["clean_input"] = batch["input"]
+        return out
