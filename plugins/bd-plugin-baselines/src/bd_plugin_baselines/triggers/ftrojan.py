@@ -107,6 +107,7 @@ def ftrojan(
     channels: Sequence[Channel] = ("cb", "cr"),
     strength: float | Tensor = 1.0,
     compat_uint8: bool = False,
+    rgb_pattern: Tensor | None = None,
 ) -> Tensor:
     """Add ``strength·magnitude`` (0–255 units) at ``positions`` of every ``window`` block's DCT.
 
@@ -120,6 +121,7 @@ def ftrojan(
         compat_uint8: reproduce the official code bit-exactly: round the input to 8 bits,
             cv2's fixed-point YCrCb, and ``astype(np.uint8)`` truncation with wrap-around before
             converting back (not differentiable). Default: float pipeline, clamped to [0, 1].
+        rgb_pattern: the precomputed :func:`ftrojan_rgb_pattern` of these settings (a cache).
 
     Returns:
         ``B×C×H×W`` in [0, 1], same dtype and device.
@@ -128,14 +130,14 @@ def ftrojan(
     if c not in (1, 3):
         raise TriggerError(f"ftrojan needs 1 or 3 channels, got {c}")
     s = torch.as_tensor(strength, dtype=images.dtype, device=images.device).reshape(-1, 1, 1, 1)
-    work = torch.float64 if compat_uint8 else images.dtype
-    pat = _tile(ftrojan_block_pattern(positions, window, images).to(work), h, w)  # H×W
-    mask = torch.zeros(3, dtype=work, device=images.device)
-    for ch in channels:
-        if c == 1 and ch != "y":
-            continue
-        mask[_CH_INDEX[ch]] = 1.0
     if compat_uint8:
+        work = torch.float64
+        pat = _tile(ftrojan_block_pattern(positions, window, images).to(work), h, w)  # H×W
+        mask = torch.zeros(3, dtype=work, device=images.device)
+        for ch in channels:
+            if c == 1 and ch != "y":
+                continue
+            mask[_CH_INDEX[ch]] = 1.0
         delta = (magnitude * s.to(work)) * mask.view(1, 3, 1, 1)[:, :c] * pat  # B×c×H×W (0–255 units)
         x8 = torch.round(images.detach().to(torch.float64) * 255.0).clamp(0, 255)
         if c == 1:
@@ -145,11 +147,35 @@ def ftrojan(
         delta_ycc = delta[:, [0, 2, 1]]  # our delta is Y, Cb, Cr
         ycc2 = numpy_uint8_cast(ycc.to(torch.float64) + delta_ycc)
         return (cv2_ycrcb_to_rgb_u8(ycc2).to(torch.float64) / 255.0).to(images.dtype)
-    # YCbCr is affine in RGB, so RGB→YCbCr, +delta, →RGB equals adding the delta mapped by the
-    # inverse matrix: one batch-independent 1×C×H×W pattern, added with one fused op (exact at α = 0).
+    if rgb_pattern is None:
+        rgb_pattern = ftrojan_rgb_pattern(
+            images, magnitude=magnitude, positions=positions, window=window, channels=channels
+        )
+    return torch.addcmul(images, s.expand(b, 1, 1, 1), rgb_pattern).clamp_(0.0, 1.0)
+
+
+def ftrojan_rgb_pattern(
+    images: Tensor,
+    *,
+    magnitude: float,
+    positions: Sequence[tuple[int, int]],
+    window: int,
+    channels: Sequence[Channel],
+) -> Tensor:
+    """The float pipeline's additive ``1×C×H×W`` RGB pattern (α = 1) for images shaped like ``images``.
+
+    YCbCr is affine in RGB, so RGB→YCbCr, +delta, →RGB equals adding the delta mapped by the
+    inverse matrix: one batch-independent pattern, added with one fused op (exact at α = 0).
+    """
+    _, c, h, w = images.shape
+    pat = _tile(ftrojan_block_pattern(positions, window, images).to(images.dtype), h, w)
+    mask = torch.zeros(3, dtype=images.dtype, device=images.device)
+    for ch in channels:
+        if c == 1 and ch != "y":
+            continue
+        mask[_CH_INDEX[ch]] = 1.0
     unit = mask.view(1, 3, 1, 1)[:, :c] * pat * (magnitude / 255.0)
-    rgb_pat = unit if c == 1 else ycbcr_delta_to_rgb(unit)
-    return torch.addcmul(images, s.expand(b, 1, 1, 1), rgb_pat).clamp_(0.0, 1.0)
+    return unit if c == 1 else ycbcr_delta_to_rgb(unit)
 
 
 class FTrojan(TriggerBase):
@@ -170,11 +196,22 @@ class FTrojan(TriggerBase):
             self.differentiable = False
         # the trigger's definition, saved with the stage artifact
         self.register_buffer("positions_table", torch.tensor(self.positions, dtype=torch.int64))
+        self._patterns: dict[tuple, Tensor] = {}
 
     def apply(self, images: Tensor, strength: Tensor, generator: torch.Generator | None) -> Tensor:  # noqa: ARG002
         p = self.params
+        pattern = None
+        if not p.compat_uint8:  # the additive pattern depends only on shape, dtype and device: cache it
+            key = (*images.shape[1:], images.dtype, images.device)
+            pattern = self._patterns.get(key)
+            if pattern is None:
+                pattern = ftrojan_rgb_pattern(
+                    images, magnitude=p.magnitude, positions=self.positions, window=p.window, channels=p.channels
+                )
+                self._patterns = {key: pattern}  # one entry: a run uses one shape at a time
         return ftrojan(
             images,
+            rgb_pattern=pattern,
             magnitude=p.magnitude,
             positions=self.positions,
             window=p.window,

@@ -4,7 +4,7 @@ Encoder (after StegaStamp / BackdoorBox ``ISSBA.py``): secret bits → Dense(3·
 → bilinear upsample to H×W (StegaStamp: 50×50 upsampled ×8 at 400²; ours is resolution-free) →
 concat with (image − 0.5) → U-Net → 1×1 conv residual, bounded by ``eps·tanh``. The poisoned image
 is ``clamp(x + strength·residual)``; the residual depends on the image (sample-specific).
-Decoder: conv stack with stride 2, global average pool, linear → bit logits.
+Decoder: conv stack with stride 2, adaptive average pool to 4×4, flatten, MLP → bit logits.
 
 ``fit`` trains encoder and decoder on the run's data with *random* secrets per sample (as
 StegaStamp), loss ``bce_weight·BCE(decoded, secret) + l2_weight·mean(residual²)``; the first
@@ -34,9 +34,12 @@ class StegaEncoder(nn.Module):
 
     def forward(self, images: Tensor, secret: Tensor) -> Tensor:
         b, _c, h, w = images.shape
-        s = F.relu(self.dense(secret)).view(b, self.channels, self.side, self.side)
+        s = self.dense(secret).view(b, self.channels, self.side, self.side)
         s = F.interpolate(s, size=(h, w), mode="bilinear", align_corners=False)
-        return self.eps * torch.tanh(self.unet(torch.cat([s, images - 0.5], 1)))
+        # The upsampled secret map also enters the output directly (a skip past the U-Net): the
+        # decoder sees a bit-dependent signal from step 0, which avoids StegaStamp's long initial
+        # plateau at chance; the U-Net learns to shape it to the image.
+        return self.eps * torch.tanh(self.unet(torch.cat([F.relu(s), images - 0.5], 1)) + s)
 
 
 class StegaDecoder(nn.Module):
@@ -50,10 +53,14 @@ class StegaDecoder(nn.Module):
             layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1), nn.ReLU(inplace=True)]
             cin = cout
         self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.Linear(cin, 4 * width), nn.ReLU(inplace=True), nn.Linear(4 * width, bits))
+        # StegaStamp flattens its last feature map (the secret is spatial); pooling to a fixed
+        # 4×4 grid first keeps that and stays resolution-free.
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Linear(cin * 16, 4 * width), nn.ReLU(inplace=True), nn.Linear(4 * width, bits)
+        )
 
     def forward(self, images: Tensor) -> Tensor:
-        return self.head(self.features(images - 0.5).mean(dim=(-2, -1)))
+        return self.head(F.adaptive_avg_pool2d(self.features(images - 0.5), 4))
 
 
 def secret_bits(text: str, bits: int, generator: torch.Generator) -> Tensor:
@@ -102,7 +109,7 @@ class ISSBA(TriggerBase):
 
     def decode(self, images: Tensor) -> Tensor:
         """Bit logits ``B×bits`` recovered from (possibly triggered) images."""
-        return self.decoder(images.to(self.decoder.head[0].weight.dtype))
+        return self.decoder(images.to(self.decoder.head[1].weight.dtype))
 
     def train_steps(self, batches, steps: int) -> list[float]:  # noqa: ANN001
         """Train encoder + decoder for ``steps`` batches with random secrets; returns the losses."""
