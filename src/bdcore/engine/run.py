@@ -107,7 +107,11 @@ def finalize(runner: Runner, host: PluginHost) -> None:
                 names.append(name)
             grid_files[col] = names
     manifest = build_manifest(
-        runner.loaded, host, runner.device, "complete", {"stages": runner.keys, "reused": runner.reused}
+        runner.loaded,
+        host,
+        runner.device,
+        "complete",
+        {"stages": runner.keys, "stage_seconds": runner.seconds, "reused": runner.reused},
     )
     write_manifest(run_dir, manifest)
     write_report(

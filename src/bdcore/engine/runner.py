@@ -8,6 +8,7 @@ loads it (and says so in the log). Training stages checkpoint into their
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -90,6 +91,7 @@ class Runner:
         self.progress = progress
         self.rows: list[Row] = []
         self.keys: dict[str, str] = {}
+        self.seconds: dict[str, float] = {}
         self._clean_victim: Any = None
         self.artifacts: dict[str, Any] = {}
 
@@ -124,6 +126,15 @@ class Runner:
             return None
         return {"use": r.component.name, "params": r.params, "dist": str(r.component.provenance)}
 
+    @contextlib.contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        """Record the wall-clock seconds of a stage (``manifest.json``: ``stage_seconds``)."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = round(self.seconds.get(stage, 0.0) + time.perf_counter() - t0, 4)
+
     def say(self, message: str) -> None:
         log.info(message)
         append_line(self.run_dir / "run.log", message)
@@ -138,20 +149,25 @@ class Runner:
         t0 = time.perf_counter()
         torch.manual_seed(self.seed)
         self.say(f"run {self.loaded.name}: seed {self.seed}, device {self.device}, output {self.run_dir}")
-        self.data()
-        self.trigger = self.build_trigger()
-        self.attack_obj = self.build(self.loaded.attack, trigger=self.trigger) if self.loaded.attack else None
+        with self.timed("data"):
+            self.data()
+            self.trigger = self.build_trigger()
+            self.attack_obj = self.build(self.loaded.attack, trigger=self.trigger) if self.loaded.attack else None
         if (
             self.trigger is not None
             and getattr(self.trigger, "learnable", False)
             and self.spec.attack
             and self.spec.attack.fit_steps > 0
         ):
-            self.fit_trigger()
+            with self.timed("trigger-fit"):
+                self.fit_trigger()
         need_clean = self.spec.eval.clean_victim or self.spec.attack is None or self.spec.attack.from_clean
-        clean = self.clean_victim() if need_clean else None
-        attacked = self.attack() if self.attack_obj is not None else None
-        self.evaluate(clean, attacked)
+        with self.timed("clean-victim"):
+            clean = self.clean_victim() if need_clean else None
+        with self.timed("attack"):
+            attacked = self.attack() if self.attack_obj is not None else None
+        with self.timed("evaluate"):
+            self.evaluate(clean, attacked)
         self.say(f"finished in {time.perf_counter() - t0:.1f} s")
         return RunResult(self.run_dir, self.rows, self.reused)
 
