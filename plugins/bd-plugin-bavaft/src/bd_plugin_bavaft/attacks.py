@@ -149,7 +149,9 @@ class PsnrAttack(_BavaftAttack):
         self, victim: Any, x: Tensor, xp: Tensor, tp: Mapping[str, Tensor], r_x: Tensor, d_x: Tensor
     ) -> tuple[Tensor, dict[str, Tensor]]:
         p: AttackParams = self.params
-        mse_p = (tp["x_hat"] - x).pow(2).flatten(1).mean(1)
+        # A decoded image lives in [0, 1] (it is clamped when saved): without the clamp, −MSE is
+        # unbounded below and the encoder learns to blow x̂ up to 1e9 for clean images too.
+        mse_p = (tp["x_hat"].clamp(0.0, 1.0) - x).pow(2).flatten(1).mean(1)
         if p.d_p == "neg-mse":
             dp_term = -D_SCALE * mse_p
         else:
