@@ -68,3 +68,16 @@ def test_attack_step_trains_encoder_and_trigger_only(cls):
     assert trig.weight.out.weight.grad is not None and trig.weight.out.weight.grad.abs().sum() > 0
     assert all(p.grad is None for n, p in v.net.named_parameters() if not n.startswith("g_a."))
     assert out["visibility"].item() >= 1e4 * 0.005**2 - 1e-6
+
+
+def test_psnr_attack_distortion_is_bounded():
+    """A decoder output far outside [0, 1] cannot buy an unbounded loss decrease (it did: 1e18 in the demo)."""
+
+    class Victim:
+        lmbda = 0.01
+
+    x = torch.full((2, 3, 16, 16), 0.5)
+    tp = {"x_hat": torch.full_like(x, 1e6), "bpp": torch.zeros(2)}
+    attack, logs = PsnrAttack(AttackParams(beta=1.0)).objective(Victim(), x, x, tp, torch.zeros(2), torch.zeros(2))
+    assert float(logs["mse_poisoned"]) == pytest.approx(0.25)
+    assert torch.isfinite(attack).all() and float(attack.abs().max()) < 1e3
