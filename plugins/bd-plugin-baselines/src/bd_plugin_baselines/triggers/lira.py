@@ -89,8 +89,17 @@ class LIRA(TriggerBase):
         if ctx.steps <= 0:
             return
         victim = ctx.clean_victim()
-        for p in victim.parameters():
+        # the clean victim is shared (evaluation, from_clean attacks): freeze it only for the fit
+        flags = [(p, p.requires_grad) for p in victim.parameters()]
+        for p, _ in flags:
             p.requires_grad_(False)
+        try:
+            self._fit_against(victim, ctx)
+        finally:
+            for p, flag in flags:
+                p.requires_grad_(flag)
+
+    def _fit_against(self, victim, ctx) -> None:  # noqa: ANN001
         opt = torch.optim.Adam(self.net.parameters(), lr=self.params.lr)
         batches = ctx.batches(generator_salt="lira")
         for step in range(ctx.steps):
