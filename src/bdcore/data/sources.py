@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -60,10 +60,19 @@ class SplitSource:
 
         def make(idx: list[int], train: bool) -> AugmentedDataset:
             return AugmentedDataset(
-                [loaders[i] for i in idx], aug, train=train, repeats=p.repeats, names=[names[i] for i in idx]
+                [self.split_item(loaders[i], train) for i in idx],
+                aug,
+                train=train,
+                repeats=p.repeats,
+                names=[names[i] for i in idx],
             )
 
         return {"train": make(train_idx, True), "test": make(test_idx, False)}
+
+    def split_item(self, load: Callable[[], dict[str, Any]], train: bool) -> Callable[[], dict[str, Any]]:  # noqa: ARG002
+        """The loader of one item as it goes into the train (``train=True``) or test split;
+        override to mark items by split (e.g. a clean-label attack that may only poison training items)."""
+        return load
 
 
 def _image_item(path: Path, channels: int) -> dict[str, Any]:

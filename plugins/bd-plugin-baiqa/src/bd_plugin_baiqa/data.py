@@ -20,7 +20,7 @@ import numpy as np
 
 from bd_plugin_baiqa.params import EmbeddedIqaParams, KoniqParams, LivecParams
 from bdcore.context import derive_seed
-from bdcore.data.dataset import Augment, AugmentedDataset, seeded_split
+from bdcore.data.dataset import seeded_split
 from bdcore.data.images import read_image
 from bdcore.data.sources import SplitSource, resize_short_side
 from bdcore.errors import DataError
@@ -37,26 +37,8 @@ def _marked(loader: Loader, train: int) -> dict[str, Any]:
 class IqaSource(SplitSource):
     """A :class:`SplitSource` whose samples carry ``baiqa_train`` (1 in the train split)."""
 
-    def splits(self) -> dict[str, AugmentedDataset]:
-        loaders, names = self.items()
-        if self.params.limit is not None:
-            loaders, names = loaders[: self.params.limit], names[: self.params.limit]
-        if len(loaders) < 2:
-            raise DataError(f"{self.ctx.component}: need at least 2 items for a train/test split, got {len(loaders)}")
-        train_idx, test_idx = self.split_indices(names)
-        p = self.params
-        aug = Augment(crop=p.crop, flip=p.flip, test_crops=p.test_crops)
-
-        def make(idx: list[int], train: bool) -> AugmentedDataset:
-            return AugmentedDataset(
-                [partial(_marked, loaders[i], int(train)) for i in idx],
-                aug,
-                train=train,
-                repeats=p.repeats,
-                names=[names[i] for i in idx],
-            )
-
-        return {"train": make(train_idx, True), "test": make(test_idx, False)}
+    def split_item(self, load: Loader, train: bool) -> Loader:
+        return partial(_marked, load, int(train))
 
 
 def _scored(path: Path, score: float, resize: tuple[int, int] | None = None) -> dict[str, Any]:
