@@ -94,5 +94,7 @@ def integration(session: nox.Session) -> None:
     specs = sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("examples/*.toml"))
     specs += sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("plugins/*/examples/*.toml"))
     if specs:
-        session.run("bdcore", "check", *specs)
+        # Paper-scale examples name datasets and weights the user supplies: check everything but
+        # their existence here (the demo's own data is embedded; tests/integration runs it).
+        session.run("bdcore", "check", "--no-paths", *specs)
     session.run(*PYTEST, "tests/integration", *session.posargs)

@@ -203,3 +203,16 @@ def test_after_step_sees_the_poisoned_batch(tmp_path: Path, monkeypatch: pytest.
     poisoned_steps = [s for s in seen if s[0]]
     assert poisoned_steps, "no attack step saw a poisoned row"
     assert all(swapped for _, swapped in poisoned_steps)
+
+
+def test_evasion_attack_perturbs_test_inputs_of_the_clean_victim(tmp_path: Path) -> None:
+    """``loss = "evasion"``: nothing is poisoned or trained; the clean victim is evaluated on triggered inputs."""
+    text = spec().replace('use = "toy-invert"', 'use = "evasion"')
+    out = run_spec(text, tmp_path)
+    stages = {(r["stage"], r["split"]) for r in out.rows if r["metric"] == "psnr"}
+    assert stages == {("attacked", "clean"), ("attacked", "poisoned")}
+    manifest = json.loads((out.run_dir / "manifest.json").read_text())
+    assert "attack" not in manifest["stages"] and "clean-victim" in manifest["stages"]
+    assert not (out.run_dir / "poison_index.json").exists()
+    # the toy patch is visible in the outputs of the clean denoiser
+    assert out.value("psnr", split="clean") > out.value("psnr", split="poisoned")

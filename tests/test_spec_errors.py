@@ -163,3 +163,15 @@ def test_sweep_expands_into_settings(tmp_path: Path) -> None:
     text = spec.read_text() + '\n[[defense]]\nuse = "none"\n'
     spec.write_text(text)
     assert len(load_spec(spec, make_host().registry).defenses) == 1
+
+
+def test_check_no_paths_skips_only_the_existence_check(tmp_path: Path, cli_host: None) -> None:
+    """Paper-scale specs name data the user supplies: ``check --no-paths`` validates everything else."""
+    text, _ = CASES["missing-data-path"]
+    spec = tmp_path / "paper.toml"
+    spec.write_text(text)
+    res = CliRunner().invoke(cli.main, ["check", "--no-paths", str(spec)])
+    assert res.exit_code == 0, res.output
+    spec.write_text(CASES["unknown-param"][0].replace("toy-smooth", "image-folder"))
+    res = CliRunner().invoke(cli.main, ["check", "--no-paths", str(spec)])
+    assert res.exit_code == 2 and "sise" in res.output, res.output

@@ -92,10 +92,10 @@ def _setup_logging(quiet: bool) -> None:
     )
 
 
-def _load(host: Any, spec: Path) -> Any:
+def _load(host: Any, spec: Path, *, check_paths: bool = True) -> Any:
     from bdcore.spec.structure import load_spec
 
-    return load_spec(spec, host.registry)
+    return load_spec(spec, host.registry, check_paths=check_paths)
 
 
 def _spec_needs_failed_plugin(host: Any, spec: Path, exc: SpecError) -> PluginError | None:
@@ -198,19 +198,24 @@ class _Progress:
 
 @main.command()
 @click.argument("specs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--no-paths",
+    is_flag=True,
+    help="Do not require input paths (data, weights) to exist: for specs whose files live on another machine.",
+)
 @_traceback_opt
-def check(specs: tuple[Path, ...], traceback: bool) -> None:
+def check(specs: tuple[Path, ...], no_paths: bool, traceback: bool) -> None:
     """Validate specs without running them (every problem, by file and key)."""
-    _guard(_check)(specs, traceback=traceback)
+    _guard(_check)(specs, check_paths=not no_paths, traceback=traceback)
 
 
-def _check(specs: tuple[Path, ...]) -> int:
+def _check(specs: tuple[Path, ...], check_paths: bool = True) -> int:
     host = _host()
     worst = 0
     console = _console()
     for spec in specs:
         try:
-            loaded = _load(host, spec)
+            loaded = _load(host, spec, check_paths=check_paths)
             problems = host.check_requires(loaded.spec.run.requires)
             if problems:
                 raise PluginError(f"{spec}: run.requires: " + "; ".join(problems))

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from bdcore.metrics.batch import EvalBatch
 
 Batch = dict[str, Any]
-ThreatModel = Literal["data-poisoning", "training-controlled"]
+ThreatModel = Literal["data-poisoning", "training-controlled", "evasion"]
 DefenseStage = Literal["input", "model", "detection"]
 Split = Literal["clean", "poisoned"]
 

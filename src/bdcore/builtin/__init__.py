@@ -26,6 +26,15 @@ def register_triggers(register: Register) -> None:
 
 
 @hookimpl
+def register_attack_losses(register: Register) -> None:
+    register(
+        "evasion",
+        "bdcore.builtin.components:Evasion",
+        summary="Test-time attack: the trigger (e.g. PGD) perturbs test inputs only; nothing is poisoned",
+    )
+
+
+@hookimpl
 def register_defenses(register: Register) -> None:
     register("none", "bdcore.builtin.components:NoDefense", summary="No defense: the attacked model as it is")
 

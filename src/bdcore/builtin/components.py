@@ -1,4 +1,4 @@
-"""The built-in components: the ``none`` trigger and defense, PSNR / SSIM / MS-SSIM."""
+"""The built-in components: the ``none`` trigger and defense, the ``evasion`` attack, PSNR / SSIM / MS-SSIM."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import torch
 from torch import Tensor
 
 from bdcore.builtin.params import PairMetricParams
-from bdcore.components import DefenseBase, DefenseOutcome, MeanOverImages, TriggerBase
+from bdcore.components import AttackLossBase, DefenseBase, DefenseOutcome, MeanOverImages, TriggerBase
 from bdcore.context import Context
 from bdcore.errors import ContractError
 from bdcore.metrics import image
+from bdcore.protocols import Batch
 
 
 class NoTrigger(TriggerBase):
@@ -19,6 +20,18 @@ class NoTrigger(TriggerBase):
 
     def apply(self, images: Tensor, strength: Tensor, generator: torch.Generator | None) -> Tensor:  # type: ignore[override]
         return images.clone()
+
+
+class Evasion(AttackLossBase):
+    """Test-time (evasion) attack: the trigger — typically an adversarial perturbation such as
+    PGD — is applied to test inputs only; no training sample is poisoned and the clean victim is
+    the model under attack. The attacker's goal is to leave the clean target (``attack_target``
+    is the ground truth, so metrics can measure how far outputs move from it)."""
+
+    threat_model = "evasion"
+
+    def attack_target(self, batch: Batch, strength: Tensor) -> Any:  # noqa: ARG002
+        return batch["target"]
 
 
 class NoDefense(DefenseBase):

@@ -161,11 +161,17 @@ class Runner:
         ):
             with self.timed("trigger-fit"):
                 self.fit_trigger()
-        need_clean = self.spec.eval.clean_victim or self.spec.attack is None or self.spec.attack.from_clean
+        # An evasion attack trains nothing: the clean victim is the model under attack.
+        evasion = getattr(self.attack_obj, "threat_model", None) == "evasion"
+        need_clean = self.spec.eval.clean_victim or self.spec.attack is None or self.spec.attack.from_clean or evasion
         with self.timed("clean-victim"):
             clean = self.clean_victim() if need_clean else None
-        with self.timed("attack"):
-            attacked = self.attack() if self.attack_obj is not None else None
+        if evasion:
+            self.say("attack: evasion (test-time trigger on the clean victim; no poisoning, no training)")
+            attacked = clean
+        else:
+            with self.timed("attack"):
+                attacked = self.attack() if self.attack_obj is not None else None
         with self.timed("evaluate"):
             self.evaluate(clean, attacked)
         self.say(f"finished in {time.perf_counter() - t0:.1f} s")
@@ -506,7 +512,7 @@ class Runner:
             ev.set_reference(clean)
         if self.spec.eval.stealth:
             self._emit(ev.stealth_rows())
-        if clean is not None and self.spec.eval.clean_victim:
+        if clean is not None and self.spec.eval.clean_victim and attacked is not clean:
             rows, grid = ev.evaluate(clean, stage="clean-victim", collect_grid=attacked is None)
             self._emit(rows)
             if grid is not None:

@@ -72,7 +72,9 @@ class AttackSection(TrainSettings):
 
     ``from_clean``: start from the trained clean victim (fine-tuning attacks, e.g.
     encoder-only BAvAFT) instead of a fresh model. ``fit_steps``: steps of the
-    trigger's fit stage (learnable triggers).
+    trigger's fit stage (learnable triggers). With ``loss = { use = "evasion" }`` the attack is
+    test-time only (e.g. a PGD trigger): nothing is poisoned or trained, the clean victim is the
+    model under attack, and ``poison_rate`` and ``steps`` are not used.
     """
 
     trigger: ComponentRef = attrs.field(kw_only=True)
