@@ -547,7 +547,9 @@ class Runner:
         key = None
         victim = attacked
         if stage == "model":
-            key = self._key("defense", attack=self.keys.get("attack"), defense=self.part(r))
+            # the defended model: the attacked one, or the clean one under an evasion attack
+            model_key = self.keys.get("attack") or self.keys.get("clean-victim")
+            key = self._key("defense", attack=model_key, defense=self.part(r))
             if self.store.done("defense", key):
                 victim = copy.deepcopy(attacked)
                 tensors, meta = self.store.load("defense", key)
