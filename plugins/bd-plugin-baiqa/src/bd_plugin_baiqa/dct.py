@@ -1,20 +1,46 @@
 """16×16 block DCT in full-range YCbCr: the injection domain of BAIQA (code-exact, methods.md §1.1).
 
-Hand-written because BAIQA's convention (unnormalised DCT-II, ``norm=None``; JPEG full-range
-YCbCr on 0..255 values minus 128; centred zero padding to a multiple of the block) is not what
-kornia / torch-dct offer out of the box; every transform here is a batched matrix product.
+The transforms (unnormalised DCT-II, ``norm=None``; JPEG full-range YCbCr on 0..255 values) are
+bdcore's shared :mod:`bdcore.ops.blockdct`; this module adds BAIQA's band tables, the centred
+zero padding to a multiple of the block and the injection itself.
 """
 
 from __future__ import annotations
-
-import math
-from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-BLOCK = 16
+from bdcore.ops.blockdct import (
+    BLOCK,
+    blocks_dct,
+    blocks_idct,
+    dct_matrix,
+    from_blocks,
+    rgb_to_ycbcr255,
+    to_blocks,
+    ycbcr255_to_rgb,
+    zigzag_order,
+)
+
+__all__ = [
+    "BLOCK",
+    "MID_64_CODE",
+    "band_positions",
+    "block_dct2d",
+    "blocks_dct",
+    "blocks_idct",
+    "centred_pad",
+    "dct_matrix",
+    "from_blocks",
+    "inject_dct",
+    "rgb_to_ycbcr255",
+    "to_blocks",
+    "ycbcr255_to_rgb",
+    "zigzag_order",
+    "zigzag_rank_table",
+]
+
 
 #: BAIQA's "mid 64" band, verbatim from the authors' code (``zigzag_indices[96:160]`` of their table,
 #: which holds zig-zag *ranks*, read as raster indices u·16+v). Strength column k goes to raster MID_64_CODE[k].
@@ -24,21 +50,6 @@ MID_64_CODE: tuple[int, ...] = (
     36, 53, 57, 74, 82, 99, 111, 128, 143, 157, 172, 182, 197, 203, 218, 220,
     54, 56, 75, 81, 100, 110, 129, 142, 158, 171, 183, 196, 204, 217, 221, 234,
 )  # fmt: skip
-
-# JPEG full-range RGB -> YCbCr (offsets +128 on the chroma channels), data range 255.
-_RGB2YCBCR = (
-    (0.299, 0.587, 0.114),
-    (-0.168736, -0.331264, 0.5),
-    (0.5, -0.418688, -0.081312),
-)
-_YCBCR_OFFSET = (0.0, 128.0, 128.0)
-
-
-def zigzag_order(n: int = BLOCK) -> list[int]:
-    """Raster indices ``u·n+v`` in JPEG zig-zag order (``order[rank] = raster``)."""
-    cells = [(u, v) for u in range(n) for v in range(n)]
-    cells.sort(key=lambda uv: (uv[0] + uv[1], -uv[0] if (uv[0] + uv[1]) % 2 == 0 else uv[0]))
-    return [u * n + v for u, v in cells]
 
 
 def zigzag_rank_table(n: int = BLOCK) -> list[int]:
@@ -67,64 +78,9 @@ def band_positions(band: str, n: int = BLOCK, count: int = 64) -> tuple[int, ...
     raise ValueError(f"unknown band {band!r}; choose code, zigzag or high")
 
 
-@lru_cache(maxsize=8)
-def _dct_matrices(n: int, dtype: torch.dtype, device: str) -> tuple[Tensor, Tensor]:
-    k = torch.arange(n, dtype=torch.float64).view(-1, 1)
-    j = torch.arange(n, dtype=torch.float64).view(1, -1)
-    cos = torch.cos(math.pi * k * (2 * j + 1) / (2 * n))  # [k, n]
-    fwd = 2.0 * cos  # X_k = 2 Σ x_n cos(πk(2n+1)/2N): scipy type-2, norm=None
-    w = torch.ones(n, dtype=torch.float64)
-    w[0] = 0.5
-    inv = (cos * w.view(-1, 1)).T / n  # x_n = (1/N)[X_0/2 + Σ_{k≥1} X_k cos(...)]
-    return fwd.to(dtype=dtype, device=device), inv.to(dtype=dtype, device=device)
-
-
-def dct_matrix(n: int = BLOCK, *, dtype: torch.dtype = torch.float32, device: str = "cpu") -> Tensor:
-    """``n×n`` unnormalised DCT-II matrix ``D`` (``D @ x`` = ``scipy.fft.dct(x, type=2, norm=None)``)."""
-    return _dct_matrices(n, dtype, str(device))[0]
-
-
-def blocks_dct(blocks: Tensor) -> Tensor:
-    """2-D unnormalised DCT-II over the last two dims (``…×n×n``): ``D X Dᵀ``."""
-    d, _ = _dct_matrices(blocks.shape[-1], blocks.dtype, str(blocks.device))
-    return d @ blocks @ d.T
-
-
-def blocks_idct(coeffs: Tensor) -> Tensor:
-    """Inverse of :func:`blocks_dct` (= ``scipy.fft.idctn(type=2, norm=None)``)."""
-    _, di = _dct_matrices(coeffs.shape[-1], coeffs.dtype, str(coeffs.device))
-    return di @ coeffs @ di.T
-
-
-def to_blocks(x: Tensor, n: int = BLOCK) -> Tensor:
-    """``B×C×H×W`` (H, W multiples of n) → ``B×C×(H/n)×(W/n)×n×n``."""
-    b, c, h, w = x.shape
-    return x.reshape(b, c, h // n, n, w // n, n).permute(0, 1, 2, 4, 3, 5)
-
-
-def from_blocks(blocks: Tensor) -> Tensor:
-    """Inverse of :func:`to_blocks`."""
-    b, c, hb, wb, n, _ = blocks.shape
-    return blocks.permute(0, 1, 2, 4, 3, 5).reshape(b, c, hb * n, wb * n)
-
-
 def block_dct2d(x: Tensor, n: int = BLOCK) -> Tensor:
     """Blockwise DCT of ``B×C×H×W`` (H, W multiples of n), same layout out."""
     return from_blocks(blocks_dct(to_blocks(x, n)))
-
-
-def rgb_to_ycbcr255(x: Tensor) -> Tensor:
-    """``B×3×H×W`` RGB in 0..255 → full-range YCbCr (JPEG) in 0..255."""
-    m = torch.tensor(_RGB2YCBCR, dtype=x.dtype, device=x.device)
-    off = torch.tensor(_YCBCR_OFFSET, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return torch.einsum("ij,bjhw->bihw", m, x) + off
-
-
-def ycbcr255_to_rgb(y: Tensor) -> Tensor:
-    """Inverse of :func:`rgb_to_ycbcr255` (exact matrix inverse)."""
-    m = torch.linalg.inv(torch.tensor(_RGB2YCBCR, dtype=torch.float64)).to(dtype=y.dtype, device=y.device)
-    off = torch.tensor(_YCBCR_OFFSET, dtype=y.dtype, device=y.device).view(1, 3, 1, 1)
-    return torch.einsum("ij,bjhw->bihw", m, y - off)
 
 
 def centred_pad(h: int, w: int, n: int = BLOCK) -> tuple[int, int, int, int]:

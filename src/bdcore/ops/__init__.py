@@ -1,0 +1,1 @@
+"""Image operations shared by several plugins that no maintained library provides."""
