@@ -216,3 +216,15 @@ def test_evasion_attack_perturbs_test_inputs_of_the_clean_victim(tmp_path: Path)
     assert not (out.run_dir / "poison_index.json").exists()
     # the toy patch is visible in the outputs of the clean denoiser
     assert out.value("psnr", split="clean") > out.value("psnr", split="poisoned")
+
+
+def test_needs_victim_trigger_is_bound_to_the_model_under_attack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bdcore.testing import toy
+
+    bound: list[object] = []
+    monkeypatch.setattr(toy.ToyPatch, "needs_victim", True)
+    monkeypatch.setattr(toy.ToyPatch, "bind_victim", lambda self, victim: bound.append(victim), raising=False)
+    run_spec(spec().replace('use = "toy-invert"', 'use = "evasion"'), tmp_path)
+    assert len(bound) == 1 and isinstance(bound[0], toy.ToyDenoiser)

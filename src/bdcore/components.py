@@ -70,6 +70,11 @@ class TriggerBase(nn.Module):
     def fit(self, ctx: FitContext) -> None:  # noqa: ARG002 - default: nothing to fit
         return None
 
+    def bind_victim(self, victim: Any) -> None:  # noqa: ARG002 - default: the trigger ignores the victim
+        """Called with the model under attack before the test set is triggered, for triggers
+        that declare ``needs_victim`` (e.g. PGD crafts its perturbation against it)."""
+        return None
+
 
 class VictimBase(nn.Module):
     """Base victim. Subclass, set ``task``, build layers, implement :meth:`forward`.

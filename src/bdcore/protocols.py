@@ -37,7 +37,8 @@ class Trigger(Protocol):
     """Turns clean inputs into poisoned inputs (``inject_trigger``).
 
     Capabilities: ``learnable`` (has a ``fit`` stage or parameters trained with the
-    victim), ``needs_victim`` (computed against the victim, e.g. adversarial),
+    victim), ``needs_victim`` (computed against the victim, e.g. adversarial; the engine
+    calls ``bind_victim(model)`` with the model under attack before triggering test inputs),
     ``differentiable`` (gradients flow to the images; gradcheck-ed by the contract
     suite).
     """

@@ -508,6 +508,11 @@ class Runner:
             grid=self.spec.eval.grid,
         )
         self.evaluator = ev
+        target_model = attacked if attacked is not None else clean
+        if getattr(self.trigger, "needs_victim", False) and hasattr(self.trigger, "bind_victim"):
+            # e.g. PGD: test inputs are crafted against the model under attack, once; defenses
+            # then see the same triggered inputs (the attacker does not know the defense)
+            self.trigger.bind_victim(target_model)
         if clean is not None:
             ev.set_reference(clean)
         if self.spec.eval.stealth:
