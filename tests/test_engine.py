@@ -228,3 +228,22 @@ def test_needs_victim_trigger_is_bound_to_the_model_under_attack(
     monkeypatch.setattr(toy.ToyPatch, "bind_victim", lambda self, victim: bound.append(victim), raising=False)
     run_spec(spec().replace('use = "toy-invert"', 'use = "evasion"'), tmp_path)
     assert len(bound) == 1 and isinstance(bound[0], toy.ToyDenoiser)
+
+
+def test_components_share_a_cache_dir_across_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every component's context names one cache folder per output root (not per run), for content-keyed caches."""
+    from bdcore.testing import toy
+
+    seen: list[object] = []
+    init = toy.ToyPatch.__init__
+
+    def spy(self: toy.ToyPatch, params: object = None, ctx: object = None) -> None:
+        init(self, params, ctx)  # type: ignore[arg-type]
+        seen.append((getattr(ctx, "cache_dir", None), getattr(ctx, "work_dir", None)))
+
+    monkeypatch.setattr(toy.ToyPatch, "__init__", spy)
+    run_spec(spec().replace('use = "toy-invert"', 'use = "evasion"'), tmp_path)
+    cache, work = seen[0]
+    assert isinstance(cache, Path) and isinstance(work, Path)
+    assert cache.parent == work.parent.parent  # <out>/.cache next to <out>/<run>/work
+    assert cache.name == ".cache"

@@ -35,6 +35,9 @@ class Context:
         device: the torch device string (``"cpu"``, ``"cuda"``...).
         spec_dir: folder of the spec file; relative paths in params resolve here.
         work_dir: a folder this component may write (stage artifacts live elsewhere).
+        cache_dir: a folder shared by every run under the same output root, for a
+            component's own content-keyed caches (e.g. a fitted diffusion prior that
+            several defenses and later runs reuse); None outside the engine.
         registry: the component registry, to build sub-components.
         component: ``"kind:name"`` of the component being built (for messages).
         trigger: for attack losses, the run's trigger (so a loss can call it twice,
@@ -46,6 +49,7 @@ class Context:
     device: str = "cpu"
     spec_dir: Path = attrs.Factory(Path.cwd)
     work_dir: Path | None = None
+    cache_dir: Path | None = None
     registry: Registry | None = None
     component: str = ""
     trigger: Trigger | None = None

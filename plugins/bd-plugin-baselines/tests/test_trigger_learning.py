@@ -54,34 +54,40 @@ def test_lira_joint_training_teaches_the_victim_the_trigger() -> None:
     from bdcore.testing.toy import SmoothParams, ToySmooth
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    data = ToySmooth(SmoothParams(count=64, size=16), Context(seed=0)).splits()
+    data = ToySmooth(SmoothParams(count=256, size=16), Context(seed=0)).splits()
     x = torch.stack([data["train"][i]["input"] for i in range(len(data["train"]))])
     test = torch.stack([data["test"][i]["input"] for i in range(len(data["test"]))])
     torch.manual_seed(0)
-    unet = SmallUNet(3, 3, width=16, depth=2)
+    unet = SmallUNet(3, 3, width=32, depth=2)
 
     def victim(images: torch.Tensor) -> torch.Tensor:
         return images + unet(images)
 
-    trig = LIRA(P.LIRAParams(width=8, eps=0.05), Context(seed=0))
-    opt = torch.optim.Adam([*unet.parameters(), *trig.parameters()], lr=3e-3)
+    trig = LIRA(P.LIRAParams(width=8, eps=0.1), Context(seed=0))
+    opt = torch.optim.Adam([*unet.parameters(), *trig.parameters()], lr=2e-3)
+    # the joint objective oscillates between its two terms at a constant lr; decay it to settle
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, 400)
 
-    def backdoor_error(images: torch.Tensor) -> float:
+    def to_target(images: torch.Tensor) -> float:
         with torch.no_grad():
-            return float(torch.nn.functional.mse_loss(victim(trig.inject_trigger(images)), 1 - images))
+            return float(torch.nn.functional.mse_loss(victim(images), 1 - images))
 
-    before = backdoor_error(test)
+    before = to_target(trig.inject_trigger(test))
     for step in range(400):
         batch = x[(torch.arange(16) + 16 * step) % len(x)]
         terms = lira_joint_loss(victim, trig, batch, batch, 1 - batch, alpha=0.5)
         opt.zero_grad()
         terms["loss"].backward()
         opt.step()
+        sched.step()
     with torch.no_grad():
+        triggered = trig.inject_trigger(test)
         clean_error = float(torch.nn.functional.mse_loss(victim(test), test))
-        residual = float((trig.inject_trigger(test) - test).abs().max())
-    after = backdoor_error(test)
-    # measured: backdoor MSE 0.30 → 0.032, clean MSE 0.013 (≈ 19 dB) after 400 steps
-    assert after < 0.25 * before
-    assert clean_error < 0.02  # clean inputs are still reproduced (PSNR > 17 dB)
-    assert residual <= 0.05 + 1e-6
+        residual = float((triggered - test).abs().max())
+    after = to_target(triggered)
+    # measured (2 threads): triggered → target MSE 0.273 → 0.041; clean inputs: MSE 0.028 to themselves
+    # (15.5 dB) and far from the target — the victim tells triggered from clean inputs
+    assert after < 0.3 * before
+    assert after < 0.3 * to_target(test)
+    assert clean_error < 0.05
+    assert residual <= 0.1 + 1e-6

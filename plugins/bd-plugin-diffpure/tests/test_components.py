@@ -12,9 +12,11 @@ from bd_plugin_diffpure.params import (
     AccuracyParams,
     ColorizeParams,
     FaceNetParams,
+    LabelASRParams,
     OlivettiParams,
     PGDParams,
     SRParams,
+    TargetLabelParams,
     TwoStageParams,
 )
 
@@ -77,6 +79,32 @@ def test_accuracy_metric_and_top1():
     m.update(SimpleNamespace(output=logits, target=torch.tensor([0, 1, 1])))
     m.update(SimpleNamespace(output={"output": logits[:1]}, target=[1]))
     assert m.compute()[m.name] == pytest.approx(2 / 4)
+
+
+def test_label_asr_counts_only_faces_of_other_identities():
+    from bd_plugin_diffpure.metrics import LabelASR
+
+    m = LabelASR(LabelASRParams())
+    assert m.splits == ("poisoned",)
+    logits = torch.tensor([[0.0, 9.0, 0.0], [0.0, 9.0, 0.0], [9.0, 0.0, 0.0], [0.0, 9.0, 0.0]])
+    goal = torch.ones(4, dtype=torch.long)
+    # sample 1 is of the target identity: excluded; samples 0, 3 hit the target, sample 2 does not
+    m.update(SimpleNamespace(output=logits, target=torch.tensor([0, 1, 2, 2]), attack_target=goal))
+    assert m.compute()[m.name] == pytest.approx(2 / 3)
+    m.update(SimpleNamespace(output=logits, target=torch.tensor([0, 0, 0, 0]), attack_target=None))
+    assert m.compute()[m.name] == pytest.approx(2 / 3)  # no attack target: nothing counted
+
+
+def test_target_label_poisons_inputs_and_relabels():
+    from bd_plugin_diffpure.attacks import TargetLabel
+    from bdcore.builtin.components import NoTrigger
+
+    atk = TargetLabel(TargetLabelParams(target_class=3))
+    assert atk.threat_model == "data-poisoning"
+    batch = {"input": torch.rand(4, 3, 8, 8), "target": torch.tensor([0, 1, 3, 7])}
+    p = atk.poison(batch, NoTrigger())
+    assert torch.equal(p["attack_target"], torch.full((4,), 3)) and p["attack_target"].dtype == batch["target"].dtype
+    assert torch.equal(p["input"], batch["input"]) and torch.equal(p["target"], batch["target"])
 
 
 def test_facenet_small_shapes_and_loss():
@@ -148,6 +176,13 @@ def test_defenses_fit_cache_and_transform(tmp_path):
     out2 = defenses.DDNMSR(p, Context(seed=0, component="defense:DDNMSR")).defend(None, _TinyUNetCtx())
     assert len(list(tmp_path.glob("ddpm-*"))) == 1
     assert out2.transform(x).shape == x.shape
+    # without `cache_dir` the prior goes to the engine's shared cache (one per output root), not the run's work dir
+    defenses._MEMO.clear()
+    p = attrs.evolve(SRParams(scale=2), **dict(common, cache_dir=None))
+    ctx = Context(seed=0, component="defense:DDNMSR", work_dir=tmp_path / "run", cache_dir=tmp_path / "shared")
+    defenses.DDNMSR(p, ctx).defend(None, _TinyUNetCtx())
+    assert len(list((tmp_path / "shared" / "diffpure-ddpm").glob("ddpm-*/config.json"))) == 1
+    assert not (tmp_path / "run").exists()
 
 
 def test_colorize_rejects_grey():
@@ -205,6 +240,17 @@ def test_plugin_registers_components():
         names.append(name)
         assert isinstance(factory, str) and ":" in factory
 
-    for hook in ("register_defenses", "register_victims", "register_triggers", "register_metrics", "register_datasets"):
-        getattr(plugin, hook)(register)
-    assert set(names) == {"ddnm-sr", "ddnm-colorize", "two-stage", "facenet-small", "pgd", "accuracy", "olivetti"}
+    hooks = ("defenses", "victims", "triggers", "metrics", "datasets", "attack_losses")
+    for hook in hooks:
+        getattr(plugin, f"register_{hook}")(register)
+    assert set(names) == {
+        "ddnm-sr",
+        "ddnm-colorize",
+        "two-stage",
+        "facenet-small",
+        "pgd",
+        "accuracy",
+        "label-asr",
+        "olivetti",
+        "target-label",
+    }

@@ -102,6 +102,7 @@ class Runner:
             device=self.device,
             spec_dir=self.loaded.file.parent.resolve(),
             work_dir=self.run_dir / "work",
+            cache_dir=self.store.root.parent / ".cache",
             registry=self.host.registry,
             component=f"{r.kind}:{r.label}",
             **extra,

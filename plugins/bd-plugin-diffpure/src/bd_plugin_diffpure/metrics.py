@@ -1,4 +1,4 @@
-"""``accuracy``: top-1 identification accuracy (output logits vs the integer target)."""
+"""``accuracy`` (top-1 identification accuracy) and ``label-asr`` (backdoor success on a classifier)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from bdcore.components import MeanOverImages
+from bdcore.components import MeanOverImages, MetricBase
 
 
 def top1(logits: Tensor, target: Tensor) -> Tensor:
@@ -28,3 +28,31 @@ class Accuracy(MeanOverImages):
     def per_image(self, batch: Any) -> Tensor:
         out = batch.output["output"] if isinstance(batch.output, dict) else batch.output
         return top1(out, torch.as_tensor(batch.target))
+
+
+class LabelASR(MetricBase):
+    """Backdoor attack success rate: ``argmax`` equals the attack target, counted over triggered inputs
+    whose true class differs from it (a face of the target identity is no evidence of the backdoor)."""
+
+    higher_is_better = True  # for the attacker; a defense wants it low
+
+    def __init__(self, params: Any = None, ctx: Any = None) -> None:
+        super().__init__(params, ctx)
+        if params is not None:
+            self.splits = tuple(params.splits)
+
+    def reset(self) -> None:
+        self._hits = 0
+        self._count = 0
+
+    def update(self, batch: Any) -> None:
+        if batch.attack_target is None:
+            return
+        out = batch.output["output"] if isinstance(batch.output, dict) else batch.output
+        goal = torch.as_tensor(batch.attack_target).to(out.device).long()
+        keep = torch.as_tensor(batch.target).to(out.device).long() != goal
+        self._hits += int(((out.argmax(dim=1) == goal) & keep).sum())
+        self._count += int(keep.sum())
+
+    def compute(self) -> dict[str, float]:
+        return {self.name: self._hits / self._count if self._count else float("nan")}

@@ -27,8 +27,8 @@ class DDNMParams:
 
     Diffusion prior: ``model`` = a local diffusers UNet folder or a state-dict file (+ ``sha256``,
     ``unet_config`` for a bare file). Without ``model`` a small DDPM is trained on the defender's clean
-    training images (``fit_*``) and cached in ``cache_dir`` (default: the context's work dir, else
-    ``~/.cache/bdcore/diffpure``) under a key of (images, fit params). ``fit_t_max``: train only t ≤ t_max
+    training images (``fit_*``) and cached in ``cache_dir`` (default: ``<output root>/.cache`` shared by
+    every run there, else ``~/.cache/bdcore/diffpure``) under a key of (images, fit params). ``fit_t_max``: train only t ≤ t_max
     (a purification-only prior, valid for ``t_start ≤ fit_t_max``; much faster to fit on a CPU).
 
     Sampler: ``steps`` sampling-grid size (DDNM: 100), ``eta`` (0.85), ``sigma_y`` (0; > 0 = DDNM+'s
@@ -123,6 +123,22 @@ class AccuracyParams:
     """Top-1 accuracy; ``splits`` to evaluate."""
 
     splits: tuple[str, ...] = attrs.field(default=("clean", "poisoned"), converter=tuple)
+
+
+@attrs.frozen
+class TargetLabelParams:
+    """All-to-one backdoor on a classifier: poisoned training samples are relabelled ``target_class``."""
+
+    target_class: int = attrs.field(default=0, validator=v.ge(0))
+    strength: float = attrs.field(default=1.0, validator=v.gt(0))
+
+
+@attrs.frozen
+class LabelASRParams:
+    """``label-asr``: share of triggered test inputs classified as the attack target, over the inputs whose
+    true class is not the target (the usual backdoor ASR). ``splits``: evaluated on the poisoned split."""
+
+    splits: tuple[str, ...] = attrs.field(default=("poisoned",), converter=tuple)
 
 
 @attrs.frozen

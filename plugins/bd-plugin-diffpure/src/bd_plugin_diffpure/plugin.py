@@ -8,9 +8,11 @@ from bd_plugin_diffpure.params import (
     AccuracyParams,
     ColorizeParams,
     FaceNetParams,
+    LabelASRParams,
     OlivettiParams,
     PGDParams,
     SRParams,
+    TargetLabelParams,
     TwoStageParams,
 )
 from bdcore import hookimpl
@@ -73,6 +75,23 @@ def register_metrics(register: Any) -> None:
         "bd_plugin_diffpure.metrics:Accuracy",
         params=AccuracyParams,
         summary="Top-1 identification accuracy of logits against the integer target",
+    )
+    register(
+        "label-asr",
+        "bd_plugin_diffpure.metrics:LabelASR",
+        params=LabelASRParams,
+        summary="Backdoor ASR on a classifier: triggered inputs (true class != target) classified as the target",
+    )
+
+
+@hookimpl
+def register_attack_losses(register: Any) -> None:
+    register(
+        "target-label",
+        "bd_plugin_diffpure.attacks:TargetLabel",
+        params=TargetLabelParams,
+        summary="All-to-one backdoor: poisoned training faces relabelled as target_class (data poisoning)",
+        paper="Gu, Dolan-Gavitt & Garg, BadNets, 2017",
     )
 
 
