@@ -107,6 +107,25 @@ def test_target_label_poisons_inputs_and_relabels():
     assert torch.equal(p["input"], batch["input"]) and torch.equal(p["target"], batch["target"])
 
 
+def test_facenet_low_resolution_augmentation():
+    import torch.nn.functional as F
+    from bd_plugin_diffpure.facenet import FaceNetSmall
+
+    net = FaceNetSmall(FaceNetParams(num_classes=5, width=8, embedding_dim=16, lowres_prob=1.0))
+    x = torch.rand(64, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    small = F.avg_pool2d(x, 2)
+    nearest = small.repeat_interleave(2, -1).repeat_interleave(2, -2)
+    torch.manual_seed(0)
+    out = net.train().low_resolution(x)
+    is_nearest = (out - nearest).flatten(1).abs().amax(1) < 1e-6
+    # every face is replaced; about half by the nearest (block) copy, the rest bilinear, same 2×2 block means
+    assert 16 < int(is_nearest.sum()) < 48 and not torch.equal(out, x)
+    assert torch.allclose(F.avg_pool2d(out[is_nearest], 2), small[is_nearest], atol=1e-6)
+    assert torch.equal(net.eval().low_resolution(x), x)
+    off = FaceNetSmall(FaceNetParams(num_classes=5, width=8, embedding_dim=16)).train()
+    assert torch.equal(off.low_resolution(x), x)
+
+
 def test_facenet_small_shapes_and_loss():
     net = _net()
     x = torch.rand(4, 3, 32, 32)

@@ -51,8 +51,20 @@ class FaceNetSmall(VictimBase):
     def forward(self, x: Tensor) -> Tensor:
         return self.scale * self.embedding(x) @ F.normalize(self.weight, dim=1).t()
 
+    def low_resolution(self, x: Tensor) -> Tensor:
+        """Training augmentation: ``lowres_prob`` of the ``B×C×H×W`` faces replaced by ×2 average-pooled
+        copies up-sampled back (nearest or bilinear, half each); identity in eval mode."""
+        prob = float(getattr(self.params, "lowres_prob", 0.0))
+        if not self.training or prob <= 0:
+            return x
+        small = F.avg_pool2d(x, 2, ceil_mode=True)
+        nearest = F.interpolate(small, size=x.shape[-2:], mode="nearest")
+        bilinear = F.interpolate(small, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        u = torch.rand(x.shape[0], device=x.device).view(-1, 1, 1, 1)  # the global RNG, like dropout
+        return torch.where(u < prob / 2, nearest, torch.where(u < prob, bilinear, x))
+
     def clean_loss(self, batch: dict[str, Any]) -> dict[str, Tensor]:
-        logits = self(batch["input"])
+        logits = self(self.low_resolution(batch["input"]))
         target = torch.as_tensor(batch["target"], device=logits.device).long()
         loss = F.cross_entropy(logits, target)
         return {"loss": loss, "accuracy": (logits.argmax(1) == target).float().mean().detach()}

@@ -92,7 +92,10 @@ class TwoStageParams(SRParams):
 @attrs.frozen
 class FaceNetParams:
     """``facenet-small``: ``num_classes`` identities, ``in_channels``, conv ``width`` (×1, ×2, ×4 over three
-    blocks), ``embedding_dim``, cosine-logit ``scale`` s, ``dropout`` before the embedding layer."""
+    blocks), ``embedding_dim``, cosine-logit ``scale`` s, ``dropout`` before the embedding layer.
+    ``lowres_prob``: share of training faces replaced by a ×2 down-and-up-sampled copy (average pooling,
+    then nearest or bilinear up-sampling, half each) — the low-resolution augmentation of face-recognition
+    training (e.g. AdaFace, CVPR 2022); 0 trains on the faces as they are."""
 
     num_classes: int = attrs.field(default=40, validator=v.ge(2))
     in_channels: int = attrs.field(default=3, validator=v.in_((1, 3)))
@@ -100,6 +103,7 @@ class FaceNetParams:
     embedding_dim: int = attrs.field(default=128, validator=v.ge(2))
     scale: float = attrs.field(default=16.0, validator=v.gt(0))
     dropout: float = attrs.field(default=0.2, validator=[v.ge(0.0), v.lt(1.0)])
+    lowres_prob: float = attrs.field(default=0.0, validator=[v.ge(0.0), v.le(1.0)])
 
 
 @attrs.frozen
