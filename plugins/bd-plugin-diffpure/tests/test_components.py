@@ -97,6 +97,7 @@ def test_label_asr_counts_only_faces_of_other_identities():
 
 def test_target_label_poisons_inputs_and_relabels():
     from bd_plugin_diffpure.attacks import TargetLabel
+
     from bdcore.builtin.components import NoTrigger
 
     atk = TargetLabel(TargetLabelParams(target_class=3))
