@@ -28,8 +28,9 @@ class DDNMParams:
     Diffusion prior: ``model`` = a local diffusers UNet folder or a state-dict file (+ ``sha256``,
     ``unet_config`` for a bare file). Without ``model`` a small DDPM is trained on the defender's clean
     training images (``fit_*``) and cached in ``cache_dir`` (default: ``<output root>/.cache`` shared by
-    every run there, else ``~/.cache/bdcore/diffpure``) under a key of (images, fit params). ``fit_t_max``: train only t ≤ t_max
-    (a purification-only prior, valid for ``t_start ≤ fit_t_max``; much faster to fit on a CPU).
+    every run there, else ``~/.cache/bdcore/diffpure``) under a key of (images, fit params).
+    ``fit_t_max``: train only t ≤ t_max (a purification-only prior, valid for ``t_start ≤ fit_t_max``;
+    much faster to fit on a CPU).
 
     Sampler: ``steps`` sampling-grid size (DDNM: 100), ``eta`` (0.85), ``sigma_y`` (0; > 0 = DDNM+'s
     noisy-y variant, with ``add_noise`` also adding that noise to y), time travel ``travel_length`` /
