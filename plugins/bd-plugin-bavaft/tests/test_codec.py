@@ -34,6 +34,21 @@ def test_real_bpp_equals_bytes_over_pixels(model, images):
     assert torch.all(out["bpp_est"] > 0)
 
 
+@pytest.mark.parametrize("model", ["bmshj2018-factorized", "bmshj2018-hyperprior", "mbt2018-mean", "cheng2020-anchor"])
+def test_estimated_bpp_from_compress_latents_equals_a_full_forward(model, images):
+    """predict's likelihood bpp reuses compress's latents; it equals CompressAI's own forward pass."""
+    from bd_plugin_bavaft.codec import likelihood_bpp
+
+    v = small(model)
+    out = v.predict(images)
+    xp, _ = pad64(images)
+    v.eval()  # predict restores training mode; CompressAI's eval forward rounds instead of adding noise
+    with torch.no_grad():
+        ref = likelihood_bpp(v.net(xp)["likelihoods"], 48 * 40)
+    assert torch.allclose(out["bpp_est"].float(), ref, rtol=1e-5)
+    assert isinstance(v.net.g_s, torch.nn.Module) and not isinstance(v.net.g_s, torch.nn.Identity)
+
+
 def test_rd_loss_is_compressai_ratedistortionloss(images):
     from compressai.losses import RateDistortionLoss
 

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 _MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+_CPU_CHUNK_ELEMENTS = 1 << 21  # ≈ 2 M values per MS-SSIM call on a CPU (one Kodak image is 1.2 M)
 
 
 def _check_pair(a: Tensor, b: Tensor) -> None:
@@ -65,8 +66,15 @@ def ms_ssim(a: Tensor, b: Tensor, *, data_range: float = 1.0, window_size: int =
     while levels > 1 and side <= (window_size - 1) * 2 ** (levels - 1):
         levels -= 1
     if levels == 5:
-        val = _ms_ssim(a.float(), b.float(), data_range=data_range, size_average=False, win_size=window_size)
-        return val.to(torch.float64)
+        # On a CPU the Gaussian convolutions are memory-bound: a batch of large images is ~1.7x
+        # slower in one call than in cache-sized chunks (Kodak: 6 images 3.7 s vs 2.1 s).
+        per_image = a[0].numel()
+        chunk = a.shape[0] if a.device.type != "cpu" else max(1, _CPU_CHUNK_ELEMENTS // per_image)
+        vals = [
+            _ms_ssim(x.float(), y.float(), data_range=data_range, size_average=False, win_size=window_size)
+            for x, y in zip(a.split(chunk), b.split(chunk), strict=True)
+        ]
+        return torch.cat(vals).to(torch.float64)
     if levels == 1:
         return ssim(a, b, window_size=window_size, data_range=data_range)
     # pytorch-msssim insists on 5 scales; for small images run its per-scale SSIM
