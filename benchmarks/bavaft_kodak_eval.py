@@ -5,7 +5,8 @@ Both sides read the 24 PNGs, pad to a multiple of 64, entropy-code (``compress``
 compute real BPP from the byte strings plus PSNR and MS-SSIM of the decoded image. The reference is
 CompressAI's evaluation loop (one image at a time, its own metrics); bdcore codes ``coding_batch`` images
 per call, grouped by shape (Kodak has landscape and portrait images), and also reports the likelihood
-bpp (one extra forward pass) — the table's "estimated vs real" columns.
+bpp (the entropy-model part of a forward pass on the latents ``compress`` computed) — the "estimated vs
+real" columns.
 
 The codec is initialised, not trained (timing does not depend on training; the BPP of an untrained
 codec is meaningless, so the script only checks both sides agree on it). ``--checkpoint`` times a
