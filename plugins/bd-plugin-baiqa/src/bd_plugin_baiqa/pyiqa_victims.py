@@ -1,7 +1,6 @@
 """``hyperiqa`` / ``dbcnn`` / ``tres``: pyiqa's architectures (PolyForm Noncommercial 1.0) as bdcore victims.
 
-pyiqa hard-codes backbone downloads (``timm.create_model(pretrained=True)``,
-``torchvision.models.*(weights='IMAGENET1K_V1')``, DBCNN's SCNN URL). We build with those calls patched
+pyiqa hard-codes backbone downloads (timm's and torchvision's ImageNet builds, DBCNN's SCNN URL). We build with those calls patched
 to build random-initialised modules and then load the backbone from a **local path** (``backbone_weights``);
 without one we fail fast unless ``allow_random_backbone = true``. Nothing is ever downloaded.
 """

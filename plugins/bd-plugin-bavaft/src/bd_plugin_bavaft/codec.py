@@ -22,7 +22,7 @@ class CodecError(ComponentError):
 
 
 def build_codec(model: str, quality: int, n: int = 0, m: int = 0) -> nn.Module:
-    """An untrained CompressAI model (never ``pretrained=True``: weights come from local files)."""
+    """An untrained CompressAI model; weights only ever come from local files (the zoo's download is not used)."""
     from compressai.zoo.image import cfgs, model_architectures
 
     if model not in model_architectures:

@@ -47,8 +47,8 @@ def small_unet(size: int, channels: int = 3, widths: tuple[int, ...] = (32, 64, 
 def load_unet(path: Path, *, sha256: str | None = None, config: dict[str, Any] | None = None) -> Any:
     """Load a UNet2DModel from a local diffusers folder or a ``.pt``/``.safetensors`` state dict.
 
-    A folder is read with ``UNet2DModel.from_pretrained(<local folder>, local_files_only=True)``;
-    a file needs ``config`` (the UNet2DModel kwargs) and is read with ``bdcore``'s ``load_weights``.
+    A folder (``config.json`` + weights) is read by hand — ``from_config`` and a local state dict — so no
+    call can reach the Hub; a file needs ``config`` (the UNet2DModel kwargs) and is read with ``bdcore``'s ``load_weights``.
     """
     from diffusers import UNet2DModel
 

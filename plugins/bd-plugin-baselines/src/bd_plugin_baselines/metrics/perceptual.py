@@ -30,8 +30,13 @@ class LpipsWeightsMissing(ComponentError):
 
 
 def default_backbone_path(net: str) -> Path:
-    """Where torchvision would have cached the backbone: ``<torch hub dir>/checkpoints/<file>``."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / BACKBONE_FILES[net]
+    """Where torchvision would have cached the backbone: ``<torch cache dir>/checkpoints/<file>``.
+
+    Only the local folder's name is computed (``$TORCH_HOME/hub`` by torch's rule); nothing is fetched.
+    """
+    from torch.hub import get_dir as torch_cache_dir
+
+    return Path(torch_cache_dir()) / "checkpoints" / BACKBONE_FILES[net]
 
 
 def _backbone_key_map(model: nn.Module) -> dict[str, str]:
