@@ -37,8 +37,8 @@ class _DDNMDefense(DefenseBase):
         p = self.params
         if p.cache_dir is not None:
             return self.ctx.resolve_path(p.cache_dir)
-        if getattr(self.ctx, "cache_dir", None) is not None:  # shared by the runs of one output root
-            return Path(self.ctx.cache_dir) / "diffpure-ddpm"
+        if self.ctx.cache_dir is not None:  # shared by the runs of one output root
+            return self.ctx.cache_dir / "diffpure-ddpm"
         if self.ctx.work_dir is not None:
             return Path(self.ctx.work_dir) / "diffpure-ddpm"
         return Path(os.environ.get("BDCORE_CACHE", Path.home() / ".cache" / "bdcore")) / "diffpure"

@@ -54,7 +54,7 @@ class FaceNetSmall(VictimBase):
     def low_resolution(self, x: Tensor) -> Tensor:
         """Training augmentation: ``lowres_prob`` of the ``B×C×H×W`` faces replaced by ×2 average-pooled
         copies up-sampled back (nearest or bilinear, half each); identity in eval mode."""
-        prob = float(getattr(self.params, "lowres_prob", 0.0))
+        prob = self.params.lowres_prob
         if not self.training or prob <= 0:
             return x
         small = F.avg_pool2d(x, 2, ceil_mode=True)
