@@ -247,3 +247,25 @@ def test_components_share_a_cache_dir_across_runs(tmp_path: Path, monkeypatch: p
     assert isinstance(cache, Path) and isinstance(work, Path)
     assert cache.parent == work.parent.parent  # <out>/.cache next to <out>/<run>/work
     assert cache.name == ".cache"
+
+
+def test_set_overrides_are_recorded_and_guard_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    import bdcore.cli as cli
+    from bdcore.testing import make_host
+
+    monkeypatch.setattr(cli, "_host", lambda strict=False: make_host())
+    spec = tmp_path / "toy.toml"
+    spec.write_text(SPEC.format(loss="toy-invert", defenses=""))
+    out = tmp_path / "runs"
+    small = ["--set", "train.steps=2", "--set", "attack.steps=2", "--set", "data.params.count=8"]
+    res = CliRunner().invoke(cli.main, ["run", str(spec), "--out", str(out), "-q", *small])
+    assert res.exit_code == 0, res.output
+    (run_dir,) = [p for p in out.iterdir() if p.name.startswith("toy-")]
+    assert json.loads((run_dir / "manifest.json").read_text())["overrides"] == small[1::2]
+    assert "steps = 2" in (run_dir / "spec.resolved.toml").read_text()
+    res = CliRunner().invoke(cli.main, ["run", str(spec), "--out", str(out), "--resume", "-q"])
+    assert res.exit_code == 2 and "--set" in res.output and "train.steps=2" in res.output, res.output
+    res = CliRunner().invoke(cli.main, ["run", str(spec), "--out", str(out), "--resume", "-q", *small])
+    assert res.exit_code == 0, res.output

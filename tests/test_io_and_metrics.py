@@ -122,3 +122,35 @@ def test_auroc_matches_sklearn() -> None:
     neg, pos = rng.normal(0, 1, 50).round(1), rng.normal(0.8, 1, 40).round(1)
     ref = roc_auc_score(np.r_[np.zeros(50), np.ones(40)], np.r_[neg, pos])
     assert auroc(neg, pos) == pytest.approx(ref, abs=1e-12)
+
+
+def _write_pngs(folder: Path, sizes: list[tuple[int, int]]) -> None:
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i, (h, w) in enumerate(sizes):
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(folder / f"im{i}.png")
+
+
+def test_image_folder_with_a_separate_test_folder_and_whole_test_images(tmp_path: Path) -> None:
+    from bdcore.builtin.params import ImageFolderParams
+    from bdcore.context import Context
+    from bdcore.data.sources import ImageFolder
+
+    _write_pngs(tmp_path / "train", [(40, 40)] * 5)
+    _write_pngs(tmp_path / "kodak", [(32, 48), (48, 32)])
+    params = ImageFolderParams(path=Path("train"), test_path=Path("kodak"), crop=16, test_crop=0, limit=4)
+    splits = ImageFolder(params, Context(spec_dir=tmp_path)).splits()
+    assert splits["train"].names == ["im0.png", "im1.png", "im2.png", "im3.png"]  # limit per folder
+    assert splits["test"].names == ["im0.png", "im1.png"]
+    assert splits["train"].get(0, seed=1)["input"].shape == (3, 16, 16)
+    assert [tuple(splits["test"][i]["input"].shape) for i in range(2)] == [(3, 32, 48), (3, 48, 32)]
+    # without test_crop, test items take the training crop; without test_path, a seeded split
+    crop_only = ImageFolder(ImageFolderParams(path=Path("train"), crop=16), Context(spec_dir=tmp_path)).splits()
+    assert crop_only["test"][0]["input"].shape == (3, 16, 16)
+    assert len(crop_only["train"]) + len(crop_only["test"]) == 5
+    with pytest.raises(DataError, match="no_such"):
+        ImageFolder(
+            ImageFolderParams(path=Path("train"), test_path=Path("no_such")), Context(spec_dir=tmp_path)
+        ).splits()

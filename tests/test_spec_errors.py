@@ -175,3 +175,54 @@ def test_check_no_paths_skips_only_the_existence_check(tmp_path: Path, cli_host:
     spec.write_text(CASES["unknown-param"][0].replace("toy-smooth", "image-folder"))
     res = CliRunner().invoke(cli.main, ["check", "--no-paths", str(spec)])
     assert res.exit_code == 2 and "sise" in res.output, res.output
+
+
+def test_set_overrides_values_before_validation(tmp_path: Path) -> None:
+    from bdcore.spec.overrides import parse_value
+
+    assert [parse_value(t) for t in ("5", "1e-4", "true", '"x"', "[1, 2]", "/data/kodak")] == [
+        5,
+        1e-4,
+        True,
+        "x",
+        [1, 2],
+        "/data/kodak",
+    ]
+    spec = tmp_path / "good.toml"
+    spec.write_text(GOOD)
+    loaded = load_spec(
+        spec,
+        make_host().registry,
+        overrides=["run.seed=11", "attack.trigger.params.size=0.5", "metric[0].label=p", "victim.params.width=4"],
+    )
+    assert loaded.spec.run.seed == 11 and loaded.trigger.params.size == 0.5
+    assert loaded.metrics[0].label == "p" and loaded.victim.params.width == 4  # a missing table is created
+    assert loaded.overrides == (
+        "run.seed=11",
+        "attack.trigger.params.size=0.5",
+        "metric[0].label=p",
+        "victim.params.width=4",
+    )
+    assert "seed = 3" in spec.read_text()  # the file is untouched
+
+
+@pytest.mark.parametrize(
+    ("override", "key", "fragment"),
+    [
+        ("run.seed", "--set run.seed", "expected KEY=VALUE"),
+        ("metric.3.use=ssim", "metric.3", "no entry 3 (the spec has 1"),
+        ("run.seed.x=1", "run.seed", "a value, not a table"),
+        ("attack.poison_rate=7.0", "attack.poison_rate", "must be"),
+    ],
+)
+def test_bad_set_values_exit_2_naming_the_key(
+    override: str, key: str, fragment: str, tmp_path: Path, cli_host: None
+) -> None:
+    spec = tmp_path / "good.toml"
+    spec.write_text(GOOD)
+    for command in (["check", str(spec)], ["run", str(spec), "--out", str(tmp_path / "runs")]):
+        res = CliRunner().invoke(cli.main, [*command, "--set", override])
+        assert res.exit_code == 2, res.output
+        assert any(
+            line.strip().startswith(f"{spec}: {key}: ") and fragment in line for line in res.output.splitlines()
+        ), res.output

@@ -92,10 +92,19 @@ def _setup_logging(quiet: bool) -> None:
     )
 
 
-def _load(host: Any, spec: Path, *, check_paths: bool = True) -> Any:
+def _load(host: Any, spec: Path, *, check_paths: bool = True, overrides: tuple[str, ...] = ()) -> Any:
     from bdcore.spec.structure import load_spec
 
-    return load_spec(spec, host.registry, check_paths=check_paths)
+    return load_spec(spec, host.registry, check_paths=check_paths, overrides=overrides)
+
+
+_set_opt = click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a spec value (repeatable), e.g. --set victim.params.quality=5 --set defense[0].params.quality=50.",
+)
 
 
 def _spec_needs_failed_plugin(host: Any, spec: Path, exc: SpecError) -> PluginError | None:
@@ -125,20 +134,21 @@ def main() -> None:
 )
 @click.option("--resume", is_flag=True, help="Continue the latest run of this spec from its checkpoints.")
 @click.option("--quiet", "-q", is_flag=True, help="Only warnings and the summary.")
+@_set_opt
 @_traceback_opt
-def run(spec: Path, out: Path | None, resume: bool, quiet: bool, traceback: bool) -> None:
+def run(spec: Path, out: Path | None, resume: bool, quiet: bool, overrides: tuple[str, ...], traceback: bool) -> None:
     """Run an experiment spec."""
-    _guard(_run)(spec, out, resume, quiet, traceback=traceback)
+    _guard(_run)(spec, out, resume, quiet, overrides, traceback=traceback)
 
 
-def _run(spec: Path, out: Path | None, resume: bool, quiet: bool) -> int:
+def _run(spec: Path, out: Path | None, resume: bool, quiet: bool, overrides: tuple[str, ...] = ()) -> int:
     from bdcore.engine.run import execute
     from bdcore.report.html import pivot
 
     _setup_logging(quiet)
     host = _host()
     try:
-        loaded = _load(host, spec)
+        loaded = _load(host, spec, overrides=overrides)
     except SpecError as exc:
         raise _spec_needs_failed_plugin(host, spec, exc) or exc from None
     out_root = out or loaded.spec.run.out or Path("runs")
@@ -203,19 +213,20 @@ class _Progress:
     is_flag=True,
     help="Do not require input paths (data, weights) to exist: for specs whose files live on another machine.",
 )
+@_set_opt
 @_traceback_opt
-def check(specs: tuple[Path, ...], no_paths: bool, traceback: bool) -> None:
+def check(specs: tuple[Path, ...], no_paths: bool, overrides: tuple[str, ...], traceback: bool) -> None:
     """Validate specs without running them (every problem, by file and key)."""
-    _guard(_check)(specs, check_paths=not no_paths, traceback=traceback)
+    _guard(_check)(specs, check_paths=not no_paths, overrides=overrides, traceback=traceback)
 
 
-def _check(specs: tuple[Path, ...], check_paths: bool = True) -> int:
+def _check(specs: tuple[Path, ...], check_paths: bool = True, overrides: tuple[str, ...] = ()) -> int:
     host = _host()
     worst = 0
     console = _console()
     for spec in specs:
         try:
-            loaded = _load(host, spec, check_paths=check_paths)
+            loaded = _load(host, spec, check_paths=check_paths, overrides=overrides)
             problems = host.check_requires(loaded.spec.run.requires)
             if problems:
                 raise PluginError(f"{spec}: run.requires: " + "; ".join(problems))

@@ -25,7 +25,8 @@ class SplitParams:
     ``crop``: side of square crops (None: whole images; images in a batch must then
     share a size). ``train_fraction``: share of items for training (seeded split).
     ``repeats``: a training epoch visits every item this many times.
-    ``test_crops``: fixed crops per test item. ``limit``: use at most this many items.
+    ``test_crops``: fixed crops per test item. ``test_crop``: crop side for test items
+    (None: same as ``crop``; 0: whole test images). ``limit``: use at most this many items.
     ``channels``: 3 (RGB) or 1 (grey).
     """
 
@@ -34,15 +35,20 @@ class SplitParams:
     train_fraction: float = attrs.field(default=0.8, validator=[v.gt(0.0), v.lt(1.0)])
     repeats: int = attrs.field(default=1, validator=_positive)
     test_crops: int = attrs.field(default=1, validator=_positive)
+    test_crop: int | None = attrs.field(default=None, validator=v.optional(v.ge(0)))
     limit: int | None = attrs.field(default=None, validator=_optional_positive_int)
     channels: Literal[1, 3] = 3
 
 
 @attrs.frozen
 class ImageFolderParams(SplitParams):
-    """``path``: a folder of images; input = target = the image."""
+    """``path``: a folder of images; input = target = the image. ``test_path``: a separate
+    folder of test images (e.g. train on LIVEC or ImageNet crops, test on Kodak); then every image
+    of ``path`` trains, every image of ``test_path`` tests and ``train_fraction`` is unused;
+    ``limit`` applies to each folder."""
 
     path: Path = attrs.field(kw_only=True)
+    test_path: Path | None = None
 
 
 @attrs.frozen

@@ -28,11 +28,15 @@ Loader = Callable[[], dict[str, Any]]
 
 @attrs.frozen
 class Augment:
-    """Crop and flip settings. ``crop`` is the side of a square crop (None: whole image)."""
+    """Crop and flip settings. ``crop`` is the side of a square crop (None: whole image).
+
+    ``test_crop`` overrides ``crop`` for test items: None keeps ``crop``, 0 = whole images
+    (train on crops, evaluate on full Kodak frames)."""
 
     crop: int | None = None
     flip: bool = False
     test_crops: int = 1
+    test_crop: int | None = None
 
 
 class AugmentedDataset(Dataset[dict[str, Any]]):
@@ -85,6 +89,8 @@ class AugmentedDataset(Dataset[dict[str, Any]]):
         images = {k: v for k, v in fields.items() if isinstance(v, np.ndarray) and v.ndim == 3}
         h, w = next(iter(images.values())).shape[:2] if images else (0, 0)
         crop = self.augment.crop
+        if not self.train and self.augment.test_crop is not None:
+            crop = self.augment.test_crop or None
         rng = np.random.default_rng(seed) if (self.train and seed is not None) else None
         y0 = x0 = 0
         ch, cw = h, w

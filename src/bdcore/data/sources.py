@@ -42,6 +42,9 @@ class SplitSource:
         self.params = params
         self.ctx = ctx
 
+    #: True when :meth:`items` already applied ``limit`` (per folder).
+    limits_itself = False
+
     def items(self) -> tuple[list[Any], list[str]]:
         raise NotImplementedError
 
@@ -50,13 +53,13 @@ class SplitSource:
 
     def splits(self) -> dict[str, AugmentedDataset]:
         loaders, names = self.items()
-        if self.params.limit is not None:
+        if self.params.limit is not None and not self.limits_itself:
             loaders, names = loaders[: self.params.limit], names[: self.params.limit]
         if len(loaders) < 2:
             raise DataError(f"{self.ctx.component}: need at least 2 items for a train/test split, got {len(loaders)}")
         train_idx, test_idx = self.split_indices(names)
         p = self.params
-        aug = Augment(crop=p.crop, flip=p.flip, test_crops=p.test_crops)
+        aug = Augment(crop=p.crop, flip=p.flip, test_crops=p.test_crops, test_crop=p.test_crop)
 
         def make(idx: list[int], train: bool) -> AugmentedDataset:
             return AugmentedDataset(
@@ -84,10 +87,23 @@ class ImageFolder(SplitSource):
     """A folder of images; input = target (compression, autoencoding)."""
 
     params: ImageFolderParams
+    limits_itself = True
 
     def items(self) -> tuple[list[Any], list[str]]:
-        files = list_images(self.ctx.resolve_path(self.params.path))
+        files = self._files(self.params.path)
+        self._n_train = len(files)
+        if self.params.test_path is not None:
+            files += self._files(self.params.test_path)
         return [partial(_image_item, f, self.params.channels) for f in files], [f.name for f in files]
+
+    def _files(self, folder: Path) -> list[Path]:
+        files = list_images(self.ctx.resolve_path(folder))
+        return files[: self.params.limit] if self.params.limit is not None else files
+
+    def split_indices(self, names: Sequence[str]) -> tuple[list[int], list[int]]:
+        if self.params.test_path is None:
+            return super().split_indices(names)
+        return list(range(self._n_train)), list(range(self._n_train, len(names)))
 
 
 def _paired_item(a: Path, b: Path, channels: int, target_channels: int) -> dict[str, Any]:

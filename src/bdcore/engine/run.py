@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -50,6 +51,14 @@ def latest_run_dir(out_root: Path, name: str) -> Path | None:
     return found[-1] if found else None
 
 
+def _overrides_of(run_dir: Path) -> list[str] | None:
+    """The ``--set`` values recorded in a run folder's manifest (None: no readable manifest)."""
+    try:
+        return list(json.loads((run_dir / "manifest.json").read_text()).get("overrides", []))
+    except (OSError, ValueError):
+        return None
+
+
 def execute(
     loaded: LoadedSpec,
     host: PluginHost,
@@ -66,6 +75,13 @@ def execute(
         run_dir = latest_run_dir(out_root, loaded.name)
         if run_dir is None:
             raise UsageError(f"--resume: no earlier run of {loaded.name!r} under {out_root}")
+        before = _overrides_of(run_dir)
+        if before is not None and before != list(loaded.overrides):
+            raise UsageError(
+                f"--resume: the latest run of {loaded.name!r} ({run_dir}) was made with --set {before or '(none)'}, "
+                f"not {list(loaded.overrides) or '(none)'}; pass the same --set values "
+                "(or give each variant its own --set run.name=...)"
+            )
         log.info("resuming %s", run_dir)
     run_dir = run_dir or new_run_dir(out_root, loaded.name)
     device = resolve_device(loaded.spec.run.device)

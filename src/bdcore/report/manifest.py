@@ -44,6 +44,7 @@ def build_manifest(
         "bdcore": __version__,
         "status": status,
         "spec": str(loaded.file.resolve()),
+        "overrides": list(loaded.overrides),
         "name": loaded.name,
         "seed": loaded.spec.run.seed,
         "device": device,

@@ -7,6 +7,7 @@ Every issue from every section is collected before failing, and rendered as
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from bdcore.errors import Issue, SpecError
 from bdcore.registry import Component, Kind, Registry
 from bdcore.spec.converter import make_converter, structure
 from bdcore.spec.model import ComponentRef, DefenseEntry, Spec
+from bdcore.spec.overrides import apply_overrides
 
 SECTIONS = {f.name for f in attrs.fields(Spec)}
 
@@ -48,6 +50,7 @@ class LoadedSpec:
     attack: Resolved | None
     defenses: tuple[Resolved, ...]
     metrics: tuple[Resolved, ...]
+    overrides: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -112,15 +115,19 @@ def _lookup(registry: Registry, kind: Kind, ref: ComponentRef, path: str, issues
     return comp
 
 
-def load_spec(file: str | Path, registry: Registry, *, check_paths: bool = True) -> LoadedSpec:
+def load_spec(
+    file: str | Path, registry: Registry, *, check_paths: bool = True, overrides: Sequence[str] = ()
+) -> LoadedSpec:
     """Read, structure and validate a spec file against the registry.
+
+    ``overrides``: ``KEY=VALUE`` strings applied to the file's values first (``bdcore run --set``).
 
     Raises:
         SpecError: with every issue found, in file order.
     """
     file = Path(file)
     raw = read_toml(file)
-    issues: list[Issue] = []
+    issues: list[Issue] = apply_overrides(raw, overrides)
     unknown = [k for k in raw if k not in SECTIONS]
     for key in unknown:
         close = difflib.get_close_matches(key, sorted(SECTIONS), n=1, cutoff=0.6)
@@ -209,6 +216,7 @@ def load_spec(file: str | Path, registry: Registry, *, check_paths: bool = True)
         attack=attack,
         defenses=tuple(defenses),
         metrics=tuple(m for m in metrics if m is not None),
+        overrides=tuple(overrides),
     )
 
 
