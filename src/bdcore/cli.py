@@ -7,6 +7,7 @@ missing, broken or conflicting. No traceback unless ``--traceback`` (or
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import os
@@ -302,26 +303,45 @@ def _list(kind: str, as_json: bool) -> int:
 @main.command()
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", "out", type=click.Path(path_type=Path), default=None, help="Write the comparison as HTML here.")
+@click.option(
+    "--plot",
+    "plots",
+    multiple=True,
+    metavar="X:Y",
+    help="Plot metric Y against metric X across the runs (needs --out), e.g. --plot bpp:psnr for RD curves.",
+)
 @_traceback_opt
-def report(run_dirs: tuple[Path, ...], out: Path | None, traceback: bool) -> None:
+def report(run_dirs: tuple[Path, ...], out: Path | None, plots: tuple[str, ...], traceback: bool) -> None:
     """Compare finished runs in one table (and rebuild it as HTML with --out)."""
-    _guard(_report)(run_dirs, out, traceback=traceback)
+    _guard(_report)(run_dirs, out, plots, traceback=traceback)
 
 
-def _report(run_dirs: tuple[Path, ...], out: Path | None) -> int:
+def _report(run_dirs: tuple[Path, ...], out: Path | None, plots: tuple[str, ...] = ()) -> int:
     from bdcore.errors import UsageError
-    from bdcore.report.compare import compare_runs
+    from bdcore.report.compare import compare_runs, plot_pairs
 
     for d in run_dirs:
         if not (d / "results.jsonl").is_file() and not (d / "results.partial.jsonl").is_file():
             raise UsageError(f"{d}: not a bdcore run folder (no results.jsonl)")
+    pairs = []
+    for spec in plots:
+        x, sep, y = spec.partition(":")
+        if not sep or not x or not y:
+            raise UsageError(f"--plot {spec}: expected X:Y, two metric names (e.g. bpp:psnr)")
+        pairs.append((x, y))
+    if pairs and out is None:
+        raise UsageError("--plot needs --out (the plots are written next to the HTML page)")
     table, html_text = compare_runs(list(run_dirs))
     _console(stderr=False).print(table)
     if out is not None:
         from bdcore.io.atomic import write_text
 
+        images = plot_pairs(list(run_dirs), pairs, out)
+        html_text += "".join(f'<h2>{html.escape(p.stem)}</h2><img src="{html.escape(p.name)}">' for p in images)
         write_text(out, html_text)
         click.echo(f"comparison: {out}")
+        for p in images:
+            click.echo(f"plot: {p}")
     return 0
 
 

@@ -42,3 +42,23 @@ def compare_runs(run_dirs: list[Path]) -> tuple[Any, str]:
         )
     lines.append("</table>")
     return table, "\n".join(lines)
+
+
+def plot_pairs(run_dirs: list[Path], pairs: list[tuple[str, str]], out: Path) -> list[Path]:
+    """One PNG per ``(x, y)`` metric pair next to ``out`` (``<stem>-<y>-vs-<x>.png``).
+
+    Raises :class:`~bdcore.errors.UsageError` when no run has both metrics (names the ones it has).
+    """
+    from bdcore.errors import UsageError
+    from bdcore.report.plots import metric_pairs, plot_metric_pairs
+
+    runs = [read_results(d) for d in run_dirs]
+    written = []
+    for x, y in pairs:
+        series = metric_pairs(runs, x, y)
+        path = out.with_name(f"{out.stem}-{y}-vs-{x}.png")
+        if not plot_metric_pairs(series, x, y, path):
+            known = sorted({r["metric"] for rows in runs for r in rows})
+            raise UsageError(f"--plot {x}:{y}: no run has both metrics (metrics: {', '.join(known)})")
+        written.append(path)
+    return written

@@ -94,3 +94,49 @@ def plot_detections(detections: dict[str, dict[str, list[float]]], folder: Path)
         plt.close(fig)
         out.append(path)
     return out
+
+
+def _model_label(r: dict[str, Any]) -> str:
+    """The same model label as the results table: the stage, or the defense (and its setting)."""
+    if not r.get("defense"):
+        return str(r["stage"])
+    return str(r["defense"]) + (f" ({r['setting']})" if r.get("setting") else "")
+
+
+def metric_pairs(runs: list[list[dict[str, Any]]], x: str, y: str) -> dict[str, list[tuple[float, float]]]:
+    """Points ``(x, y)`` per ``model · split`` series, one point per run that has both metrics.
+
+    ``runs``: each run's result rows. A series is e.g. ``"attacked · poisoned"``; points are
+    sorted by ``x`` (an RD curve when ``x = "bpp"``, ``y = "psnr"`` and the runs are qualities).
+    """
+    series: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for rows in runs:
+        values: dict[tuple[str, str, str], float] = {}
+        for r in rows:
+            if r.get("stage") != "trigger" and r["metric"] in (x, y):
+                values[(_model_label(r), str(r.get("split") or ""), r["metric"])] = float(r["value"])
+        for model, split, metric in sorted(values):
+            if metric == x and (model, split, y) in values:
+                name = f"{model} · {split}" if split else model
+                series[name].append((values[(model, split, x)], values[(model, split, y)]))
+    return {k: sorted(v) for k, v in series.items()}
+
+
+def plot_metric_pairs(series: dict[str, list[tuple[float, float]]], x: str, y: str, path: Path) -> bool:
+    """``y`` against ``x`` across runs, one line per series; False when there is nothing to plot."""
+    if not series:
+        return False
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, pts in sorted(series.items()):
+        style = "s--" if "poisoned" in name else "o-"
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=name, markersize=4)
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title(f"{y} vs {x}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
