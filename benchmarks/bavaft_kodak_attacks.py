@@ -63,12 +63,13 @@ def spec(attack: str, a: argparse.Namespace) -> dict[str, Any]:
             "use": "compressai",
             "params": {"model": a.model, "quality": a.quality, "n": a.n, "m": a.m, "coding_batch": 1},
         },
-        "train": {"steps": a.vanilla_steps, "batch_size": a.batch_size, "lr": a.lr},
+        "train": {"steps": a.vanilla_steps, "batch_size": a.batch_size, "lr": a.lr, "grad_clip": a.grad_clip},
         "attack": {
             "from_clean": True,
             "steps": a.attack_steps,
             "batch_size": a.batch_size,
             "lr": a.attack_lr,
+            "grad_clip": a.grad_clip,
             "trigger": {"use": "bavaft", "params": {"k": 16, "norm": "none", **trigger_params}},
             "loss": {"use": loss, "params": loss_params},
         },
@@ -98,7 +99,8 @@ def main() -> None:
     p.add_argument("--crop", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--vanilla-steps", type=int, default=3000)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--grad-clip", type=float, default=1.0, help="max grad norm (CompressAI's train.py default)")
     p.add_argument("--attack-steps", type=int, default=1500)
     p.add_argument("--attack-lr", type=float, default=1e-4)
     p.add_argument("--beta", type=float, default=0.01)
@@ -153,6 +155,27 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row), flush=True)
     (a.out / "summary.json").write_text(json.dumps(rows, indent=1))
+    print(table(rows))
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """Table I-style markdown: PSNR (dB) / real BPP, vanilla vs attacked, clean vs triggered, per defense."""
+    lines = [
+        "| attack | vanilla clean | attacked clean | attacked triggered | trigger PSNR | JPEG 50 clean / triggered "
+        "| blur 0.6 clean / triggered |",
+        "|---|---|---|---|---|---|---|",
+    ]
+
+    def pb(r: dict[str, Any], prefix: str) -> str:
+        return f"{r[prefix + '_psnr']:.2f} / {r[prefix + '_bpp']:.3f}"
+
+    for r in rows:
+        lines.append(
+            f"| {r['attack']} | {pb(r, 'vanilla_clean')} | {pb(r, 'attacked_clean')} | {pb(r, 'triggered')} "
+            f"| {r['trigger_psnr']:.1f} | {pb(r, 'jpeg50_clean')} → {pb(r, 'jpeg50_triggered')} "
+            f"| {pb(r, 'blur0.6_clean')} → {pb(r, 'blur0.6_triggered')} |"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

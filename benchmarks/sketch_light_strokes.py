@@ -36,7 +36,7 @@ def spec(victim: str, ratio: float, a: argparse.Namespace) -> dict:
             "use": "cufs",
             "params": {"root": str(CUFS), "size": a.size, "crop": a.crop, "flip": True, "repeats": 4, "test_crops": 1},
         },
-        "victim": {"use": victim, "params": VICTIMS[victim]},
+        "victim": {"use": victim, "params": {**VICTIMS[victim], **a.victim_params.get(victim, {})}},
         "train": train,
         "attack": {
             **train,
@@ -66,6 +66,39 @@ def spec(victim: str, ratio: float, a: argparse.Namespace) -> dict:
     }
 
 
+def target_fsim(size: int) -> None:
+    """How much FSIM a light-strokes *target* itself loses, per lightening family and degree.
+
+    FSIM(lightened ground truth, ground truth) and the stroke reduction on the 100 CUFS test
+    sketches at ``size``: the ceiling for any model trained towards that target. ``scale`` is the
+    plugin's lightening (darkness × (1 − s)); ``shift`` brightens every pixel by a constant
+    (``min(1, y + c)``), the other obvious way to make strokes faint.
+    """
+    import numpy as np
+    import torch
+    from bd_plugin_sketch.metrics import fsim
+    from bd_plugin_sketch.ops import lighten_strokes, stroke_intensity
+
+    from bdcore.data.images import read_image, to_tensor
+    from bdcore.data.sources import resize_short_side
+
+    files = sorted((CUFS / "testing_sketch").iterdir())
+    y = torch.stack([to_tensor(resize_short_side(read_image(f, 1), size)) for f in files])
+    si = stroke_intensity(y, y)
+    for family, degrees in (("scale", (0.3, 0.5, 0.6, 0.7)), ("shift", (0.2, 0.3, 0.35, 0.4))):
+        for d in degrees:
+            yl = lighten_strokes(y, d) if family == "scale" else (y + d).clamp(max=1.0)
+            red = 1.0 - stroke_intensity(yl, y) / si
+            row = {
+                "family": family,
+                "degree": d,
+                "fsim_vs_gt": round(float(fsim(yl, y).mean()) * 100, 2),
+                "stroke_reduction_mean": round(float(red.mean()) * 100, 1),
+                "share_reduced_50": round(float(np.mean(red.numpy() >= 0.5)) * 100, 1),
+            }
+            print(json.dumps(row), flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--victims", nargs="+", default=list(VICTIMS))
@@ -80,14 +113,24 @@ def main() -> None:
     p.add_argument("--amplitude", type=float, default=0.03)
     p.add_argument("--lightening", type=float, default=0.7)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--victim-params",
+        type=json.loads,
+        default={},
+        help='per-victim overrides, e.g. \'{"sketch-fcn": {"widths": [48, 48, 48, 48]}}\'',
+    )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=Path("/tmp/sketch-bench"))
+    p.add_argument("--target-fsim", action="store_true", help="only the FSIM ceiling of the lightened targets")
     a = p.parse_args()
     if not CUFS.is_dir():
         sys.exit(f"CUFS not found at {CUFS}")
     import torch
 
     torch.set_num_threads(a.threads)
+    if a.target_fsim:
+        target_fsim(a.size)
+        return
     import bd_plugin_sketch.plugin as plugin
 
     from bdcore.testing.runner import run_spec
@@ -96,7 +139,8 @@ def main() -> None:
     for victim in a.victims:
         for ratio in a.ratios:
             t0 = time.time()
-            o = run_spec(spec(victim, ratio, a), a.out / f"{victim}-p{ratio}", plugins=[plugin])
+            # one stage store for every ratio: the clean victim is trained once per victim
+            o = run_spec(spec(victim, ratio, a), a.out / f"{victim}-p{ratio}", plugins=[plugin], out=a.out / "runs")
             v = o.value
             si_clean = v("stroke-intensity", stage="attacked", split="clean")
             si_trig = v("stroke-intensity", stage="attacked", split="poisoned")
