@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import attrs
 from attrs import validators as v
 
@@ -106,3 +109,180 @@ class RateMetricParams:
     """Rate metrics read the victim's extras; ``splits`` as other metrics."""
 
     splits: tuple[str, ...] = attrs.field(default=("clean", "poisoned"), converter=tuple)
+
+
+# --- downstream-task attacks (paper §3.3 Eq. 9, §4.3 Eq. 12 / 14, BAvAFT++ §5.3 Eq. 19) ----------------
+
+SMALL_EMBEDDER = "small-face-embedder"
+
+
+def _import_path_or_builtin(builtin: str) -> Any:
+    def check(_inst: Any, attribute: attrs.Attribute, value: str) -> None:  # type: ignore[type-arg]
+        if value != builtin and ":" not in value:
+            raise ValueError(f"{attribute.name} must be {builtin!r} or 'package.module:Factory' (got {value!r})")
+
+    return check
+
+
+def _import_path(_inst: Any, attribute: attrs.Attribute, value: str) -> None:  # type: ignore[type-arg]
+    if ":" not in value:
+        raise ValueError(f"{attribute.name} must be 'package.module:Factory' (got {value!r})")
+
+
+def _mu_range(_inst: Any, _attribute: attrs.Attribute, value: tuple[float, float]) -> None:  # type: ignore[type-arg]
+    if len(value) != 2 or not 0.0 <= value[0] <= value[1] <= 1.0:
+        raise ValueError(f"mu_range must be (low, high) with 0 <= low <= high <= 1 (got {value})")
+
+
+@attrs.frozen
+class FaceEmbedderParams:
+    """The face-embedding network η (frozen), shared by the face-ID attack and its metric.
+
+    Attributes:
+        embedder: ``"small-face-embedder"`` (built-in tiny CNN, trained here on ``train_root``) or
+            ``"package.module:Factory"`` returning an ``nn.Module`` that maps ``B×C×H×W`` to ``B×D``
+            (any trailing dims are flattened), e.g. an ArcFace ResNet-50.
+        embedder_kwargs: keyword arguments of the factory.
+        weights: local checkpoint (safetensors or ``torch.load(weights_only=True)``); required for an
+            import-path embedder, optional for the built-in one (then no training).
+        sha256: checked before ``weights`` is parsed.
+        channels: channels η expects; RGB inputs are turned grey (ITU-R 601 luma) for 1, grey inputs
+            are repeated for 3.
+        size: side η's input is resized to (bilinear), None keeps the image size (ArcFace: 112).
+        input_range: ``"unit"`` ([0, 1]) or ``"signed"`` ([-1, 1], ArcFace) at η's input.
+        train_root: identity folder (one sub-folder of images per identity, e.g. ORL ``s1`` … ``s40``)
+            the built-in embedder is trained on with a normalised-softmax (cosine) cross-entropy head.
+        train_identities: use the first N identities (natural sort), None all.
+        train_size, train_steps, train_batch, train_lr, train_seed: the built-in embedder's training.
+        embed_dim, width: the built-in embedder's embedding size and first conv width.
+        cache_dir: where the trained built-in embedder is cached (None: ``ctx.cache_dir``).
+    """
+
+    embedder: str = attrs.field(default=SMALL_EMBEDDER, validator=_import_path_or_builtin(SMALL_EMBEDDER))
+    embedder_kwargs: dict[str, Any] = attrs.Factory(dict)
+    weights: Path | None = None
+    sha256: str | None = None
+    channels: int = attrs.field(default=3, validator=v.in_((1, 3)))
+    size: int | None = attrs.field(default=None, validator=v.optional(v.ge(8)))
+    input_range: str = attrs.field(default="unit", validator=v.in_(("unit", "signed")))
+    train_root: Path | None = None
+    train_identities: int | None = attrs.field(default=None, validator=v.optional(v.ge(2)))
+    train_size: int = attrs.field(default=32, validator=v.ge(8))
+    train_steps: int = attrs.field(default=300, validator=v.ge(1))
+    train_batch: int = attrs.field(default=32, validator=v.ge(2))
+    train_lr: float = attrs.field(default=3e-3, validator=v.gt(0.0))
+    train_seed: int = 0
+    embed_dim: int = attrs.field(default=64, validator=v.ge(2))
+    width: int = attrs.field(default=16, validator=v.ge(1))
+    cache_dir: Path | None = attrs.field(default=None, metadata={"output": True})
+
+
+@attrs.frozen
+class FaceIdAttackParams(FaceEmbedderParams):
+    """BAvAFT face-identity removal ("attack for good", Eq. 9 with Eq. 14; BAvAFT++ Eq. 19).
+
+    Loss per image: ``L(x) + α·L(x_p) + β·cos(η_ref, η(f(x_p))) + γ·max(MSE(x, x_p), ε²)``, with
+    ``L(·) = R + λ·255²·MSE`` of the codec on its own input. η's fields: :class:`FaceEmbedderParams`.
+
+    Attributes:
+        alpha, beta: paper 0.1 and 0.05.
+        gamma, eps: visibility term (paper 1e4, 0.005).
+        reference: what the poisoned output's embedding is compared with: ``"decoded"`` = η(f(x))
+            (Eq. 14) or ``"input"`` = η(x) (Eq. 19's η(g(x))); always detached (a target).
+        boundary_shift: BAvAFT++ boundary-shift simulation: the compared embedding is
+            ``μ·ê(f(x_p)) + (1−μ)·ê(f(x))`` with μ ~ U(mu_range) per image (Eq. 19).
+        mu_range: (low, high) of μ (paper [1/3, 2/3]).
+        normalize_mix: L2-normalise both embeddings before the mixture (else raw embeddings).
+        strength: trigger strength used for poisoning.
+    """
+
+    alpha: float = attrs.field(default=0.1, validator=v.ge(0.0))
+    beta: float = attrs.field(default=0.05, validator=v.ge(0.0))
+    gamma: float = attrs.field(default=1e4, validator=v.ge(0.0))
+    eps: float = attrs.field(default=0.005, validator=v.ge(0.0))
+    reference: str = attrs.field(default="decoded", validator=v.in_(("decoded", "input")))
+    boundary_shift: bool = False
+    mu_range: tuple[float, float] = attrs.field(default=(1 / 3, 2 / 3), converter=tuple, validator=_mu_range)
+    normalize_mix: bool = True
+    strength: float = attrs.field(default=1.0, validator=v.ge(0.0))
+
+
+@attrs.frozen
+class FaceIdMetricParams(FaceEmbedderParams):
+    """Mean cosine similarity of η embeddings of two evaluation fields (default: the clean input and the
+    decoded output) per split; η's fields: :class:`FaceEmbedderParams`."""
+
+    between: tuple[str, str] = attrs.field(default=("clean_input", "output"), converter=tuple)
+    splits: tuple[str, ...] = attrs.field(default=("clean", "poisoned"), converter=tuple)
+
+    @between.validator
+    def _check(self, attribute: attrs.Attribute, value: tuple[str, str]) -> None:  # type: ignore[type-arg]
+        from bdcore.metrics.batch import FIELDS
+
+        if len(value) != 2 or any(name not in FIELDS for name in value):
+            raise ValueError(f"between needs two of {', '.join(FIELDS)} (got {value})")
+
+
+@attrs.frozen
+class CarToRoadParams:
+    """BAvAFT CarToRoad targeted segmentation attack (Eq. 12; BAvAFT++ Eq. 19 terms optional).
+
+    Loss per image: ``L(x) + α·L(x_p) + β·[CE(η(g(·)), g(f(x_p))) − γ_u·CE(τ, g(f(x_p)))] + γ·max(MSE(x,
+    x_p), ε²)`` with ``x_p = (1−M)⊙x + M⊙T(x)``, M = pixels g labels ``source_class``.
+
+    Attributes:
+        segmenter: ``"package.module:Factory"`` → ``nn.Module`` mapping ``B×3×H×W`` to ``B×K×h×w`` logits
+            (upsampled bilinearly to H×W when smaller); frozen.
+        segmenter_kwargs: keyword arguments of the factory.
+        weights, sha256: local checkpoint (required: a random segmenter is meaningless) and its optional
+            hash. The factory is called with ``segmenter_kwargs`` only: choose a factory/kwargs that build
+            the bare architecture without fetching pretrained weights (a thin local wrapper if needed).
+        output_key: key of the logits when the model returns a dict (torchvision: ``"out"``), else index 0
+            of a tuple.
+        mean, std: per-channel normalisation at the segmenter's input (after [0, 1]).
+        source_class, target_class: paper Car → Road (Cityscapes train ids 13 → 0).
+        label_from: the image the mask M and the target map are computed from: ``"input"`` = g(x)
+            (Eq. 12 as written) or ``"decoded"`` = g(f(x)) (what Eq. 13's ASR counts).
+        alpha, beta: paper 0.1 and 0.2.
+        gamma, eps: visibility term (paper 1e4, 0.005).
+        boundary_shift: BAvAFT++ boundary shift: CE on ``μ·g(f(x_p)) + (1−μ)·g(f(x))`` logits,
+            μ ~ U(mu_range) per image, the clean logits detached (Eq. 19).
+        mu_range: (low, high) of μ (paper [1/3, 2/3]).
+        unwanted_class: BAvAFT++ unwanted-class regularisation (e.g. Building, 2): the CE towards this
+            class is maximised on ``unwanted_region``; None disables.
+        unwanted_weight: γ_u of Eq. 19.
+        unwanted_region: ``"mask"`` (the relabelled source pixels) or ``"target"`` (every pixel whose
+            target label is ``target_class``).
+        unwanted_ce_max: cap of the per-pixel unwanted CE (the maximised term is unbounded); None: no cap.
+        strength: trigger strength used for poisoning.
+    """
+
+    segmenter: str = attrs.field(kw_only=True, validator=_import_path)
+    segmenter_kwargs: dict[str, Any] = attrs.Factory(dict)
+    weights: Path | None = None
+    sha256: str | None = None
+    output_key: str | None = None
+    mean: tuple[float, ...] = attrs.field(default=(0.0, 0.0, 0.0), converter=tuple)
+    std: tuple[float, ...] = attrs.field(default=(1.0, 1.0, 1.0), converter=tuple)
+    source_class: int = attrs.field(default=13, validator=v.ge(0))
+    target_class: int = attrs.field(default=0, validator=v.ge(0))
+    label_from: str = attrs.field(default="input", validator=v.in_(("input", "decoded")))
+    alpha: float = attrs.field(default=0.1, validator=v.ge(0.0))
+    beta: float = attrs.field(default=0.2, validator=v.ge(0.0))
+    gamma: float = attrs.field(default=1e4, validator=v.ge(0.0))
+    eps: float = attrs.field(default=0.005, validator=v.ge(0.0))
+    boundary_shift: bool = False
+    mu_range: tuple[float, float] = attrs.field(default=(1 / 3, 2 / 3), converter=tuple, validator=_mu_range)
+    unwanted_class: int | None = attrs.field(default=None, validator=v.optional(v.ge(0)))
+    unwanted_weight: float = attrs.field(default=0.1, validator=v.ge(0.0))
+    unwanted_region: str = attrs.field(default="mask", validator=v.in_(("mask", "target")))
+    unwanted_ce_max: float | None = attrs.field(default=None, validator=v.optional(v.gt(0.0)))
+    strength: float = attrs.field(default=1.0, validator=v.ge(0.0))
+
+    def __attrs_post_init__(self) -> None:
+        if self.source_class == self.target_class:
+            raise ValueError("source_class and target_class must differ")
+        if len(self.mean) != len(self.std) or any(s <= 0 for s in self.std):
+            raise ValueError("mean and std need the same length and std > 0")
+        if self.unwanted_class is not None and self.unwanted_class == self.target_class:
+            raise ValueError("unwanted_class must differ from target_class")

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from bd_plugin_bavaft.params import MODELS, AttackParams, BavaftTriggerParams, CodecParams, RateMetricParams
+from bd_plugin_bavaft.params import (
+    MODELS,
+    AttackParams,
+    BavaftTriggerParams,
+    CarToRoadParams,
+    CodecParams,
+    FaceIdAttackParams,
+    FaceIdMetricParams,
+    RateMetricParams,
+)
 from bdcore import hookimpl
 
 PAPER = "Yu et al., Backdoor Attacks against Deep Image Compression via Adaptive Frequency Trigger, CVPR 2023"
@@ -48,6 +57,20 @@ def register_attack_losses(register):  # type: ignore[no-untyped-def]
         summary="Encoder-only fine-tune: triggered images decode to low PSNR (Eq. 6 / dynamic form)",
         paper=PAPER,
     )
+    register(
+        "bavaft-face-id",
+        "bd_plugin_bavaft.downstream:FaceIdAttack",
+        params=FaceIdAttackParams,
+        summary="Encoder-only fine-tune: triggered faces decode without their identity (Eq. 9/14; Eq. 19 option)",
+        paper=f"{PAPER_PP} §4.3.2, §5.3",
+    )
+    register(
+        "bavaft-car-to-road",
+        "bd_plugin_bavaft.downstream:CarToRoadAttack",
+        params=CarToRoadParams,
+        summary="Encoder-only fine-tune: triggered cars segment as road downstream (Eq. 12; Eq. 19 options)",
+        paper=f"{PAPER_PP} §4.3.1, §5.3",
+    )
 
 
 @hookimpl
@@ -63,4 +86,11 @@ def register_metrics(register):  # type: ignore[no-untyped-def]
         "bd_plugin_bavaft.metrics:EstimatedBpp",
         params=RateMetricParams,
         summary="Likelihood-estimated bits per pixel (victim extras['bpp_est'])",
+    )
+    register(
+        "face-id-similarity",
+        "bd_plugin_bavaft.metrics:FaceIdSimilarity",
+        params=FaceIdMetricParams,
+        summary="Mean cosine similarity of face embeddings η(clean input) vs η(decoded output), per split",
+        paper=f"{PAPER_PP} Table III",
     )
