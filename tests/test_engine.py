@@ -269,3 +269,22 @@ def test_set_overrides_are_recorded_and_guard_resume(tmp_path: Path, monkeypatch
     assert res.exit_code == 2 and "--set" in res.output and "train.steps=2" in res.output, res.output
     res = CliRunner().invoke(cli.main, ["run", str(spec), "--out", str(out), "--resume", "-q", *small])
     assert res.exit_code == 0, res.output
+
+
+def test_eval_only_params_stay_out_of_stage_keys() -> None:
+    import attrs
+
+    from bdcore.engine.store import canonical, stage_key
+    from bdcore.params import eval_only, in_stage_key
+
+    @attrs.frozen
+    class Params:
+        width: int = 8
+        eval_batch: int = eval_only(16, validator=attrs.validators.ge(1))
+
+    assert [in_stage_key(f) for f in attrs.fields(Params)] == [True, False]
+    assert "eval_batch" not in canonical(Params())
+    assert stage_key({"p": Params(eval_batch=1)}) == stage_key({"p": Params(eval_batch=64)})
+    assert stage_key({"p": Params(width=4)}) != stage_key({"p": Params()})
+    with pytest.raises(ValueError):
+        Params(eval_batch=0)  # validators still apply

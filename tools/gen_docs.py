@@ -146,7 +146,7 @@ register(name, factory, *, params=NoParams, summary="", paper=None, aliases=())
 |---|---|
 | `name` | the name specs use (`use = "name"`); unique per kind across *all* installed plugins: a duplicate is a hard error naming both distributions |
 | `factory` | a callable, or a lazy `"package.module:attr"` string (preferred: `bdcore list` / `check` then never import torch code); called as `factory(params, ctx)` with the structured params and a `bdcore.context.Context` |
-| `params` | an attrs class (usually `@attrs.frozen`); the spec's `params = {...}` table is structured into it strictly (unknown keys, wrong types and validator failures are spec errors, exit 2) |
+| `params` | an attrs class (usually `@attrs.frozen`); the spec's `params = {...}` table is structured into it strictly (unknown keys, wrong types and validator failures are spec errors, exit 2); a field declared `bdcore.params.eval_only(default, ...)` only changes evaluation (e.g. a coding batch size) and is left out of stage keys, so changing it never retrains |
 | `summary` | one line for `bdcore list` (defaults to the first docstring line of a callable factory) |
 | `paper` | citation shown by `bdcore list` and the report |
 | `aliases` | other names that resolve to this component |

@@ -123,3 +123,13 @@ def test_wrong_checkpoint_is_a_clear_error(tmp_path):
     torch.save({"state_dict": small("bmshj2018-factorized").net.state_dict()}, tmp_path / "f.pt")
     with pytest.raises(CodecError, match=r"f\.pt"):
         small("bmshj2018-hyperprior").load_checkpoint(str(tmp_path / "f.pt"))
+
+
+def test_coding_batch_does_not_retrain_the_codec():
+    """``coding_batch`` only batches ``compress``/``decompress``: the vanilla stage's key ignores it."""
+    from bd_plugin_bavaft.params import CodecParams
+
+    from bdcore.engine.store import stage_key
+
+    assert stage_key({"v": CodecParams(coding_batch=1)}) == stage_key({"v": CodecParams(coding_batch=16)})
+    assert stage_key({"v": CodecParams(quality=2)}) != stage_key({"v": CodecParams()})

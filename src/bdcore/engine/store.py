@@ -24,14 +24,16 @@ from typing import Any
 import attrs
 
 from bdcore.io.atomic import write_text, write_with
+from bdcore.params import in_stage_key
 
 
 def canonical(obj: Any) -> Any:
-    """A JSON-ready canonical form (attrs → dicts, paths → strings, tuples → lists)."""
+    """A JSON-ready canonical form (attrs → dicts, paths → strings, tuples → lists); fields declared
+    :func:`bdcore.params.eval_only` are left out (they do not change what a stage trains)."""
     if attrs.has(type(obj)):
         return {
             "__class__": f"{type(obj).__module__}.{type(obj).__qualname__}",
-            **{f.name: canonical(getattr(obj, f.name)) for f in attrs.fields(type(obj))},
+            **{f.name: canonical(getattr(obj, f.name)) for f in attrs.fields(type(obj)) if in_stage_key(f)},
         }
     if isinstance(obj, dict):
         return {str(k): canonical(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}

@@ -8,6 +8,8 @@ from typing import Any
 import attrs
 from attrs import validators as v
 
+from bdcore.params import eval_only
+
 #: λ per quality 1–8 (CompressAI / the paper), for D = 255²·MSE.
 LAMBDAS: tuple[float, ...] = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
 
@@ -33,7 +35,7 @@ class CodecParams:
     n: int = attrs.field(default=0, validator=v.ge(0))
     m: int = attrs.field(default=0, validator=v.ge(0))
     aux_lr: float = attrs.field(default=1e-3, validator=v.gt(0.0))
-    coding_batch: int = attrs.field(default=16, validator=v.ge(1))
+    coding_batch: int = eval_only(16, validator=v.ge(1))  # evaluation only: never retrains the codec
 
     def __attrs_post_init__(self) -> None:
         if self.model == "cheng2020-anchor" and self.quality > 6:
