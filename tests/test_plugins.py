@@ -144,3 +144,14 @@ def test_requires_counts_plugins_added_directly() -> None:
     host.add_plugin(toy_mod, "toy", Provenance("toy", "toy", "test"))
     assert host.check_requires(["toy"]) == []
     assert "not installed" in host.check_requires(["bd-plugin-nowhere"])[0]
+
+
+def test_import_object_resolves_dotted_attributes_and_names_what_is_missing() -> None:
+    from bdcore.registry import import_object
+
+    assert import_object("os.path:join") is __import__("os").path.join
+    assert import_object("json") is __import__("json")
+    with pytest.raises(ImportError, match="has no attribute 'path.nope'"):
+        import_object("os:path.nope")
+    with pytest.raises(ImportError):
+        import_object("no_such_module_here:x")

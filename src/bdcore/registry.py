@@ -57,6 +57,22 @@ class Provenance:
         return f"{self.distribution} {self.version}"
 
 
+def import_object(ref: str) -> Any:
+    """``"package.module:attr.path"`` → the object it names (a plugin's factory, a user's network class).
+
+    Raises ``ImportError`` (module missing, or no such attribute, named in the message); whatever
+    the imported module itself raises passes through.
+    """
+    module_name, _, attr = ref.partition(":")
+    obj: Any = importlib.import_module(module_name)
+    for part in filter(None, attr.split(".")):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise ImportError(f"module {module_name!r} has no attribute {attr!r}") from None
+    return obj
+
+
 @attrs.frozen
 class Component:
     """One registered component.
@@ -81,11 +97,8 @@ class Component:
         ref = self.factory_ref
         if not isinstance(ref, str):
             return ref
-        module_name, _, attr = ref.partition(":")
         try:
-            obj: Any = importlib.import_module(module_name)
-            for part in attr.split("."):
-                obj = getattr(obj, part)
+            obj = import_object(ref)
         except Exception as exc:  # noqa: BLE001 - reported with provenance
             raise PluginLoadError(
                 f'{self.kind.replace("_", " ")} "{self.name}" ({self.provenance}) could not be '

@@ -3,7 +3,6 @@ any installed restoration ``nn.Module``. All map ``B×C×H×W`` LQ in [0,1] to a
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, ClassVar
 
 import torch
@@ -14,6 +13,7 @@ from bd_plugin_asfiba.params import RestorationModuleParams, RRDBRestorerParams,
 from bdcore.components import VictimBase
 from bdcore.context import Context
 from bdcore.errors import ComponentError
+from bdcore.registry import import_object as registry_import
 
 
 def _block(cin: int, cout: int, n: int) -> nn.Sequential:
@@ -129,16 +129,10 @@ class RestorationModuleError(ComponentError):
 
 def import_object(target: str) -> Any:
     """``"package.module:attr"`` → the attribute (raises :class:`RestorationModuleError`)."""
-    module_name, _, attr = target.partition(":")
     try:
-        obj: Any = importlib.import_module(module_name)
+        return registry_import(target)
     except ImportError as exc:
-        raise RestorationModuleError(f"restoration-module: cannot import {module_name!r} ({exc})") from exc
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise RestorationModuleError(f"restoration-module: {module_name!r} has no attribute {attr!r}")
-        obj = getattr(obj, part)
-    return obj
+        raise RestorationModuleError(f"restoration-module: cannot import {target!r} ({exc})") from exc
 
 
 class RestorationModule(VictimBase):

@@ -10,7 +10,6 @@ and cached under ``ctx.cache_dir``, keyed by its settings and the training image
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
 import re
@@ -32,6 +31,7 @@ from bd_plugin_bavaft.params import (
 from bdcore.components import AttackLossBase
 from bdcore.context import Context
 from bdcore.errors import ComponentError, DataError
+from bdcore.registry import import_object
 
 _LUMA = (0.299, 0.587, 0.114)
 _MEMO: dict[str, nn.Module] = {}  # trained small embedders of this process, by cache key
@@ -47,18 +47,13 @@ class DownstreamSetupError(ComponentError):
 # --- building frozen downstream networks ------------------------------------------------------------------
 def import_factory(target: str) -> Callable[..., Any]:
     """``"package.module:attr.path"`` → the callable it names."""
-    module_name, _, attr = target.partition(":")
     try:
-        obj: Any = importlib.import_module(module_name)
+        obj = import_object(target)
     except ImportError as exc:
-        raise DownstreamSetupError(f"cannot import {module_name!r} ({exc})") from exc
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise DownstreamSetupError(f"{module_name!r} has no attribute {attr!r}")
-        obj = getattr(obj, part)
+        raise DownstreamSetupError(f"cannot import {target!r} ({exc})") from exc
     if not callable(obj):
         raise DownstreamSetupError(f"{target} is not callable")
-    return obj
+    return obj  # type: ignore[no-any-return]
 
 
 def freeze(module: M) -> M:
@@ -435,7 +430,22 @@ class _DownstreamAttack(AttackLossBase):
         }
 
 
-class FaceIdAttack(_DownstreamAttack):
+class LazyFaceEmbedder:
+    """Mixin: ``self.embedder`` is η from ``self.params`` (:class:`FaceEmbedderParams` fields), built — and
+    for the built-in one trained or loaded from the cache — on first use; ``self._embedder`` may be preset."""
+
+    params: Any
+    ctx: Context
+    _embedder: nn.Module | None
+
+    @property
+    def embedder(self) -> nn.Module:
+        if self._embedder is None:
+            self._embedder = build_face_embedder(self.params, self.ctx)
+        return self._embedder
+
+
+class FaceIdAttack(LazyFaceEmbedder, _DownstreamAttack):
     """Face-identity removal: triggered faces decode to images whose η embedding no longer matches the
     clean face (``cos`` minimised); clean RD unchanged. Paper Eq. 9/14, BAvAFT++ Eq. 19 optional."""
 
@@ -444,13 +454,6 @@ class FaceIdAttack(_DownstreamAttack):
     ) -> None:
         super().__init__(params or FaceIdAttackParams(), ctx)
         self._embedder = freeze(embedder) if embedder is not None else None
-
-    @property
-    def embedder(self) -> nn.Module:
-        """η, built (and for the built-in one, trained or loaded from the cache) on first use."""
-        if self._embedder is None:
-            self._embedder = build_face_embedder(self.params, self.ctx)
-        return self._embedder
 
     def attack_loss(self, victim: Any, clean: Mapping[str, Any], poisoned: Mapping[str, Any]) -> dict[str, Tensor]:
         self._check(victim)

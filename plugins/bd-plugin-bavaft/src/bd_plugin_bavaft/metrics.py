@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bd_plugin_bavaft.downstream import build_face_embedder, freeze
+from bd_plugin_bavaft.downstream import LazyFaceEmbedder, freeze
 from bd_plugin_bavaft.params import FaceIdMetricParams, RateMetricParams
 from bdcore.components import MeanOverImages
 from bdcore.context import Context
@@ -46,7 +46,7 @@ class EstimatedBpp(_ExtraMean):
     key = "bpp_est"
 
 
-class FaceIdSimilarity(MeanOverImages):
+class FaceIdSimilarity(LazyFaceEmbedder, MeanOverImages):
     """Mean cosine similarity of η embeddings between two evaluation fields (default the clean input and
     the decoded output), per split: high on clean images, low on triggered ones after the attack."""
 
@@ -59,12 +59,6 @@ class FaceIdSimilarity(MeanOverImages):
         super().__init__(params, ctx)
         self.splits = tuple(params.splits)  # type: ignore[assignment]
         self._embedder = freeze(embedder) if embedder is not None else None
-
-    @property
-    def embedder(self) -> nn.Module:
-        if self._embedder is None:
-            self._embedder = build_face_embedder(self.params, self.ctx)
-        return self._embedder
 
     @torch.no_grad()
     def per_image(self, batch: Any) -> Tensor:
