@@ -288,3 +288,25 @@ def test_eval_only_params_stay_out_of_stage_keys() -> None:
     assert stage_key({"p": Params(width=4)}) != stage_key({"p": Params()})
     with pytest.raises(ValueError):
         Params(eval_batch=0)  # validators still apply
+
+
+def test_test_inputs_are_triggered_in_eval_mode(tmp_path: Path) -> None:
+    """A reused stage's trigger is a freshly built module (training mode); the test set is triggered in eval mode."""
+    import torch
+
+    from bdcore.engine.evaluate import Evaluator
+
+    class ModeTrigger(torch.nn.Module):
+        def inject_trigger(self, x: torch.Tensor, **_: object) -> torch.Tensor:
+            return x * (0.5 if self.training else 0.25)
+
+    class Poison:
+        def poison(self, batch: dict, trigger: ModeTrigger, generator: object = None) -> dict:
+            return {**batch, "input": trigger.inject_trigger(batch["input"])}
+
+    test_set = [{"input": torch.ones(3, 4, 4), "target": torch.ones(3, 4, 4)} for _ in range(2)]
+    trigger = ModeTrigger()
+    assert trigger.training
+    ev = Evaluator(test_set, 2, None, "cpu", 0, (), lambda r: None, trigger=trigger, attack=Poison())  # type: ignore[arg-type]
+    (batch,) = ev.poisoned() or []
+    assert torch.equal(batch["input"], torch.full((2, 3, 4, 4), 0.25)) and not trigger.training

@@ -151,7 +151,7 @@ def test_import_object_resolves_dotted_attributes_and_names_what_is_missing() ->
 
     assert import_object("os.path:join") is __import__("os").path.join
     assert import_object("json") is __import__("json")
-    with pytest.raises(ImportError, match="has no attribute 'path.nope'"):
+    with pytest.raises(ImportError, match=r"has no attribute 'path\.nope'"):
         import_object("os:path.nope")
     with pytest.raises(ImportError):
         import_object("no_such_module_here:x")

@@ -88,6 +88,10 @@ class Evaluator:
             return None
         if self._poisoned is None:
             out = []
+            if isinstance(self.trigger, torch.nn.Module):
+                # test inputs are triggered in eval mode, whether the trigger was just trained or loaded from a
+                # reused stage (a fresh module is in training mode: BatchNorm would use the test batch's statistics)
+                self.trigger.eval()
             with torch.no_grad():
                 for i, batch in enumerate(self.batches()):
                     gen = torch.Generator(device="cpu").manual_seed(derive_seed(self.seed, "eval-poison", i))
