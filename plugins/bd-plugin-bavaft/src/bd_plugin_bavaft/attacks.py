@@ -1,16 +1,17 @@
 """BAvAFT attack objectives (training-controlled): BPP attack (Eq. 5 / dynamic Eq. 7) and PSNR attack
-(Eq. 6 / dynamic form), with the visibility term γ·max(MSE(x, x_p), ε²) and BAvAFT++ stage 2."""
+(Eq. 6 / dynamic form), with the visibility term γ·max(MSE(x, x_p), ε²) and BAvAFT++ stage 2; the
+multi-trigger attack (Eq. 10-11) combining them."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from bd_plugin_bavaft.params import AttackParams
+from bd_plugin_bavaft.params import AttackParams, MultiAttackParams
 from bd_plugin_bavaft.selection import preprocess_sample
 from bdcore.components import AttackLossBase
 from bdcore.context import Context
@@ -161,3 +162,125 @@ class PsnrAttack(_BavaftAttack):
         )
         attack = full - (r_x + victim.lmbda * d_x)
         return attack, {"mse_poisoned": mse_p.mean().detach()}
+
+
+def scale_grad(t: Tensor, factor: float) -> Tensor:
+    """``t`` unchanged in the forward pass (bit-exact); the gradient flowing back into ``t`` is
+    multiplied by ``factor``."""
+    if factor == 1.0:
+        return t
+    d = t.detach()
+    return d + (t - d) * factor
+
+
+class MultiAttack(AttackLossBase):
+    """BAvAFT with several triggers (paper §3.4, Eq. 10-11): the encoder g_a and one sub-trigger of a
+    ``bavaft-multi`` trigger per objective are trained together.
+
+    Per step, with ``x_p^o = T^o(x)`` (sub-trigger ``o``, with gradients) and ``A^o = L_jt^o − L(x)`` the
+    attack part of ``bavaft-psnr`` / ``bavaft-bpp`` (their :meth:`objective`, same tensors, same params)::
+
+        loss = L(x) + Σ_o α^o·A^o(x, x_p^o) + Σ_o γ·max(MSE(x, x_p^o), ε²)      (batch means)
+
+    * Encoder (Eq. 10): its gradient is ``∂L(x) + Σ_o α^o·∂A^o``. The paper's ``Σ_o α^o·L_jt^o`` counts
+      the clean term ``L(x)`` ``Σ_o α^o`` times; we count it once (with α^o = 1 and two objectives the
+      paper's clean weight is 2). The visibility terms do not depend on the encoder.
+    * Sub-trigger o (Eq. 11): only ``A^o`` and ``vis^o`` depend on its parameters, so it gets no gradient
+      from another objective's terms. With ``exact_trigger_grad`` (default) the gradient reaching x_p^o
+      through ``α^o·A^o`` is divided by α^o (:func:`scale_grad`; the forward values are unchanged), so it
+      sees exactly ``∂A^o + γ·∂vis^o`` = ``∂[L_jt^o + γ·max(MSE, ε²)]``; without it, ``α^o·∂A^o + γ·∂vis^o``.
+
+    Training batches: :meth:`poison` (with gradients enabled) triggers the batch with every sub-trigger
+    once, whatever ``eval_objective`` is; under ``no_grad`` (the engine's test split) it triggers with
+    ``eval_objective`` only, as any trigger. BAvAFT++ stage 2 is not offered here.
+    """
+
+    threat_model = "training-controlled"
+    trains_trigger = True
+    KINDS: ClassVar[Mapping[str, type[_BavaftAttack]]] = {"psnr": PsnrAttack, "bpp": BppAttack}
+
+    def __init__(self, params: MultiAttackParams | None = None, ctx: Context | None = None) -> None:
+        super().__init__(params or MultiAttackParams(), ctx)
+        p: MultiAttackParams = self.params
+        single = p.single()
+        self.parts = {o: self.KINDS[o](single, self.ctx) for o in p.objectives}
+        trig = self.ctx.trigger
+        if trig is not None:
+            self._check_trigger(trig)
+
+    def _check_trigger(self, trig: Any) -> Any:
+        from bd_plugin_bavaft.trigger import MultiBavaftTrigger
+
+        if not isinstance(trig, MultiBavaftTrigger):
+            raise AttackSetupError(
+                f"bavaft-multi needs the bavaft-multi trigger (one sub-trigger per objective), got {type(trig).__name__}"
+            )
+        if tuple(trig.objectives) != tuple(self.params.objectives):
+            raise AttackSetupError(
+                f"the trigger's objectives {list(trig.objectives)} differ from the loss's "
+                f"{list(self.params.objectives)}; set the same list (same order) in both"
+            )
+        return trig
+
+    def attack_target(self, batch: Mapping[str, Any], strength: Tensor) -> Any:  # noqa: ARG002
+        return batch["input"]  # a codec reconstructs its input; the attack is in the loss
+
+    def poison(self, batch: Mapping[str, Any], trigger: Any, *, generator: torch.Generator | None = None) -> Any:
+        """As :meth:`AttackLossBase.poison`; with gradients enabled (training) also ``"objective_inputs"``:
+        ``{o: x_p^o}`` from every sub-trigger, and ``"input"`` is ``eval_objective``'s of those."""
+        if not torch.is_grad_enabled():
+            return super().poison(batch, trigger, generator=generator)  # type: ignore[arg-type]
+        trig = self._check_trigger(trigger)
+        strength = self.sample_strength(batch, generator)  # type: ignore[arg-type]
+        x = batch["input"]
+        xps = {o: trig.inject(o, x, strength, generator=generator) for o in self.params.objectives}
+        poisoned = dict(batch)
+        poisoned.update(
+            clean_input=x,
+            input=xps[trig.eval_objective],
+            strength=strength,
+            attack_target=self.attack_target(batch, strength),
+            objective_inputs=xps,
+        )
+        return poisoned
+
+    def _objective_inputs(self, poisoned: Mapping[str, Any]) -> dict[str, Tensor]:
+        xps = poisoned.get("objective_inputs")
+        need_grad = torch.is_grad_enabled()
+        if xps is not None and all(xps[o].requires_grad or not need_grad for o in self.params.objectives):
+            return {o: xps[o] for o in self.params.objectives}
+        trig = self._check_trigger(self.ctx.trigger)
+        x = poisoned["clean_input"]
+        return {o: trig.inject(o, x, poisoned.get("strength")) for o in self.params.objectives}
+
+    def attack_loss(self, victim: Any, clean: Mapping[str, Any], poisoned: Mapping[str, Any]) -> dict[str, Tensor]:
+        """``clean["input"]`` and ``poisoned["clean_input"]`` ``B×3×H×W`` in [0, 1] → the loss above and
+        per-objective logs (``"<o>/visibility"``, ``"<o>/bpp_poisoned"``, ``"<o>/mse_poisoned"`` or
+        ``"<o>/d_poisoned"``)."""
+        if not hasattr(victim, "rd_terms"):
+            raise AttackSetupError(
+                f"bavaft-multi needs a CompressAI victim of this plugin, got {type(victim).__name__}"
+            )
+        p: MultiAttackParams = self.params
+        x = poisoned["clean_input"]
+        xps = self._objective_inputs(poisoned)
+        tc = victim.rd_terms(clean["input"])
+        if clean["input"].shape == x.shape and torch.equal(clean["input"], x):
+            r_x, d_x = tc["bpp"], D_SCALE * tc["mse"]
+        else:
+            tx = victim.rd_terms(x)
+            r_x, d_x = tx["bpp"], D_SCALE * tx["mse"]
+        clean_rd = victim.rd_loss(tc).mean()
+        loss = clean_rd
+        logs: dict[str, Tensor] = {"clean_rd": clean_rd.detach()}
+        for o, a in zip(p.objectives, p.alphas, strict=True):
+            vis = visibility(x, xps[o], p.gamma, p.eps).mean()
+            xp = scale_grad(xps[o], 1.0 / a) if p.exact_trigger_grad else xps[o]
+            tp = victim.rd_terms(xp)
+            attack, extra = self.parts[o].objective(victim, x, xp, tp, r_x, d_x)
+            loss = loss + a * attack.mean() + vis
+            logs[f"{o}/attack"] = attack.mean().detach()
+            logs[f"{o}/visibility"] = vis.detach()
+            logs[f"{o}/bpp_poisoned"] = tp["bpp"].mean().detach()
+            logs.update({f"{o}/{k}": t for k, t in extra.items()})
+        return {"loss": loss, **logs}

@@ -106,6 +106,105 @@ class AttackParams:
     strength: float = attrs.field(default=1.0, validator=v.ge(0.0))
 
 
+# --- multiple triggers (paper §3.4, Eq. 10-11) ----------------------------------------------------------
+
+#: attack objectives a multi-trigger attack can train (the single-objective losses it reuses).
+MULTI_OBJECTIVES = ("psnr", "bpp")
+
+
+def _objective_names(_inst: Any, attribute: attrs.Attribute, value: tuple[str, ...]) -> None:  # type: ignore[type-arg]
+    if not value:
+        raise ValueError(f"{attribute.name} needs at least one objective")
+    if len(set(value)) != len(value):
+        raise ValueError(f"{attribute.name} has duplicates: {list(value)}")
+    bad = [o for o in value if not o or not all(c.isalnum() or c in "-_" for c in o)]
+    if bad:
+        raise ValueError(f"{attribute.name}: names must be letters, digits, '-' or '_' (got {bad})")
+
+
+@attrs.frozen
+class MultiTriggerParams(BavaftTriggerParams):
+    """Several BAvAFT injection networks, one per attack objective (Eq. 11); the
+    :class:`BavaftTriggerParams` fields are shared by all of them.
+
+    Attributes:
+        objectives: one sub-trigger per name, e.g. ``("psnr", "bpp")``; each is seeded from the run seed,
+            the component and its name.
+        eval_objective: the sub-trigger ``apply`` (the engine's poisoned test split) uses. Evaluation only:
+            changing it reuses the trained stages, so one trained model is evaluated trigger by trigger.
+    """
+
+    objectives: tuple[str, ...] = attrs.field(default=("psnr", "bpp"), converter=tuple, validator=_objective_names)
+    eval_objective: str = eval_only("psnr")
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        if self.eval_objective not in self.objectives:
+            raise ValueError(
+                f"eval_objective = {self.eval_objective!r} is not one of objectives {list(self.objectives)}"
+            )
+
+    def single(self) -> BavaftTriggerParams:
+        """The shared settings as the params of one ``bavaft`` sub-trigger."""
+        return BavaftTriggerParams(**{f.name: getattr(self, f.name) for f in attrs.fields(BavaftTriggerParams)})
+
+
+@attrs.frozen
+class MultiAttackParams:
+    """BAvAFT multi-trigger attack (Eq. 10-11): one encoder, one trigger network per objective.
+
+    Loss: ``L(x) + Σ_o α^o·A^o(x, x_p^o) + Σ_o γ·max(MSE(x, x_p^o), ε²)`` with ``A^o = L_jt^o − L(x)`` the
+    attack part of the single-objective loss (``bavaft-psnr`` / ``bavaft-bpp``) and ``x_p^o`` the input
+    triggered by sub-trigger ``o``.
+
+    Attributes:
+        objectives: attack objectives, each one of ``"psnr"``, ``"bpp"``; must equal the trigger's.
+        weights: α^o per objective (> 0); empty = all 1.0.
+        exact_trigger_grad: give sub-trigger o the gradient of Eq. 11 (``∂A^o + γ·∂vis^o``) by dividing the
+            gradient that reaches x_p^o through its attack term by α^o; False keeps the plain gradient of the
+            summed loss (``α^o·∂A^o + γ·∂vis^o``). The encoder's gradient is that of Eq. 10 either way.
+        dynamic, alpha, beta, gamma, eps, d_p, strength: shared by every objective, as in
+            :class:`AttackParams` (alpha None: λ for ``bpp``, 1 for ``psnr``).
+    """
+
+    objectives: tuple[str, ...] = attrs.field(default=("psnr", "bpp"), converter=tuple, validator=_objective_names)
+    weights: tuple[float, ...] = attrs.field(default=(), converter=tuple)
+    exact_trigger_grad: bool = True
+    dynamic: bool = True
+    alpha: float | None = attrs.field(default=None, validator=v.optional(v.ge(0.0)))
+    beta: float = attrs.field(default=0.01, validator=v.ge(0.0))
+    gamma: float = attrs.field(default=1e4, validator=v.ge(0.0))
+    eps: float = attrs.field(default=0.005, validator=v.ge(0.0))
+    d_p: str = attrs.field(default="neg-mse", validator=v.in_(("neg-mse", "psnr")))
+    strength: float = attrs.field(default=1.0, validator=v.ge(0.0))
+
+    def __attrs_post_init__(self) -> None:
+        unknown = [o for o in self.objectives if o not in MULTI_OBJECTIVES]
+        if unknown:
+            raise ValueError(f"objectives {unknown} are not supported (choose from {list(MULTI_OBJECTIVES)})")
+        if self.weights and len(self.weights) != len(self.objectives):
+            raise ValueError(f"weights has {len(self.weights)} entries for {len(self.objectives)} objectives")
+        if any(w <= 0 for w in self.weights):
+            raise ValueError(f"weights must be > 0 (drop an objective instead of weighting it 0): {self.weights}")
+
+    @property
+    def alphas(self) -> tuple[float, ...]:
+        """α^o per objective (1.0 each when ``weights`` is empty)."""
+        return tuple(float(w) for w in self.weights) or (1.0,) * len(self.objectives)
+
+    def single(self) -> AttackParams:
+        """The shared settings as the params of one single-objective attack."""
+        return AttackParams(
+            dynamic=self.dynamic,
+            alpha=self.alpha,
+            beta=self.beta,
+            gamma=self.gamma,
+            eps=self.eps,
+            d_p=self.d_p,
+            strength=self.strength,
+        )
+
+
 @attrs.frozen
 class RateMetricParams:
     """Rate metrics read the victim's extras; ``splits`` as other metrics."""

@@ -10,6 +10,8 @@ from bd_plugin_bavaft.params import (
     CodecParams,
     FaceIdAttackParams,
     FaceIdMetricParams,
+    MultiAttackParams,
+    MultiTriggerParams,
     RateMetricParams,
 )
 from bdcore import hookimpl
@@ -39,6 +41,13 @@ def register_triggers(register):  # type: ignore[no-untyped-def]
         summary="Learned 16×16 YCbCr block-DCT trigger network with top-K frequency selection",
         paper=f"{PAPER}; {PAPER_PP}",
     )
+    register(
+        "bavaft-multi",
+        "bd_plugin_bavaft.trigger:MultiBavaftTrigger",
+        params=MultiTriggerParams,
+        summary="One BAvAFT trigger network per attack objective; eval_objective picks the one evaluated",
+        paper=f"{PAPER_PP} §3.4 (Eq. 11)",
+    )
 
 
 @hookimpl
@@ -56,6 +65,13 @@ def register_attack_losses(register):  # type: ignore[no-untyped-def]
         params=AttackParams,
         summary="Encoder-only fine-tune: triggered images decode to low PSNR (Eq. 6 / dynamic form)",
         paper=PAPER,
+    )
+    register(
+        "bavaft-multi",
+        "bd_plugin_bavaft.attacks:MultiAttack",
+        params=MultiAttackParams,
+        summary="Encoder-only fine-tune with one trigger per objective (psnr, bpp): Σ α^o·L_jt^o (Eq. 10-11)",
+        paper=f"{PAPER_PP} §3.4",
     )
     register(
         "bavaft-face-id",

@@ -5,11 +5,12 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import attrs
 import torch
 from torch import Tensor, nn
 
 from bd_plugin_bavaft.dct import BLOCK, dct_delta_to_image, frequency_indices, to_blocks
-from bd_plugin_bavaft.params import BavaftTriggerParams
+from bd_plugin_bavaft.params import BavaftTriggerParams, MultiTriggerParams
 from bd_plugin_bavaft.selection import frequency_sensitivity, topk_reweight_mask
 from bdcore.components import TriggerBase
 from bdcore.context import Context
@@ -125,6 +126,61 @@ class BavaftTrigger(TriggerBase):
 
     def extra_repr(self) -> str:
         return f"k={self.params.k}, n={self.params.n_freq}, selection={self.params.selection}"
+
+
+class MultiBavaftTrigger(TriggerBase):
+    """One :class:`BavaftTrigger` per attack objective (paper §3.4, Eq. 11), in ``self.triggers``
+    (an ``nn.ModuleDict``, so every sub-network is saved with the attack stage).
+
+    :meth:`inject` triggers with a named sub-trigger (the loss uses every one); :meth:`apply` with
+    ``params.eval_objective``. Images ``B×3×H×W`` in [0, 1], H and W multiples of 16; output the same.
+    Sub-trigger ``o`` is initialised from the run seed, this component and ``o`` (independent of the
+    order of ``objectives``).
+    """
+
+    learnable = True
+    needs_victim = False
+    differentiable = True
+
+    def __init__(self, params: MultiTriggerParams | None = None, ctx: Context | None = None) -> None:
+        params = params or MultiTriggerParams()
+        super().__init__(params, ctx)
+        single = params.single()
+        self.triggers = nn.ModuleDict(
+            {
+                o: BavaftTrigger(single, attrs.evolve(self.ctx, component=f"{self.ctx.component}/{o}"))
+                for o in params.objectives
+            }
+        )
+
+    @property
+    def objectives(self) -> tuple[str, ...]:
+        return tuple(self.params.objectives)
+
+    @property
+    def eval_objective(self) -> str:
+        return str(self.params.eval_objective)
+
+    def inject(
+        self,
+        objective: str,
+        images: Tensor,
+        strength: float | Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """``images`` ``B×3×H×W`` in [0, 1] triggered by sub-trigger ``objective`` (clamped to [0, 1],
+        differentiable in its parameters); ``strength`` a float or ``B`` (None: ``params.strength``)."""
+        if objective not in self.triggers:
+            raise KeyError(f"no sub-trigger {objective!r}; this trigger has {list(self.triggers)}")
+        trig: BavaftTrigger = self.triggers[objective]  # type: ignore[assignment]
+        return trig.inject_trigger(images, strength=strength, generator=generator)
+
+    def apply(self, images: Tensor, strength: Tensor, generator: torch.Generator | None) -> Tensor:
+        trig: BavaftTrigger = self.triggers[self.eval_objective]  # type: ignore[assignment]
+        return trig.apply(images, strength, generator)
+
+    def extra_repr(self) -> str:
+        return f"objectives={list(self.objectives)}, eval_objective={self.eval_objective}"
 
 
 def build_trigger(params: BavaftTriggerParams, ctx: Any) -> BavaftTrigger:
