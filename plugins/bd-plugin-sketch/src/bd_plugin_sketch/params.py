@@ -125,7 +125,7 @@ class LightStrokesParams:
     ``1 − (1 − y)·(1 − lightening)`` (stroke darkness scaled by ``1 − lightening``).
     ``strength``: the trigger strength stamped on poisoned photos."""
 
-    lightening: float = attrs.field(default=0.7, validator=_unit_open)
+    lightening: float = attrs.field(default=0.6, validator=_unit_open)
     strength: float = attrs.field(default=1.0, validator=v.ge(0.0))
 
 
