@@ -30,7 +30,7 @@ def parse_value(text: str) -> Any:
 
 def split_key(key: str) -> list[str]:
     """``defense[1].params.quality`` or ``defense.1.params.quality`` → ``["defense", "1", "params", "quality"]``."""
-    return [p for p in _INDEX.sub(r".\1", key.strip()).split(".")]
+    return _INDEX.sub(r".\1", key.strip()).split(".")
 
 
 def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> list[Issue]:

@@ -80,8 +80,8 @@ class BavaftTriggerParams:
 
 
 @attrs.frozen
-class AttackParams:
-    """BAvAFT attack objective (training-controlled).
+class ObjectiveParams:
+    """Settings of a BAvAFT attack objective, shared by the single- and the multi-trigger attacks.
 
     Attributes:
         dynamic: the dynamic loss (Eq. 7 / its PSNR form) instead of the static Eq. 5 / 6.
@@ -89,9 +89,6 @@ class AttackParams:
         beta: attack weight (paper 0.01).
         gamma, eps: visibility term γ·max(MSE(x, x_p), ε²) (paper 1e4, 0.005).
         d_p: PSNR attack's D_P: ``"neg-mse"`` = −255²·MSE(x, f(x_p)) or ``"psnr"`` = PSNR(x, f(x_p)) in dB.
-        robust_stage2_after: BAvAFT++ stage 2 from this attack step on (encoder only, preprocessing
-            augmentation on the attack term); 0 disables.
-        preprocess: preprocessings drawn in stage 2 (plus identity).
         strength: trigger strength α used for poisoning.
     """
 
@@ -101,9 +98,21 @@ class AttackParams:
     gamma: float = attrs.field(default=1e4, validator=v.ge(0.0))
     eps: float = attrs.field(default=0.005, validator=v.ge(0.0))
     d_p: str = attrs.field(default="neg-mse", validator=v.in_(("neg-mse", "psnr")))
+    strength: float = attrs.field(default=1.0, validator=v.ge(0.0))
+
+
+@attrs.frozen
+class AttackParams(ObjectiveParams):
+    """BAvAFT attack objective (training-controlled): :class:`ObjectiveParams` plus BAvAFT++ stage 2.
+
+    Attributes:
+        robust_stage2_after: BAvAFT++ stage 2 from this attack step on (encoder only, preprocessing
+            augmentation on the attack term); 0 disables.
+        preprocess: preprocessings drawn in stage 2 (plus identity).
+    """
+
     robust_stage2_after: int = attrs.field(default=0, validator=v.ge(0))
     preprocess: tuple[str, ...] = attrs.field(default=("blur", "noise", "jpeg"), converter=tuple)
-    strength: float = attrs.field(default=1.0, validator=v.ge(0.0))
 
 
 # --- multiple triggers (paper §3.4, Eq. 10-11) ----------------------------------------------------------
@@ -150,7 +159,7 @@ class MultiTriggerParams(BavaftTriggerParams):
 
 
 @attrs.frozen
-class MultiAttackParams:
+class MultiAttackParams(ObjectiveParams):
     """BAvAFT multi-trigger attack (Eq. 10-11): one encoder, one trigger network per objective.
 
     Loss: ``L(x) + Σ_o α^o·A^o(x, x_p^o) + Σ_o γ·max(MSE(x, x_p^o), ε²)`` with ``A^o = L_jt^o − L(x)`` the
@@ -163,20 +172,13 @@ class MultiAttackParams:
         exact_trigger_grad: give sub-trigger o the gradient of Eq. 11 (``∂A^o + γ·∂vis^o``) by dividing the
             gradient that reaches x_p^o through its attack term by α^o; False keeps the plain gradient of the
             summed loss (``α^o·∂A^o + γ·∂vis^o``). The encoder's gradient is that of Eq. 10 either way.
-        dynamic, alpha, beta, gamma, eps, d_p, strength: shared by every objective, as in
-            :class:`AttackParams` (alpha None: λ for ``bpp``, 1 for ``psnr``).
+        dynamic, alpha, beta, gamma, eps, d_p, strength: :class:`ObjectiveParams`, shared by every
+            objective (alpha None: λ for ``bpp``, 1 for ``psnr``).
     """
 
     objectives: tuple[str, ...] = attrs.field(default=("psnr", "bpp"), converter=tuple, validator=_objective_names)
     weights: tuple[float, ...] = attrs.field(default=(), converter=tuple)
     exact_trigger_grad: bool = True
-    dynamic: bool = True
-    alpha: float | None = attrs.field(default=None, validator=v.optional(v.ge(0.0)))
-    beta: float = attrs.field(default=0.01, validator=v.ge(0.0))
-    gamma: float = attrs.field(default=1e4, validator=v.ge(0.0))
-    eps: float = attrs.field(default=0.005, validator=v.ge(0.0))
-    d_p: str = attrs.field(default="neg-mse", validator=v.in_(("neg-mse", "psnr")))
-    strength: float = attrs.field(default=1.0, validator=v.ge(0.0))
 
     def __attrs_post_init__(self) -> None:
         unknown = [o for o in self.objectives if o not in MULTI_OBJECTIVES]
@@ -194,15 +196,8 @@ class MultiAttackParams:
 
     def single(self) -> AttackParams:
         """The shared settings as the params of one single-objective attack."""
-        return AttackParams(
-            dynamic=self.dynamic,
-            alpha=self.alpha,
-            beta=self.beta,
-            gamma=self.gamma,
-            eps=self.eps,
-            d_p=self.d_p,
-            strength=self.strength,
-        )
+        shared = {f.name: getattr(self, f.name) for f in attrs.fields(ObjectiveParams)}
+        return AttackParams(**shared)
 
 
 @attrs.frozen
