@@ -12,6 +12,7 @@ from pathlib import Path
 
 import goodplug
 import pytest
+import torch
 
 from bdcore.testing import run_spec
 
@@ -310,3 +311,27 @@ def test_test_inputs_are_triggered_in_eval_mode(tmp_path: Path) -> None:
     ev = Evaluator(test_set, 2, None, "cpu", 0, (), lambda r: None, trigger=trigger, attack=Poison())  # type: ignore[arg-type]
     (batch,) = ev.poisoned() or []
     assert torch.equal(batch["input"], torch.full((2, 3, 4, 4), 0.25)) and not trigger.training
+
+
+def test_attack_losses_get_the_trained_clean_victim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ctx.clean_victim`` (e.g. C-BAIQA's surrogate) returns the clean victim the run trained, lazily."""
+    from bdcore.testing import toy
+
+    seen: list[object] = []
+    poison = toy.ToyInvert.poison
+
+    def spy(self: toy.ToyInvert, batch: dict, trigger: object, **kw: object) -> dict:
+        if not seen:
+            seen.append(self.ctx.clean_victim())
+        return poison(self, batch, trigger, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(toy.ToyInvert, "poison", spy)
+    text = spec().replace("from_clean = true", "from_clean = false")
+    out = run_spec(text, tmp_path)
+    assert len(seen) == 1 and isinstance(seen[0], toy.ToyDenoiser)
+    from safetensors.torch import load_file
+
+    key = json.loads((out.run_dir / "manifest.json").read_text())["stages"]["clean-victim"]
+    saved = load_file(str(next((tmp_path / "runs").rglob(f"clean-victim-{key}")) / "tensors.safetensors"))
+    state = seen[0].state_dict()  # type: ignore[attr-defined]
+    assert all(torch.equal(v, saved[f"victim.{k}"]) for k, v in state.items())

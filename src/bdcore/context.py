@@ -42,6 +42,9 @@ class Context:
         component: ``"kind:name"`` of the component being built (for messages).
         trigger: for attack losses, the run's trigger (so a loss can call it twice,
             e.g. AS-FIBA's pseudo-trigger).
+        clean_victim: for attack losses, a callable returning the run's clean victim
+            (trained or loaded on first call, then cached): the attacker's surrogate, e.g.
+            for C-BAIQA's adversarial refinement of the poisoned images.
         options: free-form values the engine passes (image size, channels...).
     """
 
@@ -53,6 +56,7 @@ class Context:
     registry: Registry | None = None
     component: str = ""
     trigger: Trigger | None = None
+    clean_victim: Callable[[], Victim] | None = None
     options: dict[str, Any] = attrs.Factory(dict)
 
     def generator(self, *salt: object, device: str | None = None) -> torch.Generator:

@@ -82,3 +82,34 @@ def test_c_baiqa_without_surrogate_fails_clearly() -> None:
 
     with pytest.raises(BaiqaError, match="fit_steps"):
         atk.poison({"input": torch.rand(1, 3, 16, 16), "target": torch.tensor([20.0])}, trig)
+
+
+def test_c_baiqa_takes_the_engine_clean_victim_as_surrogate_for_any_trigger() -> None:
+    """The engine gives attack losses ``ctx.clean_victim``; then no baiqa-dct fit is needed (e.g. FTrojan)."""
+    torch.manual_seed(0)
+    net = SmallIqaNet(P.SmallIqaParams(width=8, depth=2))
+    calls: list[int] = []
+
+    def clean_victim() -> SmallIqaNet:
+        calls.append(1)
+        return net
+
+    trig = BaiqaDct(P.DctTriggerParams(), Context(seed=0))  # never fitted: has no surrogate of its own
+    atk = CBaiqa(P.CBaiqaParams(pgd_steps=3), Context(clean_victim=clean_victim))
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        p = atk.poison({"input": x, "target": torch.tensor([30.0, 70.0])}, trig)
+    plain = trig.inject_trigger(x, strength=p["strength"])
+    assert calls and not torch.equal(p["input"], plain)
+    assert float((p["input"] - plain).abs().max()) <= 2 / 255 + 1e-6 + 1 / 255  # PGD ball, then re-quantised
+
+
+def test_c_baiqa_without_any_surrogate_names_both_routes() -> None:
+    from bd_plugin_baiqa.util import BaiqaError
+
+    class Additive:
+        def inject_trigger(self, x, strength=None):  # noqa: ANN001, ANN202, ARG002
+            return x
+
+    with pytest.raises(BaiqaError, match="through the engine"):
+        CBaiqa(P.CBaiqaParams(), Context()).refine(torch.rand(1, 3, 16, 16), Additive())

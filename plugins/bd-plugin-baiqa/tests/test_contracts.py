@@ -7,7 +7,7 @@ from bd_plugin_baiqa import params as P
 from bd_plugin_baiqa.attacks import CBaiqa, PBaiqa
 from bd_plugin_baiqa.metrics import MeanMae, MeanMra, Plcc, PsnrAlpha, Rmse, Srocc
 from bd_plugin_baiqa.trigger import BaiqaDct
-from bd_plugin_baiqa.victims import SmallIqaNet
+from bd_plugin_baiqa.victims import CnnIqa, SmallIqaNet
 
 from bdcore.context import Context
 from bdcore.metrics.batch import EvalBatch
@@ -47,6 +47,17 @@ class TestSmallVictim(VictimContract):
 
     def batch(self) -> dict:
         return {"input": torch.rand(2, 3, 32, 32), "target": torch.tensor([30.0, 70.0])}
+
+
+class TestCnnIqaVictim(VictimContract):
+    params_cls = P.CnnIqaParams
+
+    def make(self) -> CnnIqa:
+        torch.manual_seed(0)
+        return CnnIqa(P.CnnIqaParams(hidden=32, filters=8), Context())
+
+    def batch(self) -> dict:
+        return {"input": torch.rand(2, 3, 64, 64), "target": torch.tensor([30.0, 70.0])}
 
 
 class TestPBaiqa(AttackLossContract):

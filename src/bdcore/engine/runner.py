@@ -153,7 +153,11 @@ class Runner:
         with self.timed("data"):
             self.data()
             self.trigger = self.build_trigger()
-            self.attack_obj = self.build(self.loaded.attack, trigger=self.trigger) if self.loaded.attack else None
+            self.attack_obj = (
+                self.build(self.loaded.attack, trigger=self.trigger, clean_victim=self.clean_victim)
+                if self.loaded.attack
+                else None
+            )
         if (
             self.trigger is not None
             and getattr(self.trigger, "learnable", False)

@@ -80,9 +80,11 @@ class CBaiqa(AttackLossBase):
     """Clean-label BAIQA: labels kept; α = (y − ȳ)/Δy (Remark 1); training images are first replaced by a
     targeted PGD example toward ȳ against the surrogate (Remark 2), then the trigger α·t is added.
 
-    The surrogate is the clean victim, reached through the ``baiqa-dct`` trigger's fit (the attack context
-    has no victim). PGD runs on the (cropped) training batch, on samples marked ``baiqa_train`` = 1 by this
-    plugin's datasets (all samples when the field is absent); test-time poisoning only adds the trigger.
+    The surrogate is the run's clean victim (``ctx.clean_victim``, given by the engine to attack losses), so
+    the refinement works with any trigger (e.g. FTrojan under the same clean-label setting); outside the
+    engine, a ``baiqa-dct`` trigger's fitted surrogate is used. PGD runs on the (cropped) training batch, on
+    samples marked ``baiqa_train`` = 1 by this plugin's datasets (all samples when the field is absent);
+    test-time poisoning only adds the trigger.
     """
 
     threat_model: ClassVar[str] = "data-poisoning"  # type: ignore[assignment]
@@ -101,9 +103,12 @@ class CBaiqa(AttackLossBase):
         p = self.params
         if p.pgd_steps == 0 or p.pgd_eps == 0:
             return images
-        get = getattr(trigger, "surrogate", None)
+        get = self.ctx.clean_victim or getattr(trigger, "surrogate", None)
         if get is None:
-            raise BaiqaError("c-baiqa: the PGD refinement needs the baiqa-dct trigger (it holds the surrogate)")
+            raise BaiqaError(
+                "c-baiqa: the PGD refinement needs a surrogate: run it through the engine (the clean victim) "
+                "or use a fitted baiqa-dct trigger"
+            )
         victim = get()
         was = victim.training
         victim.eval()

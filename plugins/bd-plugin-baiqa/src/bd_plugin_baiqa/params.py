@@ -60,6 +60,29 @@ class SmallIqaParams:
 
 
 @attrs.frozen
+class CnnIqaParams:
+    """``cnniqa`` (Kang et al., CVPR 2014). ``patch``: side of the non-overlapping patches (32);
+    ``kernel``/``filters``: the single conv layer (7×7, 50); ``hidden``: the two FC layers (800);
+    ``dropout`` (0.5); ``lcn_window``/``lcn_c``: local normalisation window (7 = the paper's P = Q = 3) and
+    the constant added to σ, on [0, 1] grey levels (10/255, i.e. C = 10 on 0..255; the paper leaves C
+    open); ``color``: normalise and convolve the three RGB channels instead of the grey image (the paper is
+    grey; colour lets the network see chroma triggers such as FTrojan's Cb/Cr pattern);
+    ``loss``: per-patch L1 (the paper) or MSE; ``score_offset``/``score_scale``: head output = offset + scale·z."""
+
+    patch: int = attrs.field(default=32, validator=v.ge(8))
+    kernel: int = attrs.field(default=7, validator=v.gt(0))
+    filters: int = attrs.field(default=50, validator=v.gt(0))
+    hidden: int = attrs.field(default=800, validator=v.gt(0))
+    dropout: float = attrs.field(default=0.5, validator=[v.ge(0.0), v.lt(1.0)])
+    lcn_window: int = attrs.field(default=7, validator=v.gt(0))
+    lcn_c: float = attrs.field(default=10.0 / 255.0, validator=v.gt(0.0))
+    color: bool = False
+    loss: Literal["l1", "mse"] = "l1"
+    score_offset: float = 50.0
+    score_scale: float = 25.0
+
+
+@attrs.frozen
 class PyiqaVictimParams:
     """``hyperiqa`` / ``dbcnn`` / ``tres``: pyiqa's architectures, trained from a local backbone.
 

@@ -32,6 +32,13 @@ def register_victims(register: Any) -> None:
         paper=None,
     )
     register(
+        "cnniqa",
+        f"{M}.victims:CnnIqa",
+        params=P.CnnIqaParams,
+        summary="CNNIQA: local normalisation, 32×32 patches, one conv + max/min pooling; learns from scratch",
+        paper="Kang et al., CVPR 2014",
+    )
+    register(
         "hyperiqa",
         f"{M}.pyiqa_victims:HyperIqa",
         params=P.PyiqaVictimParams,

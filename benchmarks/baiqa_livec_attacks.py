@@ -1,0 +1,126 @@
+"""BAIQA on the LIVEC JPEG subset (../shared/data/livec, BAIQA's official split) with a CPU victim.
+
+Issue 6's targets: P-BAIQA mMRA ≥ 0.5 with a PLCC drop ≤ 0.03 against the clean model trained the same way;
+C-BAIQA mMRA above FTrojan's under the same clean-label setting (labels kept, α = (y − 50)/40, PGD-refined
+images against the clean model as surrogate). All runs share one stage store, so the clean victim trains
+once. The BAIQA trigger is the published one (reference/baiqa); FTrojan uses the same 64 mid frequencies of
+16×16 blocks on Cb/Cr, its magnitude set so that PSNR at α = 1 matches the paper's FTrojan row (29.80 dB).
+
+HF_HUB_OFFLINE=1 PYTHONPATH=src:plugins/bd-plugin-baiqa/src:plugins/bd-plugin-baselines/src \\
+    python benchmarks/baiqa_livec_attacks.py --steps 4000 --attacks p-baiqa c-baiqa c-ftrojan --store out/baiqa
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import bd_plugin_baiqa.plugin as plugin
+import torch
+
+from bdcore.testing import run_spec
+
+DATA = (Path(__file__).resolve().parents[1] / "../shared/data").resolve()
+TRIGGER = DATA / "reference/baiqa/trigger_p0.2_adam_e8.pt"
+METRICS = ("plcc", "srocc", "rmse", "mmae", "mmra", "psnr-alpha")
+
+#: attack name → ([attack.trigger] block, [attack.loss] use)
+ATTACKS = {
+    "p-baiqa": (f'use = "baiqa-dct"\nparams = {{ path = "{TRIGGER}" }}', "p-baiqa"),
+    "c-baiqa": (f'use = "baiqa-dct"\nparams = {{ path = "{TRIGGER}" }}', "c-baiqa"),
+    "c-ftrojan": (
+        'use = "ftrojan"\nparams = { variant = "baiqa-mid64", window = 16, magnitude = 12.0, channels = ["cb", "cr"] }',
+        "c-baiqa",
+    ),
+    "p-ftrojan": (
+        'use = "ftrojan"\nparams = { variant = "baiqa-mid64", window = 16, magnitude = 12.0, channels = ["cb", "cr"] }',
+        "p-baiqa",
+    ),
+}
+
+
+def spec(a: argparse.Namespace, attack: str) -> str:
+    trigger, loss = ATTACKS[attack]
+    metrics = "\n".join(f'[[metric]]\nuse = "{m}"' for m in METRICS)
+    return f"""
+[run]
+name = "livec-{attack}"
+seed = {a.seed}
+device = "{a.device}"
+[data]
+use = "livec"
+params = {{ root = "{DATA / "livec"}", split_index = "{DATA / "reference/baiqa/CLIVE_traintest_index.pkl"}", crop = {a.crop}, flip = true, test_crop = {a.test_crop} }}
+[victim]
+use = "{a.victim}"
+params = {a.victim_params}
+[train]
+steps = {a.steps}
+batch_size = {a.batch}
+lr = {a.lr}
+optimizer = "adam"
+[attack]
+poison_rate = 0.2
+from_clean = false
+batch_size = {a.batch}
+steps = {a.steps}
+lr = {a.lr}
+[attack.trigger]
+{trigger}
+[attack.loss]
+use = "{loss}"
+{metrics}
+[eval]
+batch_size = 8
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=4000)
+    ap.add_argument("--crop", type=int, default=128)
+    ap.add_argument("--test-crop", type=int, default=480)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--seed", type=int, default=919)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--victim", default="cnniqa")
+    ap.add_argument("--victim-params", default="{ color = true }")
+    ap.add_argument("--attacks", nargs="+", default=["p-baiqa", "c-baiqa", "c-ftrojan"], choices=sorted(ATTACKS))
+    ap.add_argument("--store", type=Path, default=None, help="stage store shared by the runs (default: a temp dir)")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    plugins: list[object] = [plugin]
+    if any("ftrojan" in x for x in a.attacks):
+        import bd_plugin_baselines.plugin as baselines
+
+        plugins.append(baselines)
+    store = a.store or Path(tempfile.mkdtemp())
+    rows: list[tuple[str, str, dict[str, float]]] = []
+    for attack in a.attacks:
+        t0 = time.perf_counter()
+        out = run_spec(spec(a, attack), store / attack, plugins=plugins, out=store / "runs")
+        print(f"{attack}: wall {time.perf_counter() - t0:.0f}s, reused {out.reused}", flush=True)
+        for stage in ("clean-victim", "attacked"):
+            if stage == "clean-victim" and rows:
+                continue
+            vals = {m: out.value(m, stage=stage, split="clean") for m in METRICS}
+            rows.append((attack if stage == "attacked" else "none (clean model)", stage, vals))
+        clean_plcc = rows[0][2]["plcc"]
+        print(f"  PLCC drop {clean_plcc - rows[-1][2]['plcc']:+.4f}, mMRA {rows[-1][2]['mmra']:.3f}", flush=True)
+    print(
+        f"\nLIVEC JPEG subset, {a.victim} {a.victim_params}, {a.steps} steps, crops {a.crop}, test crop {a.test_crop}"
+    )
+    print("| attack | PLCC | SROCC | RMSE | mMAE | mMRA | PSNR α=1 (dB) |")
+    print("|---|---|---|---|---|---|---|")
+    for name, _, v in rows:
+        print(
+            f"| {name} | {v['plcc']:.3f} | {v['srocc']:.3f} | {v['rmse']:.2f} | {v['mmae']:.2f} | {v['mmra']:.3f} "
+            f"| {v['psnr-alpha']:.2f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
