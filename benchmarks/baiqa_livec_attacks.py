@@ -43,6 +43,7 @@ ATTACKS = {
 
 def spec(a: argparse.Namespace, attack: str) -> str:
     trigger, loss = ATTACKS[attack]
+    pgd = f"params = {{ pgd_steps = {a.pgd_steps}, pgd_flips = {str(a.pgd_flips).lower()} }}"
     metrics = "\n".join(f'[[metric]]\nuse = "{m}"' for m in METRICS)
     return f"""
 [run]
@@ -70,6 +71,7 @@ lr = {a.lr}
 {trigger}
 [attack.loss]
 use = "{loss}"
+{pgd if loss == "c-baiqa" else ""}
 {metrics}
 [eval]
 batch_size = 8
@@ -89,6 +91,8 @@ def main() -> None:
     ap.add_argument("--victim", default="cnniqa")
     ap.add_argument("--victim-params", default="{ color = true }")
     ap.add_argument("--attacks", nargs="+", default=["p-baiqa", "c-baiqa", "c-ftrojan"], choices=sorted(ATTACKS))
+    ap.add_argument("--pgd-steps", type=int, default=20, help="C-BAIQA PGD iterations (paper 20)")
+    ap.add_argument("--pgd-flips", type=int, default=1, help="1: EOT over identity and h-flip; 0: identity only")
     ap.add_argument("--store", type=Path, default=None, help="stage store shared by the runs (default: a temp dir)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
