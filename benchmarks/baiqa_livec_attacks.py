@@ -43,7 +43,7 @@ ATTACKS = {
 
 def spec(a: argparse.Namespace, attack: str) -> str:
     trigger, loss = ATTACKS[attack]
-    pgd = f"params = {{ pgd_steps = {a.pgd_steps}, pgd_flips = {str(a.pgd_flips).lower()} }}"
+    pgd = f"params = {{ pgd_steps = {a.pgd_steps}, pgd_flips = {'true' if a.pgd_flips else 'false'} }}"
     metrics = "\n".join(f'[[metric]]\nuse = "{m}"' for m in METRICS)
     return f"""
 [run]
