@@ -1,4 +1,4 @@
-"""BAIQA throughput on this machine: UAP-DCT search (Algorithm 1) and one small-victim training, images/s.
+"""BAIQA throughput on this machine: UAP-DCT search (Algorithm 1) and one victim training, images/s.
 
 Run: HF_HUB_OFFLINE=1 PYTHONPATH=src:plugins/bd-plugin-baiqa/src python benchmarks/baiqa_throughput.py [--device cuda]
 """
@@ -10,9 +10,9 @@ import time
 
 import torch
 from bd_plugin_baiqa.dct import MID_64_CODE
-from bd_plugin_baiqa.params import SmallIqaParams
+from bd_plugin_baiqa.params import CnnIqaParams, SmallIqaParams
 from bd_plugin_baiqa.trigger import uap_dct_search
-from bd_plugin_baiqa.victims import SmallIqaNet
+from bd_plugin_baiqa.victims import CnnIqa, SmallIqaNet
 
 
 def main() -> None:
@@ -22,11 +22,12 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--batches", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--victim", choices=["iqa-small", "cnniqa"], default="iqa-small")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     dev = a.device
-    net = SmallIqaNet(SmallIqaParams()).to(dev)
+    net = (SmallIqaNet(SmallIqaParams()) if a.victim == "iqa-small" else CnnIqa(CnnIqaParams(color=True))).to(dev)
     xs = [torch.rand(a.batch, 3, a.size, a.size, device=dev) for _ in range(a.batches)]
     # UAP-DCT: each batch = 10 Adam steps (forward + backward through injection and surrogate)
     net.eval()
@@ -58,7 +59,7 @@ def main() -> None:
     if dev.startswith("cuda"):
         torch.cuda.synchronize()
     dt = time.perf_counter() - t0
-    print(f"iqa-small training: {n} images in {dt:.2f}s -> {n / dt:.1f} images/s  (device {dev}, {a.size}px crops)")
+    print(f"{a.victim} training: {n} images in {dt:.2f}s -> {n / dt:.1f} images/s  (device {dev}, {a.size}px crops)")
 
 
 if __name__ == "__main__":
