@@ -58,3 +58,31 @@ def test_report_plots_rd_curves_next_to_the_html(tmp_path: Path) -> None:
         assert res.exit_code == 2 and fragment in res.output, res.output
     res = CliRunner().invoke(cli.main, ["report", *dirs, "--plot", "bpp:psnr"])
     assert res.exit_code == 2 and "needs --out" in res.output
+
+
+def test_metric_curves_group_name_at_x_rows_per_model_and_split(tmp_path: Path) -> None:
+    from bdcore.report.plots import metric_curves, plot_metric_curves
+
+    rows = [
+        {"stage": "attacked", "split": "clean", "metric": f"mra@{a:g}", "value": 0.5 + a}
+        for a in (1.0, -0.5, 0.5, -1.0)
+    ]
+    rows += [
+        {
+            "stage": "defended",
+            "defense": "jpeg",
+            "setting": "quality=50",
+            "split": "clean",
+            "metric": "mra@1",
+            "value": 0.1,
+        },
+        {"stage": "attacked", "split": "clean", "metric": "mra", "value": 0.7},  # the mean, not a curve point
+        {"stage": "attacked", "split": "clean", "metric": "mae@x", "value": 1.0},  # non-numeric x
+        {"stage": "attacked", "split": "clean", "metric": "mae@1", "value": float("nan")},
+    ]
+    curves = metric_curves(rows)
+    assert list(curves) == ["mra"]
+    assert curves["mra"]["attacked · clean"] == [(-1.0, -0.5), (-0.5, 0.0), (0.5, 1.0), (1.0, 1.5)]
+    assert curves["mra"]["jpeg (quality=50) · clean"] == [(1.0, 0.1)]
+    paths = plot_metric_curves(rows, tmp_path)
+    assert [p.name for p in paths] == ["curve-mra.png"] and paths[0].stat().st_size > 1000

@@ -59,6 +59,8 @@ def _check(out) -> None:
     assert 20 < out.value("psnr-alpha", stage="attacked", split="clean") < 60
     names = {r["metric"] for r in out.rows}
     assert "mra@-0.5" in names or any("mra@-0.5" in str(r) for r in out.rows)
+    assert (out.run_dir / "plots" / "curve-mra.png").is_file()  # the per-α response curve
+    assert "curve-mra.png" in (out.run_dir / "report.html").read_text()
 
 
 def test_p_baiqa_end_to_end(tmp_path) -> None:

@@ -16,7 +16,7 @@ from bdcore.io.atomic import write_text
 from bdcore.plugins import PluginHost
 from bdcore.report.html import write_report
 from bdcore.report.manifest import build_manifest, write_manifest, write_resolved_spec
-from bdcore.report.plots import plot_detections, plot_history, plot_sweeps
+from bdcore.report.plots import plot_detections, plot_history, plot_metric_curves, plot_sweeps
 from bdcore.report.results import write_results
 from bdcore.spec.structure import LoadedSpec
 
@@ -109,6 +109,7 @@ def finalize(runner: Runner, host: PluginHost) -> None:
     if plot_history(histories, plots_dir / "training.png"):
         plots.append("plots/training.png")
     plots += [str(p.relative_to(run_dir)) for p in plot_sweeps(rows, plots_dir)]
+    plots += [str(p.relative_to(run_dir)) for p in plot_metric_curves(rows, plots_dir)]
     plots += [str(p.relative_to(run_dir)) for p in plot_detections(runner.artifacts.get("detections", {}), plots_dir)]
     grid_files: dict[str, list[str]] = {}
     grid = runner.artifacts.get("grid")

@@ -1,4 +1,4 @@
-"""PNG plots with matplotlib (Agg): training losses, defense sweeps, detector statistics."""
+"""PNG plots with matplotlib (Agg): training losses, defense sweeps, metric curves, detector statistics."""
 
 from __future__ import annotations
 
@@ -140,3 +140,34 @@ def plot_metric_pairs(series: dict[str, list[tuple[float, float]]], x: str, y: s
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return True
+
+
+def metric_curves(rows: list[dict[str, Any]]) -> dict[str, dict[str, list[tuple[float, float]]]]:
+    """Curves carried by metric names of the form ``name@x`` with a numeric ``x`` (e.g. BAIQA's
+    ``mra@0.5`` response curve over α): ``{name: {"model · split": [(x, value), ...] sorted by x}}``.
+    Defended rows keep their defense label; rows with a non-finite value are left out."""
+    curves: dict[str, dict[str, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        name, sep, at = str(r["metric"]).partition("@")
+        if not sep or r.get("stage") == "trigger":
+            continue
+        try:
+            x, value = float(at), float(r["value"])
+        except (TypeError, ValueError):
+            continue
+        if value != value or abs(value) == float("inf"):
+            continue
+        split = str(r.get("split") or "")
+        curves[name][f"{_model_label(r)} · {split}" if split else _model_label(r)].append((x, value))
+    return {n: {k: sorted(v) for k, v in series.items()} for n, series in curves.items()}
+
+
+def plot_metric_curves(rows: list[dict[str, Any]], folder: Path) -> list[Path]:
+    """One PNG per ``name@x`` metric family (see :func:`metric_curves`): value against x, a line per
+    model and split."""
+    out = []
+    for name, series in sorted(metric_curves(rows).items()):
+        path = folder / f"curve-{name.replace('/', '_')}.png"
+        if plot_metric_pairs(series, f"{name} @", name, path):
+            out.append(path)
+    return out
