@@ -65,7 +65,7 @@ optimizer = "adam"
 poison_rate = 0.2
 from_clean = false
 batch_size = {a.batch}
-steps = {a.steps}
+steps = {a.attack_steps or a.steps}
 lr = {a.lr}
 [attack.trigger]
 {trigger}
@@ -81,6 +81,7 @@ batch_size = 8
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=4000)
+    ap.add_argument("--attack-steps", type=int, default=None, help="victim steps on poisoned data (default --steps)")
     ap.add_argument("--crop", type=int, default=128)
     ap.add_argument("--test-crop", type=int, default=480)
     ap.add_argument("--batch", type=int, default=16)
