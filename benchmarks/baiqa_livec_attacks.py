@@ -116,7 +116,8 @@ def main() -> None:
         clean_plcc = rows[0][2]["plcc"]
         print(f"  PLCC drop {clean_plcc - rows[-1][2]['plcc']:+.4f}, mMRA {rows[-1][2]['mmra']:.3f}", flush=True)
     print(
-        f"\nLIVEC JPEG subset, {a.victim} {a.victim_params}, {a.steps} steps, crops {a.crop}, test crop {a.test_crop}"
+        f"\nLIVEC JPEG subset, {a.victim} {a.victim_params}, {a.steps} clean / {a.attack_steps or a.steps} poisoned "
+        f"steps, crops {a.crop}, test crop {a.test_crop}, C-BAIQA PGD {a.pgd_steps} steps, flips {a.pgd_flips}"
     )
     print("| attack | PLCC | SROCC | RMSE | mMAE | mMRA | PSNR α=1 (dB) |")
     print("|---|---|---|---|---|---|---|")
