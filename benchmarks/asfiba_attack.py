@@ -60,7 +60,7 @@ def log(msg: str) -> None:
 
 def main() -> None:
     torch.manual_seed(0)
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     ctx = Context(seed=0)
     src = DegradedFaces(
         DegradedFacesParams(path=DATA, size=SIZE, crop=SIZE, flip=True, train_fraction=0.8, test_crops=1), ctx

@@ -107,7 +107,12 @@ class SFINetParams:
 
     ``preset``: ``"small"`` (CPU) or ``"paper"`` (≈1/4 of SFNet). ``epsilon``: ℓ∞ bound of ``I_p − I``
     (paper: unspecified; 4/255 here). ``alpha``: Eq. 3 balance (unspecified; 0.5). ``loss``: L_im
-    (``"mse"`` = Euclidean, ``"l1"``). ``trigger_dir``: folder of trigger images (None: embedded non-face
+    (``"mse"`` = Euclidean, ``"l1"``). ``target_psnr``: visibility target of the trigger (dB vs the benign
+    input): the image term is floored per image at the L_im of that PSNR (:func:`~bd_plugin_asfiba.trigger.
+    hinged_image_loss`), so Eq. 3 stops pulling ``I_p`` towards ``I`` once it is that faint (None: the plain
+    term, which drives the residual to ≈ 0). ``channel_noise``: σ of Gaussian noise added to the residual
+    ``I − I_p`` before D_η during the fit (a steganography noise layer; 0 disables); it makes recovery
+    depend on the residual's amplitude, so the fit uses the visibility budget. ``trigger_dir``: folder of trigger images (None: embedded non-face
     photographs). ``trigger_image``: the fixed trigger (file name or stem in the pool); the rest of the
     pool are the pseudo triggers. ``pool_size``: side the pool images are resized/cropped to.
     ``steps``: fit steps (None: the spec's ``fit_steps``). ``weights``: a trained SF-I-Net state dict
@@ -118,6 +123,8 @@ class SFINetParams:
     epsilon: float = attrs.field(default=4.0 / 255.0, validator=[v.gt(0.0), v.le(1.0)])
     alpha: float = attrs.field(default=0.5, validator=_unit)
     loss: Literal["mse", "l1"] = "mse"
+    target_psnr: float | None = attrs.field(default=40.0, validator=v.optional(v.gt(0.0)))
+    channel_noise: float = attrs.field(default=4.0 / 255.0, validator=v.ge(0.0))
     trigger_dir: Path | None = None
     trigger_image: str = "coffee"
     pool_size: int = attrs.field(default=128, validator=_pos)
