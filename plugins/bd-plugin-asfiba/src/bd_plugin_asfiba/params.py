@@ -191,3 +191,20 @@ class SDDFIQAParams:
     checkpoint: Path = attrs.field(kw_only=True)
     sha256: str | None = None
     field: Literal["output", "input", "clean_output", "reference_output", "target"] = "output"
+
+
+@attrs.frozen
+class FreqDistanceParams:
+    """Table IV–style low/high-frequency distance between the poisoned and the benign input (AS-FIBA §IV-E).
+
+    Amplitude spectra ``|FFT2|`` (orthonormal, per channel, images on ``0…scale``) of both inputs; the low
+    band is FIBA's centred window — ``window = "square"``: ``|k_y|, |k_x| ≤ ⌊beta·min(H, W)⌋`` (FIBA's
+    ``(2b+1)×(2b+1)`` square), ``"disk"``: ``k_y² + k_x² ≤ (beta·min(H, W))²`` — and the high band the rest.
+    ``reduction``: ``"mse"`` (Table IV's caption) or ``"mae"`` of the amplitude difference over the band's
+    bins and channels.
+    """
+
+    beta: float = attrs.field(default=0.1, validator=[v.gt(0.0), v.lt(0.5)])
+    window: Literal["square", "disk"] = "square"
+    reduction: Literal["mse", "mae"] = "mse"
+    scale: float = attrs.field(default=255.0, validator=v.gt(0.0))
