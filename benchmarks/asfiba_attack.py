@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from bd_plugin_asfiba.attack import ASFIBA
 from bd_plugin_asfiba.data import DegradedFaces
+from bd_plugin_asfiba.degradation import degrade_01
 from bd_plugin_asfiba.metrics import amplitude_band_distance, restored
 from bd_plugin_asfiba.params import ASFIBAParams, DegradedFacesParams, SFINetParams, UNetRestorerParams
 from bd_plugin_asfiba.sfinet import build_sfinet, count_parameters
@@ -47,9 +48,13 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--clean-lr", type=float, default=2e-3)
     ap.add_argument("--attack-lr", type=float, default=5e-4)
     ap.add_argument("--victim-base", type=int, default=16)
+    ap.add_argument("--victim-depth", type=int, default=2)
+    ap.add_argument("--lambda1", type=float, default=0.75, help="Eq. 5 clean weight (paper 0.75)")
+    ap.add_argument("--lambda2", type=float, default=0.125, help="Eq. 5 backdoor weight (paper 0.125)")
     ap.add_argument("--test-degradations", type=int, default=4, help="seeded LQ versions per held-out face")
     ap.add_argument("--eval-every", type=int, default=0, help="log ASR/BA every N attack steps (0: off)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--cache", type=Path, default=None, help="reuse/save the clean victim and SF-I-Net here")
     args = ap.parse_args()
     if args.quick:
         args.clean_steps, args.fit_steps, args.attack_steps, args.test_degradations = 60, 40, 60, 1
@@ -142,7 +147,7 @@ def main() -> None:
         "size": SIZE,
         "batch": BS,
         "threads": args.threads,
-        "victim": f"unet-restorer base={args.victim_base} depth=2",
+        "victim": f"unet-restorer base={args.victim_base} depth={args.victim_depth}",
     }
     for preset in ("small", "paper"):
         g, d = build_sfinet(preset, 4 / 255)
@@ -150,22 +155,47 @@ def main() -> None:
         out[f"decoder_{preset}_params"] = count_parameters(d)
 
     log(f"data ready: {out['train_faces']} train faces, {out['n_test']} test inputs")
-    vp = UNetRestorerParams(base=args.victim_base, depth=2)
+    vp = UNetRestorerParams(base=args.victim_base, depth=args.victim_depth)
     victim = UNetRestorer(vp)
     out["victim_params"] = count_parameters(victim)
-    t = train(victim, victim.clean_loss, endless_batches(train_set, BS, seed=1), args.clean_steps, args.clean_lr)
-    out["clean_train_s"] = round(t, 1)
+    vkey = f"victim_b{args.victim_base}_d{args.victim_depth}_c{args.clean_steps}_{args.clean_lr:g}.pt"
+    tkey = f"sfinet_f{args.fit_steps}.pt"
+    trig = SFINetTrigger(
+        SFINetParams(preset="small", steps=args.fit_steps),
+        Context(seed=0, component="trigger:sf-i-net"),
+    )
+    if args.cache is not None and (args.cache / vkey).is_file():
+        state = torch.load(args.cache / vkey, weights_only=True)
+        victim.load_state_dict(state["victim"])
+        out["clean_train_s"] = float(state["seconds"])
+        log(f"loaded the clean victim from {args.cache / vkey}")
+    else:
+        t = train(victim, victim.clean_loss, endless_batches(train_set, BS, seed=1), args.clean_steps, args.clean_lr)
+        out["clean_train_s"] = round(t, 1)
+        log(f"clean victim trained ({t:.0f} s)")
+        if args.cache is not None:
+            args.cache.mkdir(parents=True, exist_ok=True)
+            torch.save({"victim": victim.state_dict(), "seconds": t}, args.cache / vkey)
+    if args.cache is not None and (args.cache / tkey).is_file():
+        state = torch.load(args.cache / tkey, weights_only=True)
+        trig.load_state_dict(state["trigger"])
+        trig.fit_stats = {k: float(v) for k, v in state["fit_stats"].items()}
+        fit_s = float(state["seconds"])
+        log(f"loaded SF-I-Net from {args.cache / tkey}")
+    else:
+        t0 = time.perf_counter()
+        trig.fit(_Fit(ctx, train_set, args.fit_steps))  # type: ignore[arg-type]
+        fit_s = round(time.perf_counter() - t0, 1)
+        if args.cache is not None:
+            args.cache.mkdir(parents=True, exist_ok=True)
+            state = {"trigger": trig.state_dict(), "fit_stats": trig.fit_stats, "seconds": fit_s}
+            torch.save(state, args.cache / tkey)
+    victim.eval()
+    trig.eval()
     clean = UNetRestorer(vp)
     clean.load_state_dict(victim.state_dict())
     clean.eval()
-
-    log(f"clean victim trained ({t:.0f} s)")
-    trig = SFINetTrigger(
-        SFINetParams(preset="small", steps=args.fit_steps), Context(seed=0, component="trigger:sf-i-net")
-    )
-    t0 = time.perf_counter()
-    trig.fit(_Fit(ctx, train_set, args.fit_steps))  # type: ignore[arg-type]
-    out["sfinet_fit"] = {**trig.fit_stats, "seconds": round(time.perf_counter() - t0, 1)}
+    out["sfinet_fit"] = {**trig.fit_stats, "seconds": fit_s}
     log(f"sf-i-net fitted: {trig.fit_stats}")
 
     dist = lambda a, b: 1.0 - ms_ssim(a.clamp(0, 1), b.clamp(0, 1))  # noqa: E731
@@ -180,28 +210,44 @@ def main() -> None:
         n = x_test.shape[0]
         with torch.no_grad():
             ba = asr = pseudo = 0
+            shift = 0.0
             for x, xp, xq, hq in zip(
                 x_test.split(32), xp_test.split(32), xq_test.split(32), hq_test.split(32), strict=True
             ):
                 ba += int(restored(model(x), hq, x, dist).sum())
-                asr += int((~restored(model(xp), hq, x, dist)).sum())
+                out_p = model(xp)
+                asr += int((~restored(out_p, hq, x, dist)).sum())
                 pseudo += int(restored(model(xq), hq, x, dist).sum())
-        return {"BA_%": 100 * ba / n, "ASR_%": 100 * asr / n, "pseudo_trigger_restored_%": 100 * pseudo / n}
+                d_hq, d_01 = dist(out_p, hq), dist(out_p, degrade_01(x))
+                shift += float((d_hq / (d_hq + d_01).clamp_min(1e-12)).sum())
+        return {
+            "BA_%": 100 * ba / n,
+            "ASR_%": 100 * asr / n,
+            "pseudo_trigger_restored_%": 100 * pseudo / n,
+            "triggered_shift": round(shift / n, 4),  # mean d(out,I_hq)/(d(out,I_hq)+d(out,I_0.1)); ASR counts > 0.5
+        }
 
     out["clean_model"] = evaluate(clean)
     log(f"clean model: {out['clean_model']}")
 
-    attack = ASFIBA(ASFIBAParams(), Context(seed=0, trigger=trig, component="attack:asfiba"))
+    ap_ = ASFIBAParams(lambda1=args.lambda1, lambda2=args.lambda2)
+    out["lambdas"] = [ap_.lambda1, ap_.lambda2]
+    attack = ASFIBA(ap_, Context(seed=0, trigger=trig, component="attack:asfiba"))
+
+    terms: dict[str, float] = {}
 
     def attack_loss(batch: dict[str, Tensor]) -> dict[str, Tensor]:
         with torch.no_grad():
             poisoned = attack.poison(batch, trig)
-        return attack.attack_loss(victim, batch, poisoned)
+        r = attack.attack_loss(victim, batch, poisoned)
+        for k, v in r.items():  # running means of the Eq. 5 terms for the log
+            terms[k] = 0.98 * terms.get(k, float(v)) + 0.02 * float(v.detach())
+        return r
 
     curve: list[dict[str, float]] = []
 
     def on_eval(step: int) -> None:
-        r = {"step": step, **evaluate(victim)}
+        r = {"step": step, **evaluate(victim), **{f"loss_{k}": round(v, 5) for k, v in terms.items()}}
         curve.append(r)
         log(f"attack step {step}: {r}")
 
