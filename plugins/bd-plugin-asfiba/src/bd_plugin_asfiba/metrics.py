@@ -1,7 +1,9 @@
-"""AS-FIBA's evaluation: ASR/BA by the restored-or-degraded rule, NIQE, SDD-FIQA."""
+"""AS-FIBA's evaluation: ASR/BA by the restored-or-degraded rule, Table IV frequency distances, NIQE,
+SDD-FIQA."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -10,7 +12,7 @@ import torch
 from torch import Tensor
 
 from bd_plugin_asfiba.degradation import degrade_01
-from bd_plugin_asfiba.params import NIQEParams, RestorationRuleParams, SDDFIQAParams
+from bd_plugin_asfiba.params import FreqDistanceParams, NIQEParams, RestorationRuleParams, SDDFIQAParams
 from bdcore.components import MeanOverImages, MetricBase
 from bdcore.context import Context
 from bdcore.errors import ComponentError
@@ -112,6 +114,107 @@ class RestorationASR(_RestorationRule):
     higher_is_better: ClassVar[bool | None] = None
     splits = ("poisoned",)
     count_restored = False
+
+
+# ---------------------------------------------------------------- Table IV frequency distance
+def low_frequency_mask(
+    h: int, w: int, beta: float, window: str = "square", device: torch.device | None = None
+) -> Tensor:
+    """Low band on the unshifted ``fft2`` grid, ``H×W`` bool: integer frequencies ``|k_y|, |k_x| ≤ b``
+    with ``b = ⌊beta·min(H, W)⌋`` (``"square"``: FIBA's centred ``(2b+1)×(2b+1)`` window of the shifted
+    spectrum) or ``k_y² + k_x² ≤ (beta·min(H, W))²`` (``"disk"``)."""
+    ky = torch.fft.fftfreq(h, d=1.0 / h, device=device)
+    kx = torch.fft.fftfreq(w, d=1.0 / w, device=device)
+    if window == "square":
+        b = math.floor(min(h, w) * beta)
+        return (ky.abs()[:, None] <= b) & (kx.abs()[None, :] <= b)
+    if window == "disk":
+        r = min(h, w) * beta
+        return ky[:, None] ** 2 + kx[None, :] ** 2 <= r * r
+    raise ValueError(f"low_frequency_mask: window must be 'square' or 'disk' (got {window!r})")
+
+
+def amplitude_band_distance(
+    poisoned: Tensor,
+    benign: Tensor,
+    *,
+    beta: float = 0.1,
+    window: str = "square",
+    reduction: str = "mse",
+    scale: float = 255.0,
+) -> tuple[Tensor, Tensor]:
+    """AS-FIBA Table IV ("frequency distance (MSE) between benign and poisoned images", low vs high band,
+    "employing a technique similar to FIBA"), read as a distance between amplitude spectra.
+
+    ``poisoned``, ``benign``: ``B×C×H×W`` in [0,1], scaled to ``0…scale``; amplitude ``|fft2(·, norm="ortho")|``
+    per channel (orthonormal, so the per-bin values are on the pixel scale and, by Parseval, the summed squared
+    complex difference equals the summed squared pixel difference). The low band is
+    :func:`low_frequency_mask`, the high band its complement. Returns ``(low, high)``, each ``B`` float64:
+    the mean over channels and the band's bins of ``(A_p − A_b)²`` (``"mse"``) or ``|A_p − A_b|`` (``"mae"``).
+    """
+    if poisoned.shape != benign.shape or poisoned.ndim != 4:
+        raise ComponentError(
+            f"freq distance: expected two B×C×H×W tensors of one shape, got {list(poisoned.shape)}, {list(benign.shape)}"
+        )
+    if reduction not in ("mse", "mae"):
+        raise ValueError(f"amplitude_band_distance: reduction must be 'mse' or 'mae' (got {reduction!r})")
+    h, w = poisoned.shape[-2:]
+    amp_p = torch.fft.fft2(poisoned.double() * scale, norm="ortho").abs()
+    amp_b = torch.fft.fft2(benign.double() * scale, norm="ortho").abs()
+    d = amp_p - amp_b
+    d = d.square() if reduction == "mse" else d.abs()
+    low = low_frequency_mask(h, w, beta, window, device=d.device).to(d.dtype)
+    n_low = float(low.sum()) * d.shape[1]
+    n_high = float((1 - low).sum()) * d.shape[1]
+    low_sum = (d * low).flatten(1).sum(1)
+    high_sum = (d * (1 - low)).flatten(1).sum(1)
+    nan = torch.full_like(low_sum, math.nan)
+    return (
+        low_sum / n_low if n_low else nan,
+        high_sum / n_high if n_high else nan,
+    )
+
+
+class FreqDistance(MetricBase):
+    """AS-FIBA Table IV: low-/high-frequency amplitude-spectrum distance between the triggered input and the
+    benign input (poisoned split; see :func:`amplitude_band_distance`). Keys ``<name>.low``, ``<name>.high``.
+
+    Registered as ``asfiba-freq-distance`` (bd-plugin-baselines' ``freq-distance`` is the other reading: the
+    MSE of the band-limited pixel difference)."""
+
+    higher_is_better: ClassVar[bool | None] = False
+    needs: ClassVar[frozenset[str]] = frozenset({"clean_input"})
+    splits = ("poisoned",)
+
+    def __init__(self, params: FreqDistanceParams | None = None, ctx: Context | None = None) -> None:
+        self.p = params or FreqDistanceParams()
+        super().__init__(self.p, ctx)
+
+    def reset(self) -> None:
+        self._low = self._high = 0.0
+        self._count = 0
+
+    def update(self, batch: Any) -> None:
+        if batch.clean_input is None:
+            raise ComponentError(f"{self.name}: the evaluation batch has no clean_input")
+        low, high = amplitude_band_distance(
+            batch.input.detach(),
+            batch.clean_input.detach(),
+            beta=self.p.beta,
+            window=self.p.window,
+            reduction=self.p.reduction,
+            scale=self.p.scale,
+        )
+        self._low += float(low.sum())
+        self._high += float(high.sum())
+        self._count += int(low.numel())
+
+    def compute(self) -> dict[str, float]:
+        n = self._count
+        return {
+            f"{self.name}.low": self._low / n if n else math.nan,
+            f"{self.name}.high": self._high / n if n else math.nan,
+        }
 
 
 # ---------------------------------------------------------------- NIQE

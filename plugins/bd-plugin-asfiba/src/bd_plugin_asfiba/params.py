@@ -107,7 +107,12 @@ class SFINetParams:
 
     ``preset``: ``"small"`` (CPU) or ``"paper"`` (≈1/4 of SFNet). ``epsilon``: ℓ∞ bound of ``I_p − I``
     (paper: unspecified; 4/255 here). ``alpha``: Eq. 3 balance (unspecified; 0.5). ``loss``: L_im
-    (``"mse"`` = Euclidean, ``"l1"``). ``trigger_dir``: folder of trigger images (None: embedded non-face
+    (``"mse"`` = Euclidean, ``"l1"``). ``target_psnr``: visibility target of the trigger (dB vs the benign
+    input): the image term is floored per image at the L_im of that PSNR (:func:`~bd_plugin_asfiba.trigger.
+    hinged_image_loss`), so Eq. 3 stops pulling ``I_p`` towards ``I`` once it is that faint (None: the plain
+    term, which drives the residual to ≈ 0). ``channel_noise``: σ of Gaussian noise added to the residual
+    ``I − I_p`` before D_η during the fit (a steganography noise layer; 0 disables); it makes recovery
+    depend on the residual's amplitude, so the fit uses the visibility budget. ``trigger_dir``: folder of trigger images (None: embedded non-face
     photographs). ``trigger_image``: the fixed trigger (file name or stem in the pool); the rest of the
     pool are the pseudo triggers. ``pool_size``: side the pool images are resized/cropped to.
     ``steps``: fit steps (None: the spec's ``fit_steps``). ``weights``: a trained SF-I-Net state dict
@@ -118,6 +123,8 @@ class SFINetParams:
     epsilon: float = attrs.field(default=4.0 / 255.0, validator=[v.gt(0.0), v.le(1.0)])
     alpha: float = attrs.field(default=0.5, validator=_unit)
     loss: Literal["mse", "l1"] = "mse"
+    target_psnr: float | None = attrs.field(default=40.0, validator=v.optional(v.gt(0.0)))
+    channel_noise: float = attrs.field(default=4.0 / 255.0, validator=v.ge(0.0))
     trigger_dir: Path | None = None
     trigger_image: str = "coffee"
     pool_size: int = attrs.field(default=128, validator=_pos)
@@ -184,3 +191,20 @@ class SDDFIQAParams:
     checkpoint: Path = attrs.field(kw_only=True)
     sha256: str | None = None
     field: Literal["output", "input", "clean_output", "reference_output", "target"] = "output"
+
+
+@attrs.frozen
+class FreqDistanceParams:
+    """Table IV–style low/high-frequency distance between the poisoned and the benign input (AS-FIBA §IV-E).
+
+    Amplitude spectra ``|FFT2|`` (orthonormal, per channel, images on ``0…scale``) of both inputs; the low
+    band is FIBA's centred window — ``window = "square"``: ``|k_y|, |k_x| ≤ ⌊beta·min(H, W)⌋`` (FIBA's
+    ``(2b+1)×(2b+1)`` square), ``"disk"``: ``k_y² + k_x² ≤ (beta·min(H, W))²`` — and the high band the rest.
+    ``reduction``: ``"mse"`` (Table IV's caption) or ``"mae"`` of the amplitude difference over the band's
+    bins and channels.
+    """
+
+    beta: float = attrs.field(default=0.1, validator=[v.gt(0.0), v.lt(0.5)])
+    window: Literal["square", "disk"] = "square"
+    reduction: Literal["mse", "mae"] = "mse"
+    scale: float = attrs.field(default=255.0, validator=v.gt(0.0))

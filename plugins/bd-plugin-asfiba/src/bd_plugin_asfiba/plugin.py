@@ -5,6 +5,7 @@ from __future__ import annotations
 from bd_plugin_asfiba.params import (
     ASFIBAParams,
     DegradedFacesParams,
+    FreqDistanceParams,
     LQFolderParams,
     NIQEParams,
     RestorationModuleParams,
@@ -77,6 +78,13 @@ def register_metrics(register):  # type: ignore[no-untyped-def]
         "bd_plugin_asfiba.metrics:RestorationBA",
         params=RestorationRuleParams,
         summary="BA (%): clean outputs closer to the clean model's output than to I_0.1",
+        paper=PAPER,
+    )
+    register(
+        "asfiba-freq-distance",
+        "bd_plugin_asfiba.metrics:FreqDistance",
+        params=FreqDistanceParams,
+        summary="Table IV: low/high-frequency amplitude-spectrum distance, triggered vs benign input (FIBA window)",
         paper=PAPER,
     )
     register(

@@ -53,9 +53,10 @@ class FusedDynamicFilter(nn.Module):
 
     def forward(self, xb: Tensor, xt: Tensor) -> tuple[Tensor, Tensor]:
         # the two branches share the decoupler: one call on the stacked pair keeps BN statistics joint
+        n = xb.shape[0]
         low, high = self.dyn.decouple(torch.cat([xb, xt], 0))
-        lb, lt = low.chunk(2, 0)
-        hb, ht = high.chunk(2, 0)
+        lb, lt = low[:n], low[n:]
+        hb, ht = high[:n], high[n:]
         lf = se_fuse(lt, lb, self.se_low)
         hf = se_fuse(ht, hb, self.se_high)
         return self.dyn.modulate(lf, hf), self.dyn.modulate(lt, ht)
@@ -100,8 +101,13 @@ def _stage(channels: int, num_res: int) -> nn.Sequential:
 
 
 class SFINet(nn.Module):
-    """G_φ(I; I_t): benign ``I`` and trigger ``I_t`` (both ``B×3×H×W`` in [0,1], H, W divisible by 8) →
-    poisoned ``I_p`` (``B×3×H×W`` in [0,1], ``‖I_p − I‖∞ ≤ ε``)."""
+    """G_φ(I; I_t): benign ``I`` (``B×3×H×W`` in [0,1], H, W divisible by 8) and trigger ``I_t``
+    (``B×3×H×W``, or ``1×3×H×W`` shared by all images) → poisoned ``I_p`` (``B×3×H×W`` in [0,1],
+    ``‖I_p − I‖∞ ≤ ε``).
+
+    The trigger branch never reads the benign branch (the fusion only feeds the benign modulator), and in
+    eval mode every layer acts per sample, so one shared trigger is run once and broadcast in the fusion
+    instead of B times. In train mode pass B triggers: the decouplers' BN statistics span both branches."""
 
     def __init__(self, base: int = 32, num_res: int = 4, epsilon: float = 4 / 255, in_ch: int = 3) -> None:
         super().__init__()

@@ -44,7 +44,7 @@ def sf_i_net(images: Tensor, trigger_images: Tensor, net: SFINet, strength: Tens
     t = trigger_images.to(dtype)
     if t.shape[-2:] != x.shape[-2:]:
         t = F.interpolate(t, size=x.shape[-2:], mode="bilinear", align_corners=False, antialias=True)
-    if t.shape[0] == 1 and n > 1:
+    if t.shape[0] == 1 and n > 1 and net.training:  # eval: the net runs a shared trigger once
         t = t.expand(n, -1, -1, -1)
     poisoned = net(x, t)[..., :h, :w].to(images.dtype)
     return images + strength * (poisoned - images)
@@ -85,18 +85,53 @@ def _load_pool(folder: Path | None, size: int) -> tuple[Tensor, tuple[str, ...]]
 
 
 def image_loss(a: Tensor, b: Tensor, kind: str) -> Tensor:
+    """L_im of Eq. 3 as a batch mean: ``"mse"`` mean (a − b)², ``"l1"`` mean |a − b| (``B×C×H×W`` pair)."""
     return F.mse_loss(a, b) if kind == "mse" else F.l1_loss(a, b)
 
 
+def visibility_floor(target_psnr: float | None, kind: str) -> float:
+    """The per-image floor of the image term for a target PSNR (dB, images in [0,1]): the MSE
+    ``10^(−psnr/10)`` for ``"mse"``, the RMS ``10^(−psnr/20)`` for ``"l1"`` (MAE ≤ RMS); 0 for None."""
+    if target_psnr is None:
+        return 0.0
+    return 10.0 ** (-target_psnr / 10.0) if kind == "mse" else 10.0 ** (-target_psnr / 20.0)
+
+
+def hinged_image_loss(poisoned: Tensor, images: Tensor, kind: str, floor: float) -> Tensor:
+    """Image term of Eq. 3 with a visibility floor: mean over images of ``max(L_im(I_p, I), floor)``
+    (``B×C×H×W`` pair → scalar). Below the floor an image's term is constant (no gradient), so the
+    recovery term alone shapes the residual until ``I_p`` is as visible as the target PSNR allows;
+    ``floor = 0`` is the plain term."""
+    diff = poisoned - images
+    per_image = diff.square().flatten(1).mean(1) if kind == "mse" else diff.abs().flatten(1).mean(1)
+    return per_image.clamp_min(floor).mean() if floor > 0 else per_image.mean()
+
+
 def eq3_loss(
-    net: SFINet, decoder: torch.nn.Module, images: Tensor, triggers: Tensor, alpha: float, kind: str = "mse"
+    net: SFINet,
+    decoder: torch.nn.Module,
+    images: Tensor,
+    triggers: Tensor,
+    alpha: float,
+    kind: str = "mse",
+    floor: float = 0.0,
+    noise: float = 0.0,
+    generator: torch.Generator | None = None,
 ) -> dict[str, Tensor]:
-    """Eq. 3: ``α·L_im(G(I; I_t), I) + (1 − α)·L_im(D_η(I − I_p), I_t)`` (ε bound inside ``net``)."""
+    """Eq. 3: ``α·L_im(G(I; I_t), I) + (1 − α)·L_im(D_η(I − I_p), I_t)`` (ε bound inside ``net``); the
+    image term is floored per image at ``floor`` (see :func:`hinged_image_loss`). ``images`` and
+    ``triggers``: ``B×3×H×W`` in [0,1]. Returns the loss and its terms (``image`` is the unfloored L_im)."""
     poisoned = net(images, triggers)
-    recovered = decoder(images - poisoned)
-    l_img = image_loss(poisoned, images, kind)
+    residual = images - poisoned
+    if noise > 0:  # channel noise between G and D_η (steganography noise layer)
+        eps = torch.randn(residual.shape, generator=generator, device=residual.device, dtype=residual.dtype)
+        residual = residual + noise * eps
+    recovered = decoder(residual)
+    l_img = hinged_image_loss(poisoned, images, kind, floor)
     l_rec = image_loss(recovered, triggers, kind)
-    return {"loss": alpha * l_img + (1 - alpha) * l_rec, "image": l_img, "recover": l_rec}
+    with torch.no_grad():
+        raw = image_loss(poisoned, images, kind)
+    return {"loss": alpha * l_img + (1 - alpha) * l_rec, "image": raw, "recover": l_rec}
 
 
 class SFINetTrigger(TriggerBase):
@@ -177,13 +212,14 @@ class SFINetTrigger(TriggerBase):
         opt = torch.optim.Adam(params, lr=p.lr)
         gen = ctx.ctx.generator("sf-i-net", "triggers")
         batches = ctx.batches(generator_salt="sf-i-net")
+        floor = visibility_floor(p.target_psnr, p.loss)
         self.net.train()
         self.decoder.train()
         t0, seen, last = time.perf_counter(), 0, {}
         for step in range(steps):
             images = next(batches)["input"].to(device)
             triggers = self._trigger_batch(images.shape[0], *images.shape[-2:], gen).to(device)
-            terms = eq3_loss(self.net, self.decoder, images, triggers, p.alpha, p.loss)
+            terms = eq3_loss(self.net, self.decoder, images, triggers, p.alpha, p.loss, floor, p.channel_noise, gen)
             opt.zero_grad(set_to_none=True)
             terms["loss"].backward()
             opt.step()
