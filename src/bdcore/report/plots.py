@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -155,7 +156,7 @@ def metric_curves(rows: list[dict[str, Any]]) -> dict[str, dict[str, list[tuple[
             x, value = float(at), float(r["value"])
         except (TypeError, ValueError):
             continue
-        if value != value or abs(value) == float("inf"):
+        if not math.isfinite(value):
             continue
         split = str(r.get("split") or "")
         curves[name][f"{_model_label(r)} · {split}" if split else _model_label(r)].append((x, value))
