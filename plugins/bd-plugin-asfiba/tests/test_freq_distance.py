@@ -8,8 +8,10 @@ import math
 import numpy as np
 import pytest
 import torch
-from bd_plugin_asfiba.metrics import FreqDistance, amplitude_band_distance, low_frequency_mask
+from bd_plugin_asfiba.metrics import FreqDistance, amplitude_band_distance
 from bd_plugin_asfiba.params import FreqDistanceParams
+
+from bdcore.ops.frequency import low_band_mask as low_frequency_mask
 
 
 def numpy_band_distance(

@@ -16,6 +16,7 @@ from bd_plugin_asfiba.params import FreqDistanceParams, NIQEParams, RestorationR
 from bdcore.components import MeanOverImages, MetricBase
 from bdcore.context import Context
 from bdcore.errors import ComponentError
+from bdcore.ops.frequency import low_band_mask
 
 Distance = Callable[[Tensor, Tensor], Tensor]
 
@@ -117,23 +118,6 @@ class RestorationASR(_RestorationRule):
 
 
 # ---------------------------------------------------------------- Table IV frequency distance
-def low_frequency_mask(
-    h: int, w: int, beta: float, window: str = "square", device: torch.device | None = None
-) -> Tensor:
-    """Low band on the unshifted ``fft2`` grid, ``H×W`` bool: integer frequencies ``|k_y|, |k_x| ≤ b``
-    with ``b = ⌊beta·min(H, W)⌋`` (``"square"``: FIBA's centred ``(2b+1)×(2b+1)`` window of the shifted
-    spectrum) or ``k_y² + k_x² ≤ (beta·min(H, W))²`` (``"disk"``)."""
-    ky = torch.fft.fftfreq(h, d=1.0 / h, device=device)
-    kx = torch.fft.fftfreq(w, d=1.0 / w, device=device)
-    if window == "square":
-        b = math.floor(min(h, w) * beta)
-        return (ky.abs()[:, None] <= b) & (kx.abs()[None, :] <= b)
-    if window == "disk":
-        r = min(h, w) * beta
-        return ky[:, None] ** 2 + kx[None, :] ** 2 <= r * r
-    raise ValueError(f"low_frequency_mask: window must be 'square' or 'disk' (got {window!r})")
-
-
 def amplitude_band_distance(
     poisoned: Tensor,
     benign: Tensor,
@@ -149,7 +133,7 @@ def amplitude_band_distance(
     ``poisoned``, ``benign``: ``B×C×H×W`` in [0,1], scaled to ``0…scale``; amplitude ``|fft2(·, norm="ortho")|``
     per channel (orthonormal, so the per-bin values are on the pixel scale and, by Parseval, the summed squared
     complex difference equals the summed squared pixel difference). The low band is
-    :func:`low_frequency_mask`, the high band its complement. Returns ``(low, high)``, each ``B`` float64:
+    :func:`bdcore.ops.frequency.low_band_mask`, the high band its complement. Returns ``(low, high)``, each ``B`` float64:
     the mean over channels and the band's bins of ``(A_p − A_b)²`` (``"mse"``) or ``|A_p − A_b|`` (``"mae"``).
     """
     if poisoned.shape != benign.shape or poisoned.ndim != 4:
@@ -163,7 +147,7 @@ def amplitude_band_distance(
     amp_b = torch.fft.fft2(benign.double() * scale, norm="ortho").abs()
     d = amp_p - amp_b
     d = d.square() if reduction == "mse" else d.abs()
-    low = low_frequency_mask(h, w, beta, window, device=d.device).to(d.dtype)
+    low = low_band_mask(h, w, beta, window, device=d.device).to(d.dtype)
     n_low = float(low.sum()) * d.shape[1]
     n_high = float((1 - low).sum()) * d.shape[1]
     low_sum = (d * low).flatten(1).sum(1)

@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
 from bdcore.errors import ComponentError
-
-
-def low_band_mask(h: int, w: int, beta: float, *, device: torch.device | str = "cpu") -> Tensor:
-    """FIBA's low-frequency window as a mask on the *unshifted* 2-D FFT grid, ``H×W`` bool.
-
-    FIBA takes ``fftshift(fft2(x))`` and the centred ``(2b+1)×(2b+1)`` square,
-    ``b = floor(min(H, W)·beta)``; that is the integer frequencies ``|k_y| ≤ b`` and
-    ``|k_x| ≤ b``, which is what this mask selects without shifting.
-    """
-    b = math.floor(min(h, w) * beta)
-    ky = torch.fft.fftfreq(h, d=1.0 / h, device=device).abs()
-    kx = torch.fft.fftfreq(w, d=1.0 / w, device=device).abs()
-    return (ky[:, None] <= b) & (kx[None, :] <= b)
+from bdcore.ops.frequency import low_band_mask
 
 
 def freq_distance(a: Tensor, b: Tensor, *, beta: float = 0.1, scale: float = 255.0) -> tuple[Tensor, Tensor]:
