@@ -73,6 +73,35 @@ class Trigger(Protocol):
 
 
 @runtime_checkable
+class PseudoTrigger(Protocol):
+    """Optional trigger capability: ``pseudo_poison``, a *pseudo* (cross) trigger of the same family.
+
+    A pseudo-triggered input looks like a triggered one but must keep the clean behaviour, which
+    teaches the victim the real trigger and not any perturbation of its kind: FIBA's and WaNet's
+    "cross" samples, AS-FIBA's pseudo trigger images (Eq. 4, used by its Eq. 5 loss). An attack
+    loss checks ``isinstance(trigger, PseudoTrigger)`` (duck-typed: the method's presence).
+    """
+
+    def pseudo_poison(
+        self,
+        images: Tensor,
+        generator: torch.Generator | None = None,
+        strength: float | Tensor = 1.0,
+    ) -> Tensor:
+        """Apply a fresh pseudo trigger per image (drawn from ``generator``).
+
+        Args:
+            images: ``B×C×H×W`` float in [0, 1].
+            generator: source of the random draw (CPU generator); the same seed gives the same output.
+            strength: as in :meth:`Trigger.inject_trigger`.
+
+        Returns:
+            ``B×C×H×W``, same dtype and device, clamped to [0, 1].
+        """
+        ...
+
+
+@runtime_checkable
 class Victim(Protocol):
     """The model under attack: an ``nn.Module`` plus what the task needs."""
 

@@ -145,6 +145,9 @@ def test_sfinet_fit_reduces_eq3_loss() -> None:
     assert float((y - x).abs().max()) <= 4 / 255 + 1e-6
     p = trig.pseudo_poison(x, torch.Generator().manual_seed(0))
     assert not torch.equal(p, y)
+    from bdcore.protocols import PseudoTrigger
+
+    assert isinstance(trig, PseudoTrigger)  # what the asfiba loss looks for (Eq. 4 → Eq. 5's third term)
 
 
 @pytest.mark.skipif(not (SHARED / "faces-hq").is_dir(), reason="shared/data/faces-hq not available")

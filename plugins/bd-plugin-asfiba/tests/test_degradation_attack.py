@@ -130,3 +130,76 @@ def test_synthesize_lq_seeded_and_degrading() -> None:
     assert a.shape == hq.shape and float(a.min()) >= 0 and float(a.max()) <= 1
     # blur + downsampling remove most of the white-noise energy of the HQ image
     assert float((a - a.mean()).std()) < 0.8 * float((hq - hq.mean()).std())
+
+
+# ---------------------------------------------------------------- Eq. 5's pseudo term for any trigger family
+class _Shift:
+    """A duck-typed trigger: ``+0.1`` as the trigger, ``+u`` (u ~ U(0, 0.05) per image, from the generator)
+    as the pseudo trigger when ``pseudo`` is set. Nothing but the method's presence marks the capability."""
+
+    learnable = needs_victim = False
+    differentiable = True
+
+    def __init__(self, pseudo: bool) -> None:
+        self.calls: list[torch.Generator | None] = []
+        if pseudo:
+            self.pseudo_poison = self._pseudo
+
+    def inject_trigger(self, images, *, strength=None, generator=None):  # noqa: ANN001, ANN202, ARG002
+        return (images + 0.1).clamp(0, 1)
+
+    def _pseudo(self, images, generator=None, strength=1.0):  # noqa: ANN001, ANN202, ARG002
+        self.calls.append(generator)
+        u = torch.rand(images.shape[0], 1, 1, 1, generator=generator) * 0.05
+        return (images + u).clamp(0, 1)
+
+
+def _attack(trigger: object, seed: int = 0, **params: object) -> ASFIBA:
+    from bdcore.context import Context
+
+    return ASFIBA(ASFIBAParams(**params), Context(seed=seed, trigger=trigger, component="attack:asfiba"))
+
+
+def _batches() -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    x = torch.rand(3, 3, 20, 20, generator=torch.Generator().manual_seed(0)) * 0.8
+    gt = torch.rand(3, 3, 20, 20, generator=torch.Generator().manual_seed(1))
+    return {"input": x, "target": gt}, x
+
+
+def test_eq5_pseudo_term_comes_from_a_duck_typed_trigger() -> None:
+    """Identity victim: every Eq. 5 term has a closed form; the third uses the trigger's pseudo_poison."""
+    trig = _Shift(pseudo=True)
+    atk = _attack(trig)
+    clean, x = _batches()
+    poisoned = atk.poison(clean, trig)
+    terms = atk.attack_loss(lambda t: t, clean, poisoned)
+    # the attack's generator is seeded from (run seed, component, "pseudo-triggers"): a fresh one from an
+    # attack built the same way replays the draw
+    ref = _attack(_Shift(pseudo=True)).ctx.generator("pseudo-triggers")
+    u = torch.rand(3, 1, 1, 1, generator=ref) * 0.05
+    pseudo_in = (x + u).clamp(0, 1)
+    expect_clean = (x - clean["target"]).abs().mean()
+    expect_backdoor = ((x + 0.1).clamp(0, 1) - degrade_01(x)).abs().mean()
+    expect_pseudo = (pseudo_in - clean["target"]).abs().mean()
+    torch.testing.assert_close(terms["clean"], expect_clean)
+    torch.testing.assert_close(terms["backdoor"], expect_backdoor)
+    torch.testing.assert_close(terms["pseudo"], expect_pseudo)
+    torch.testing.assert_close(terms["loss"], 0.75 * expect_clean + 0.125 * expect_backdoor + 0.125 * expect_pseudo)
+    assert len(trig.calls) == 1 and trig.calls[0] is atk._gen
+
+
+def test_eq5_without_pseudo_triggers_required_auto_off() -> None:
+    from bdcore.errors import ComponentError
+
+    with pytest.raises(ComponentError, match=r"attack\.loss\.params\.pseudo"):
+        _attack(_Shift(pseudo=False))  # the default: fail when the run is set up, before any training
+    clean, _ = _batches()
+    for trig, mode in ((_Shift(pseudo=False), "auto"), (_Shift(pseudo=True), "off")):
+        atk = _attack(trig, pseudo=mode)
+        terms = atk.attack_loss(lambda t: t, clean, atk.poison(clean, trig))
+        assert set(terms) == {"loss", "clean", "backdoor"}, mode
+        torch.testing.assert_close(terms["loss"], 0.75 * terms["clean"] + 0.125 * terms["backdoor"])
+        assert not trig.calls
+    trig = _Shift(pseudo=True)
+    atk = _attack(trig, pseudo="auto")
+    assert "pseudo" in atk.attack_loss(lambda t: t, clean, atk.poison(clean, trig))

@@ -112,3 +112,32 @@ def test_registration_hook(bd_host, register_plugin):
         trig = comp.build(comp.params(), Context(seed=0, component=f"trigger:{name}"))
         x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
         assert trig.inject_trigger(x).shape == x.shape
+
+
+PSEUDO = {
+    "wanet": lambda: WaNet(P.WaNetParams(), Context(seed=0)),
+    "fiba": lambda: FIBA(P.FIBAParams(), Context(seed=0)),
+    "issba": lambda: ISSBA(P.ISSBAParams(width=8), Context(seed=0)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PSEUDO))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_pseudo_trigger_capability(name, dtype):
+    """WaNet, FIBA and ISSBA offer pseudo (cross) triggers: same shape/dtype, in [0, 1], seeded, fresh
+    per draw; the other baselines do not claim the capability."""
+    from bdcore.protocols import PseudoTrigger
+
+    if name == "fiba":
+        pytest.importorskip("skimage")
+    trig = PSEUDO[name]()
+    assert isinstance(trig, PseudoTrigger)
+    x = torch.rand(4, 3, 48, 40, generator=torch.Generator().manual_seed(0), dtype=dtype)
+    with torch.no_grad():
+        a = trig.pseudo_poison(x, torch.Generator().manual_seed(1))
+        b = trig.pseudo_poison(x, torch.Generator().manual_seed(1))
+        c = trig.pseudo_poison(x, torch.Generator().manual_seed(2))
+    assert a.shape == x.shape and a.dtype == dtype and float(a.min()) >= 0.0 and float(a.max()) <= 1.0
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    for cls, params in ((BadNets, P.BadNetsParams()), (Blended, P.BlendedParams()), (SIG, P.SigParams())):
+        assert not isinstance(cls(params, Context(seed=0)), PseudoTrigger)

@@ -204,3 +204,53 @@ def test_fiba_class_embedded_pattern_and_strength():
     trg = t.trigger_for(x)
     torch.testing.assert_close(out[1:], fiba(x[1:], trg, alpha=0.075))
     assert (out - x).abs().max() > 1e-3
+
+
+# ---------------------------------------------------------------- pseudo triggers (cross samples)
+def test_wanet_pseudo_poison_is_the_official_cross_warp():
+    """Official WaNet cross samples: ``clamp(clamp(id + s·noise/H) + U(−1,1)/H)`` (numpy reference)."""
+    h, w, s = 32, 40, 0.5
+    t = WaNet(WaNetParams(seed=3, s=s))
+    x = _imgs(2, h=h, w=w)
+    out = t.pseudo_poison(x, torch.Generator().manual_seed(11))
+    ins = (torch.rand(2, h, w, 2, generator=torch.Generator().manual_seed(11)) * 2 - 1).double().numpy()
+    f = t.field[0].double().numpy()
+    nx, ny = _np_bicubic_align_corners(f[0], h, w), _np_bicubic_align_corners(f[1], h, w)
+    yy, xx = np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, w), indexing="ij")
+    gx, gy = np.clip(xx + s * nx / w, -1, 1), np.clip(yy + s * ny / h, -1, 1)
+    for i in range(2):
+        cx, cy = np.clip(gx + ins[i, ..., 0] / w, -1, 1), np.clip(gy + ins[i, ..., 1] / h, -1, 1)
+        np.testing.assert_allclose(_np(out[i]), np.clip(_np_grid_sample(_np(x[i]), cx, cy), 0, 1), atol=1e-10)
+    # a fresh draw per call, the backdoor warp itself is not a cross sample
+    assert not torch.equal(out, t.pseudo_poison(x, torch.Generator().manual_seed(12)))
+    assert (out - t.inject_trigger(x)).abs().max() > 1e-3
+    assert torch.equal(t.pseudo_poison(x, strength=0.0), x)
+
+
+def test_fiba_pseudo_poison_blends_another_image_per_sample():
+    pytest.importorskip("skimage")
+    t = FIBA(FIBAParams())
+    assert "embedded:coffee" not in t.pseudo_pattern_specs() and len(t.pseudo_pattern_specs()) == 6
+    x = _imgs(6, h=48, w=64)
+    out = t.pseudo_poison(x, torch.Generator().manual_seed(4))
+    pool = t.pseudo_triggers_for(x)
+    assert pool.shape == (6, 3, 48, 64)
+    used = []
+    for i in range(6):  # each output is the official Fourier_pattern with one of the pseudo images
+        refs = [_np_fiba(x[i].numpy() * 255, pool[j].numpy() * 255, 0.15, 0.1) / 255 for j in range(6)]
+        hits = [j for j, r in enumerate(refs) if np.allclose(out[i].numpy(), r, atol=1e-10)]
+        assert len(hits) == 1, hits
+        used.append(hits[0])
+    assert len(set(used)) > 1  # drawn per sample
+    trg = _np_fiba(x[0].numpy() * 255, t.trigger_for(x)[0].numpy() * 255, 0.15, 0.1) / 255
+    assert not np.allclose(out[0].numpy(), trg, atol=1e-6)
+    assert torch.equal(t.pseudo_poison(x, torch.Generator().manual_seed(4)), out)
+
+
+def test_fiba_pseudo_patterns_param():
+    pytest.importorskip("skimage")
+    with pytest.raises(ValueError, match="trigger pattern itself"):
+        FIBAParams(pattern="embedded:rocket", pseudo_patterns=("embedded:china", "embedded:rocket"))
+    t = FIBA(FIBAParams(pseudo_patterns=("embedded:china",)))
+    x = _imgs(3, h=32, w=32)
+    torch.testing.assert_close(t.pseudo_poison(x), fiba(x, t.pseudo_triggers_for(x)))

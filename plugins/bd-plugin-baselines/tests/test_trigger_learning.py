@@ -91,3 +91,25 @@ def test_lira_joint_training_teaches_the_victim_the_trigger() -> None:
     assert after < 0.3 * to_target(test)
     assert clean_error < 0.05
     assert residual <= 0.1 + 1e-6
+
+
+def test_issba_pseudo_poison_encodes_other_secrets() -> None:
+    from bd_plugin_baselines.triggers.issba import issba, other_secrets
+
+    gen = torch.Generator().manual_seed(0)
+    one = other_secrets(torch.tensor([1.0]), 50, gen)  # 1 bit: the only other secret
+    assert torch.equal(one, torch.zeros(50, 1))
+    secret = torch.tensor([0.0, 1.0])
+    draws = other_secrets(secret, 3000, torch.Generator().manual_seed(1))
+    assert not (draws == secret).all(1).any()
+    counts = torch.stack([(draws == torch.tensor(c)).all(1).sum() for c in ([0.0, 0.0], [1.0, 0.0], [1.0, 1.0])])
+    assert counts.sum() == 3000 and counts.min() > 900  # uniform over the other three secrets
+
+    trig = ISSBA(P.ISSBAParams(bits=8, width=8), Context(seed=0))
+    x = torch.rand(5, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        out = trig.pseudo_poison(x, torch.Generator().manual_seed(9))
+        ref = issba(x, trig.encoder, other_secrets(trig.secret, 5, torch.Generator().manual_seed(9)))
+        torch.testing.assert_close(out, ref, rtol=0, atol=0)
+        assert (out - trig.inject_trigger(x)).abs().max() > 0  # another message, another residual
+        assert torch.equal(trig.pseudo_poison(x, strength=0.0), x)

@@ -13,6 +13,8 @@ from bd_plugin_asfiba.degradation import degrade_01
 from bd_plugin_asfiba.params import ASFIBAParams
 from bdcore.components import AttackLossBase
 from bdcore.context import Context
+from bdcore.errors import ComponentError
+from bdcore.protocols import PseudoTrigger
 
 
 def restoration_distance(a: Tensor, b: Tensor, norm: str) -> Tensor:
@@ -46,7 +48,12 @@ def asfiba_loss(
 
 
 class ASFIBA(AttackLossBase):
-    """Training-controlled AS-FIBA: target I_0.1 of the benign LQ input; Eq. 5 each step."""
+    """Training-controlled AS-FIBA: target I_0.1 of the benign LQ input; Eq. 5 each step.
+
+    ``I'_p`` of Eq. 5 comes from the trigger's ``pseudo_poison`` (:class:`bdcore.protocols.PseudoTrigger`),
+    so any trigger family with pseudo triggers trains "under the same target and loss": SF-I-Net (pseudo
+    trigger images, Eq. 4) and, from bd-plugin-baselines, WaNet / FIBA (their cross samples) and ISSBA
+    (another secret). Nothing here imports those plugins."""
 
     threat_model: ClassVar[str] = "training-controlled"  # type: ignore[assignment]
     trains_trigger: ClassVar[bool] = False
@@ -55,20 +62,38 @@ class ASFIBA(AttackLossBase):
         super().__init__(params or ASFIBAParams(), ctx)
         self._gen = self.ctx.generator("pseudo-triggers")
         self._warned = False
+        if self.ctx.trigger is not None:
+            self._pseudo_source(self.ctx.trigger)  # a "required" pseudo term fails before any training
+
+    def _pseudo_source(self, trigger: Any) -> PseudoTrigger | None:
+        """The trigger when it offers pseudo triggers and the params want them, else None (or raise)."""
+        mode = self.params.pseudo
+        if mode == "off":
+            return None
+        if isinstance(trigger, PseudoTrigger):
+            return trigger
+        name = type(trigger).__name__ if trigger is not None else "no trigger"
+        if mode == "required":
+            raise ComponentError(
+                f"attack.loss.params.pseudo: Eq. 5's pseudo term needs a trigger with pseudo_poison(images, "
+                f"generator) ({name} has none); use sf-i-net or bd-plugin-baselines' wanet/fiba/issba, or set "
+                'pseudo = "auto" (drop the term for such triggers) or "off"'
+            )
+        if not self._warned:
+            self.ctx.log(f"asfiba: the trigger ({name}) has no pseudo triggers; Eq. 5's pseudo term is dropped")
+            self._warned = True
+        return None
 
     def attack_target(self, batch: Mapping[str, Any], strength: Tensor) -> Tensor:  # noqa: ARG002
         return degrade_01(batch["input"], self.params.factor)
 
     def attack_loss(self, victim: Any, clean: Mapping[str, Any], poisoned: Mapping[str, Any]) -> dict[str, Tensor]:
         p: ASFIBAParams = self.params
-        trigger = self.ctx.trigger
+        source = self._pseudo_source(self.ctx.trigger)
         pseudo_in = None
-        if trigger is not None and hasattr(trigger, "pseudo_poison"):
+        if source is not None:
             with torch.no_grad():
-                pseudo_in = trigger.pseudo_poison(clean["input"], self._gen)
-        elif not self._warned:
-            self.ctx.log("asfiba: the trigger has no pseudo triggers; Eq. 5's pseudo term is dropped")
-            self._warned = True
+                pseudo_in = source.pseudo_poison(clean["input"], self._gen)
         pseudo_out = victim(pseudo_in) if pseudo_in is not None else None
         return asfiba_loss(
             victim(clean["input"]),

@@ -139,13 +139,18 @@ class SFINetParams:
 @attrs.frozen
 class ASFIBAParams:
     """Eq. 5: ``λ1‖F(I)−I_gt‖ + λ2‖F(I_p)−I_0.1‖ + (1−λ1−λ2)‖F(I'_p)−I_gt‖``; ``norm``: the unspecified
-    norm (``"l1"`` mean absolute error, default, as BFR losses; ``"l2"`` MSE); ``factor``: the I_0.1 scale."""
+    norm (``"l1"`` mean absolute error, default, as BFR losses; ``"l2"`` MSE); ``factor``: the I_0.1 scale.
+    ``pseudo``: where ``I'_p`` comes from — the trigger's ``pseudo_poison`` (bdcore's ``PseudoTrigger``
+    capability: SF-I-Net's pseudo trigger images, baselines' WaNet/FIBA cross samples, ISSBA's other
+    secrets). ``"required"`` (default) fails at the first step for a trigger without one; ``"auto"`` drops
+    the third term for such a trigger (logged once); ``"off"`` drops it always (an ablation)."""
 
     lambda1: float = attrs.field(default=0.75, validator=_unit)
     lambda2: float = attrs.field(default=0.125, validator=_unit)
     norm: Literal["l1", "l2"] = "l1"
     factor: float = attrs.field(default=0.1, validator=[v.gt(0.0), v.lt(1.0)])
     strength: float = 1.0
+    pseudo: Literal["required", "auto", "off"] = "required"
 
     def __attrs_post_init__(self) -> None:
         if self.lambda1 + self.lambda2 > 1.0 + 1e-9:

@@ -67,15 +67,23 @@ class WaNetParams:
     seed: int | None = attrs.field(default=None, validator=_seed)
 
 
+def _pseudo_patterns(inst: FIBAParams, attribute: attrs.Attribute, value: tuple[str, ...]) -> None:  # type: ignore[type-arg]
+    if inst.pattern in value:
+        raise ValueError(f"must not contain the trigger pattern itself ({inst.pattern!r})")
+
+
 @attrs.frozen
 class FIBAParams:
     """Amplitude blend ``(1 − α)·A_x + α·A_t`` in the centred low-frequency square of half
-    side ⌊β·min(H, W)⌋; ``pattern``: trigger image path or "embedded:<scene>"."""
+    side ⌊β·min(H, W)⌋; ``pattern``: trigger image path or "embedded:<scene>".
+    ``pseudo_patterns``: the images of the "cross" (pseudo-trigger) samples, paths or
+    "embedded:<scene>"; empty = the embedded non-face photographs other than ``pattern``."""
 
     strength: float = attrs.field(default=1.0, validator=_nonneg)
     alpha: float = attrs.field(default=0.15, validator=_unit)
     beta: float = attrs.field(default=0.1, validator=[v.ge(0.0), v.le(0.5)])
     pattern: str = "embedded:coffee"
+    pseudo_patterns: tuple[str, ...] = attrs.field(default=(), validator=_pseudo_patterns)
 
 
 @attrs.frozen

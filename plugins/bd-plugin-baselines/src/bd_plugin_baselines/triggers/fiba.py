@@ -5,6 +5,10 @@ image and the trigger (resized to the image size), ``fftshift``; in the centred
 (2b+1)×(2b+1) square, b = ⌊β·min(H, W)⌋, amplitude ← (1−α)·A_x + α·A_t; the image's phase is
 kept; ``ifftshift``, ``ifft2``, real part, clip. Resolution: β is relative, so the blended band
 covers the same share of the spectrum at every size. Strength scales α (α_eff = strength·alpha).
+
+:meth:`FIBA.pseudo_poison` gives FIBA's "cross" samples (official ``create_cross``: the same blend with
+other, random images, labels kept), here with an image drawn per sample from ``pseudo_patterns`` (the
+:class:`~bdcore.protocols.PseudoTrigger` capability, e.g. the pseudo term of AS-FIBA's Eq. 5).
 """
 
 from __future__ import annotations
@@ -12,8 +16,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from bd_plugin_baselines.triggers._common import load_pattern, resize_pattern
-from bdcore.components import TriggerBase
+from bd_plugin_baselines.triggers._common import NON_FACE_SCENES, load_pattern, resize_pattern
+from bdcore.components import TriggerBase, as_strength
 
 
 def fiba_window(h: int, w: int, beta: float) -> tuple[slice, slice]:
@@ -62,6 +66,8 @@ class FIBA(TriggerBase):
         pat = load_pattern(params.pattern, self.ctx.resolve_path)
         self.register_buffer("pattern", torch.round(pat * 255).to(torch.uint8))
         self._cache: dict = {}
+        self._pseudo: list[Tensor] | None = None  # loaded on first use (decoded from files, not saved)
+        self._pseudo_cache: dict = {}
 
     def trigger_for(self, images: Tensor) -> Tensor:
         """The trigger image resized (bilinear, antialiased) to the images' size: ``1×C×H×W``."""
@@ -74,3 +80,31 @@ class FIBA(TriggerBase):
     def apply(self, images: Tensor, strength: Tensor, generator: torch.Generator | None) -> Tensor:  # noqa: ARG002
         p = self.params
         return fiba(images, self.trigger_for(images), alpha=p.alpha, beta=p.beta, strength=strength)
+
+    def pseudo_pattern_specs(self) -> tuple[str, ...]:
+        """The pseudo-trigger images: ``pseudo_patterns``, or the embedded non-face photographs but ``pattern``."""
+        p = self.params
+        if p.pseudo_patterns:
+            return tuple(p.pseudo_patterns)
+        return tuple(f"embedded:{n}" for n in NON_FACE_SCENES if f"embedded:{n}" != p.pattern)
+
+    def pseudo_triggers_for(self, images: Tensor) -> Tensor:
+        """The pseudo-trigger images resized like :meth:`trigger_for`: ``N×C×H×W``."""
+        if self._pseudo is None:
+            self._pseudo = [load_pattern(s, self.ctx.resolve_path) for s in self.pseudo_pattern_specs()]
+        key = (images.shape[1:], images.device, images.dtype)
+        if key not in self._pseudo_cache:
+            size = tuple(images.shape[-2:])
+            self._pseudo_cache = {key: torch.cat([resize_pattern(q, size, images) for q in self._pseudo])}
+        return self._pseudo_cache[key]
+
+    def pseudo_poison(
+        self, images: Tensor, generator: torch.Generator | None = None, strength: float | Tensor = 1.0
+    ) -> Tensor:
+        """FIBA's cross sample: :func:`fiba` with a pseudo-trigger image drawn per sample (uniformly, from
+        ``generator``) instead of the trigger image. ``B×C×H×W`` in [0, 1] → same."""
+        p = self.params
+        pool = self.pseudo_triggers_for(images)
+        idx = torch.randint(pool.shape[0], (images.shape[0],), generator=generator).to(pool.device)
+        s = as_strength(strength, images)
+        return fiba(images, pool[idx], alpha=p.alpha, beta=p.beta, strength=s)

@@ -10,6 +10,10 @@ Decoder: conv stack with stride 2, adaptive average pool to 4×4, flatten, MLP �
 StegaStamp), loss ``bce_weight·BCE(decoded, secret) + l2_weight·mean(residual²)``; the first
 ``secret_only_steps`` use the BCE alone. Approximated: no STN in the decoder, no LPIPS term, no
 critic, no image-perturbation layer, no BCH code (methods.md §4 lists the originals).
+
+:meth:`ISSBA.pseudo_poison` encodes a random secret other than the trigger's per sample: the same
+encoder's residual carrying the wrong message (ISSBA itself has no cross samples; this is the analogue
+the :class:`~bdcore.protocols.PseudoTrigger` capability asks for, e.g. for AS-FIBA's Eq. 5).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from torch import Tensor, nn
 
 from bd_plugin_baselines.triggers._common import TriggerError
 from bd_plugin_baselines.triggers._nets import SmallUNet
-from bdcore.components import TriggerBase
+from bdcore.components import TriggerBase, as_strength
 
 
 class StegaEncoder(nn.Module):
@@ -80,6 +84,18 @@ def issba(images: Tensor, encoder: StegaEncoder, secret: Tensor, *, strength: fl
     return (images + s * encoder(images.to(dt), sec).to(images.dtype)).clamp(0.0, 1.0)
 
 
+def other_secrets(secret: Tensor, n: int, generator: torch.Generator | None = None) -> Tensor:
+    """``n×bits`` {0,1} secrets drawn uniformly from all secrets but ``secret`` (``bits``): rows equal
+    to ``secret`` are redrawn (rejection sampling, so the others stay equally likely)."""
+    ref = secret.detach().cpu().float()
+    out = torch.randint(0, 2, (n, ref.numel()), generator=generator).float()
+    same = (out == ref).all(1)
+    while bool(same.any()):
+        out[same] = torch.randint(0, 2, (int(same.sum()), ref.numel()), generator=generator).float()
+        same = (out == ref).all(1)
+    return out
+
+
 def bit_accuracy(logits: Tensor, secret: Tensor) -> float:
     """Share of bits decoded correctly (logit > 0 ↔ 1)."""
     return float(((logits > 0).float() == secret.to(logits)).float().mean())
@@ -106,6 +122,14 @@ class ISSBA(TriggerBase):
 
     def apply(self, images: Tensor, strength: Tensor, generator: torch.Generator | None) -> Tensor:  # noqa: ARG002
         return issba(images, self.encoder, self.secret, strength=strength)
+
+    def pseudo_poison(
+        self, images: Tensor, generator: torch.Generator | None = None, strength: float | Tensor = 1.0
+    ) -> Tensor:
+        """The encoder with a random secret other than the trigger's per sample (:func:`other_secrets`,
+        drawn from ``generator``). ``B×C×H×W`` in [0, 1] → same."""
+        secrets = other_secrets(self.secret, images.shape[0], generator)
+        return issba(images, self.encoder, secrets, strength=as_strength(strength, images))
 
     def decode(self, images: Tensor) -> Tensor:
         """Bit logits ``B×bits`` recovered from (possibly triggered) images."""

@@ -10,6 +10,10 @@ The k×k control field is fixed by the trigger's seed (``torch.rand`` on a gener
 kept as a buffer (saved with the artifact). Resolution: the field is upsampled to H×W and the x
 (y) displacement is divided by W (H), i.e. about ``s/2`` pixels per unit of field at any size —
 exactly the official ``/input_height`` on square images. Strength α scales s (and grid_rescale−1).
+
+:meth:`WaNet.pseudo_poison` gives the official noise ("cross") samples, the fixed warp plus fresh
+noise, which keep their clean labels in WaNet's training (the :class:`~bdcore.protocols.PseudoTrigger`
+capability, e.g. the pseudo term of AS-FIBA's Eq. 5).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from bdcore.components import TriggerBase
+from bdcore.components import TriggerBase, as_strength
 
 
 def wanet_control_field(k: int, generator: torch.Generator | None = None) -> Tensor:
@@ -94,3 +98,14 @@ class WaNet(TriggerBase):
         p = self.params
         noise = self.cross_noise(images, generator) if p.mode == "noise" else None
         return wanet(images, self.field, s=p.s, grid_rescale=p.grid_rescale, strength=strength, noise=noise)
+
+    def pseudo_poison(
+        self, images: Tensor, generator: torch.Generator | None = None, strength: float | Tensor = 1.0
+    ) -> Tensor:
+        """WaNet's noise ("cross") sample: the trigger's warp plus a fresh ``B×H×W×2`` U(−1,1) draw
+        divided by (W, H) (official ``grid_temps + ins / input_height``), whatever ``mode`` is set.
+        ``B×C×H×W`` in [0, 1] → same; ``strength`` scales warp and noise as in :func:`wanet`."""
+        p = self.params
+        s = as_strength(strength, images)
+        noise = self.cross_noise(images, generator)
+        return wanet(images, self.field, s=p.s, grid_rescale=p.grid_rescale, strength=s, noise=noise).clamp(0.0, 1.0)
