@@ -86,3 +86,64 @@ def test_metric_curves_group_name_at_x_rows_per_model_and_split(tmp_path: Path) 
     assert curves["mra"]["jpeg (quality=50) · clean"] == [(1.0, 0.1)]
     paths = plot_metric_curves(rows, tmp_path)
     assert [p.name for p in paths] == ["curve-mra.png"] and paths[0].stat().st_size > 1000
+
+
+def _attack_run(folder: Path, name: str, asr: float, stealth: float) -> Path:
+    """A finished run of one attack: trigger stealth, clean and attacked models, a swept defense."""
+    folder.mkdir(parents=True)
+    rows = [
+        {"run": name, "stage": "trigger", "split": "poisoned", "metric": "stealth_psnr", "value": stealth},
+        {"run": name, "stage": "clean-victim", "split": "poisoned", "metric": "asr", "value": 0.0},
+        {"run": name, "stage": "attacked", "split": "clean", "metric": "ba", "value": 99.0},
+        {"run": name, "stage": "attacked", "split": "poisoned", "metric": "asr", "value": asr},
+        {"run": name, "stage": "attacked", "split": "poisoned", "metric": "psnr[input,clean_input]", "value": 40.0},
+    ]
+    for rate in (0.1, 0.5):
+        rows.append(
+            {
+                "run": name,
+                "stage": "defended",
+                "defense": "fine-pruning",
+                "setting": f"rate={rate}",
+                "split": "poisoned",
+                "metric": "asr",
+                "value": asr * (1 - rate),
+            }
+        )
+    write_results(folder, rows)
+    return folder
+
+
+def test_report_filters_models_and_metrics_and_carries_the_trigger_stealth(tmp_path: Path) -> None:
+    from bdcore.report.compare import comparison
+
+    dirs = [_attack_run(tmp_path / n, n, asr, st) for n, asr, st in (("wanet", 60.0, 31.0), ("fiba", 80.0, 30.0))]
+    cols, body = comparison(dirs)
+    assert "stealth_psnr" in cols  # the trigger row is a column of every model of its run
+    assert [(r, m) for r, m, _ in body][:3] == [
+        ("wanet", "clean-victim"),
+        ("wanet", "attacked"),
+        ("wanet", "fine-pruning (rate=0.1)"),
+    ]
+    assert all(v["stealth_psnr"] == 31.0 for r, _, v in body if r == "wanet")
+    cols, body = comparison(dirs, models=("attacked",), metrics=("asr", "stealth_psnr", "ba"))
+    assert cols == ["asr [poisoned]", "stealth_psnr", "ba [clean]"]
+    assert [(r, m, v["asr [poisoned]"], v["stealth_psnr"]) for r, m, v in body] == [
+        ("wanet", "attacked", 60.0, 31.0),
+        ("fiba", "attacked", 80.0, 30.0),
+    ]
+    _, body = comparison(dirs, models=("fine-pruning",), metrics=("asr [poisoned]",))
+    assert [m for _, m, _ in body] == ["fine-pruning (rate=0.1)", "fine-pruning (rate=0.5)"] * 2
+    out = tmp_path / "table.html"
+    res = CliRunner().invoke(
+        cli.main, ["report", *map(str, dirs), "--model", "attacked", "--metric", "asr", "--out", str(out)]
+    )
+    assert res.exit_code == 0, res.output
+    page = out.read_text()
+    assert "<th>asr [poisoned]</th>" in page and "ba [clean]" not in page and "fine-pruning" not in page
+    for args, fragment in (
+        (["--model", "attack"], "--model attack: no such model in these runs (models: clean-victim, attacked,"),
+        (["--metric", "lpips"], "psnr[input,clean_input]"),  # rich markup does not eat the bracketed name
+    ):
+        res = CliRunner().invoke(cli.main, ["report", *map(str, dirs), *args])
+        assert res.exit_code == 2 and fragment in res.output, res.output

@@ -34,18 +34,20 @@ def _console(stderr: bool = True) -> Any:
 def _fail(exc: BaseException, traceback: bool) -> int:
     if traceback or os.environ.get("BDCORE_RAISE"):
         raise exc
+    from rich.markup import escape  # messages name keys like psnr[input,clean_input]: not markup
+
     console = _console()
     if isinstance(exc, BdcoreError):
         kind = "error" if not isinstance(exc, SpecError) else "invalid spec"
         if isinstance(exc, PluginError):
             kind = "plugin error"
-        console.print(f"[bold red]bdcore: {kind}:[/] {exc}", markup=True)
+        console.print(f"[bold red]bdcore: {kind}:[/] {escape(str(exc))}", markup=True)
         return exc.exit_code
     if isinstance(exc, KeyboardInterrupt):
         console.print("bdcore: interrupted; finished stages are kept (bdcore run --resume continues)")
         return 130
     console.print(
-        f"[bold red]bdcore: the run failed:[/] {type(exc).__name__}: {exc} (rerun with --traceback for details)"
+        f"[bold red]bdcore: the run failed:[/] {type(exc).__name__}: {escape(str(exc))} (rerun with --traceback for details)"
     )
     return EXIT_RUN_FAILED
 
@@ -156,14 +158,15 @@ def _run(spec: Path, out: Path | None, resume: bool, quiet: bool, overrides: tup
     with _Progress(quiet) as progress:
         result = execute(loaded, host, out_root=out_root, resume=resume, progress=progress)
     cols, body = pivot(result.rows)
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"{loaded.name}: results")
+    table = Table(title=f"{escape(loaded.name)}: results")
     table.add_column("model")
     for c in cols:
-        table.add_column(c, justify="right")
+        table.add_column(escape(c), justify="right")  # psnr[input,clean_input] is a name, not markup
     for model, vals in body:
-        table.add_row(model, *(f"{vals[c]:.4g}" if c in vals else "" for c in cols))
+        table.add_row(escape(model), *(f"{vals[c]:.4g}" if c in vals else "" for c in cols))
     _console(stderr=False).print(table)
     click.echo(f"run folder: {result.run_dir}\nreport: {result.run_dir / 'report.html'}")
     return 0
@@ -310,13 +313,40 @@ def _list(kind: str, as_json: bool) -> int:
     metavar="X:Y",
     help="Plot metric Y against metric X across the runs (needs --out), e.g. --plot bpp:psnr for RD curves.",
 )
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    metavar="NAME",
+    help="Keep only these models (clean-victim, attacked, a defense label; a defense keeps all its sweep settings).",
+)
+@click.option(
+    "--metric",
+    "metrics",
+    multiple=True,
+    metavar="NAME",
+    help="Keep only these metrics' columns, in this order (e.g. --metric asfiba-asr --metric stealth_psnr).",
+)
 @_traceback_opt
-def report(run_dirs: tuple[Path, ...], out: Path | None, plots: tuple[str, ...], traceback: bool) -> None:
+def report(
+    run_dirs: tuple[Path, ...],
+    out: Path | None,
+    plots: tuple[str, ...],
+    models: tuple[str, ...],
+    metrics: tuple[str, ...],
+    traceback: bool,
+) -> None:
     """Compare finished runs in one table (and rebuild it as HTML with --out)."""
-    _guard(_report)(run_dirs, out, plots, traceback=traceback)
+    _guard(_report)(run_dirs, out, plots, models, metrics, traceback=traceback)
 
 
-def _report(run_dirs: tuple[Path, ...], out: Path | None, plots: tuple[str, ...] = ()) -> int:
+def _report(
+    run_dirs: tuple[Path, ...],
+    out: Path | None,
+    plots: tuple[str, ...] = (),
+    models: tuple[str, ...] = (),
+    metrics: tuple[str, ...] = (),
+) -> int:
     from bdcore.errors import UsageError
     from bdcore.report.compare import compare_runs, plot_pairs
 
@@ -331,7 +361,7 @@ def _report(run_dirs: tuple[Path, ...], out: Path | None, plots: tuple[str, ...]
         pairs.append((x, y))
     if pairs and out is None:
         raise UsageError("--plot needs --out (the plots are written next to the HTML page)")
-    table, html_text = compare_runs(list(run_dirs))
+    table, html_text = compare_runs(list(run_dirs), models=models, metrics=metrics)
     _console(stderr=False).print(table)
     if out is not None:
         from bdcore.io.atomic import write_text

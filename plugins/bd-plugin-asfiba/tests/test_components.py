@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import attrs
 import pytest
 import torch
 from bd_plugin_asfiba.data import DegradedFaces
@@ -156,3 +157,24 @@ def test_degraded_faces_from_folder() -> None:
     splits = DegradedFaces(DegradedFacesParams(path=Path("faces-hq/ffhq_gpen"), size=64, crop=64), ctx).splits()
     s = splits["test"].get(0)
     assert s["input"].shape == (3, 64, 64) and s["target"].shape == (3, 64, 64)
+
+
+@pytest.mark.skipif(not (SHARED / "faces-hq").is_dir(), reason="shared/data/faces-hq not available")
+def test_degraded_faces_with_a_real_lq_test_folder() -> None:
+    """``test_path``: every ``path`` face trains (degraded), the test folder's faces are tested as they are."""
+    from bdcore.data.images import read_image
+    from bdcore.data.sources import resize_short_side
+
+    ctx = Context(seed=0, spec_dir=SHARED)
+    params = DegradedFacesParams(path=Path("faces-hq/ffhq_gpen"), test_path=Path("faces-hq/celeba_hq_ddnm"), size=48)
+    splits = DegradedFaces(params, ctx).splits()
+    assert len(splits["train"]) == 10 and len(splits["test"]) == 8
+    first = sorted((SHARED / "faces-hq/celeba_hq_ddnm").glob("*.png"))[0]
+    s = splits["test"].get(0)
+    expect = torch.from_numpy(resize_short_side(read_image(first, 3), 48).copy()).permute(2, 0, 1).float() / 255
+    torch.testing.assert_close(s["input"], expect, atol=0, rtol=0)  # the LQ face, not re-degraded
+    assert torch.equal(s["input"], s["target"])
+    t = splits["train"].get(0)
+    assert not torch.equal(t["input"], t["target"])  # training faces are degraded
+    limited = DegradedFaces(attrs.evolve(params, limit=3), ctx).splits()
+    assert len(limited["train"]) == 3 and len(limited["test"]) == 3  # ``limit`` per folder

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -72,24 +72,41 @@ class DegradedFaces(SplitSource):
 
     params: DegradedFacesParams
 
+    limits_itself = True  # ``limit`` applies to each folder (training faces, real LQ test faces)
+
+    def _folder(self, folder: Path) -> tuple[list[Callable[[], np.ndarray]], list[str]]:
+        root = self.ctx.resolve_path(folder)
+        files = find_images(root)[: self.params.limit]
+        return [partial(read_image, f, 3) for f in files], [str(f.relative_to(root)) for f in files]
+
     def items(self) -> tuple[list[Callable[[], dict[str, Any]]], list[str]]:
         p = self.params
         if p.path is None:
             from bdcore.data.embedded import lfw_faces
 
             faces = lfw_faces()
-            loads = [partial(lambda i: faces[i], i) for i in range(len(faces))]
-            names = [f"lfw_{i:03d}" for i in range(len(faces))]
+            loads = [partial(lambda i: faces[i], i) for i in range(len(faces))][: p.limit]
+            names = [f"lfw_{i:03d}" for i in range(len(faces))][: p.limit]
         else:
-            files = find_images(self.ctx.resolve_path(p.path))
-            loads = [partial(read_image, f, 3) for f in files]
-            names = [str(f.relative_to(self.ctx.resolve_path(p.path))) for f in files]
+            loads, names = self._folder(p.path)
+        self._n_train = len(loads)
+        if p.test_path is not None:
+            test_loads, test_names = self._folder(p.test_path)
+            loads, names = loads + test_loads, names + [f"test/{n}" for n in test_names]
         return [partial(_hq_item, ld, p.size) for ld in loads], names
+
+    def split_indices(self, names: Sequence[str]) -> tuple[list[int], list[int]]:
+        if self.params.test_path is None:
+            return super().split_indices(names)
+        return list(range(self._n_train)), list(range(self._n_train, len(names)))
 
     def splits(self) -> dict[str, Any]:
         p = self.params
         ranges = DegradationRanges(p.blur_sigma, p.scale, p.noise, p.jpeg_quality)
-        return {k: DegradedView(ds, ranges, self.ctx.seed, k) for k, ds in super().splits().items()}
+        out = {k: DegradedView(ds, ranges, self.ctx.seed, k) for k, ds in super().splits().items()}
+        if p.test_path is not None:  # real LQ faces: tested as they are
+            out["test"] = out["test"].inner
+        return out
 
 
 class LQFolder(SplitSource):

@@ -80,10 +80,13 @@ class DegradedFacesParams(SplitParams):
     ``path``: a folder of HQ faces (searched recursively); None uses bdcore's embedded faces (100 grey
     LFW crops, replicated to 3 channels). ``size``: HQ faces are resized (bicubic) so the shorter side is
     ``size`` before cropping. Ranges: Gaussian blur σ (px), downscale factor r, noise σ (on [0,1]),
-    JPEG quality.
+    JPEG quality. ``test_path``: a folder of real LQ faces (CelebChild, WebPhoto, LFW; the paper's test
+    sets) as the test split instead of held-out degraded faces: input = target = the LQ image (no ground
+    truth, no synthetic degradation; resized like ``path``), and every face of ``path`` trains.
     """
 
     path: Path | None = None
+    test_path: Path | None = None
     size: int = attrs.field(default=64, validator=_pos)
     blur_sigma: tuple[float, float] = attrs.field(default=(0.2, 3.0), validator=_range)
     scale: tuple[float, float] = attrs.field(default=(1.0, 4.0), validator=_range)
