@@ -161,14 +161,21 @@ def test_degraded_faces_from_folder() -> None:
 
 @pytest.mark.skipif(not (SHARED / "faces-hq").is_dir(), reason="shared/data/faces-hq not available")
 def test_degraded_faces_with_a_real_lq_test_folder() -> None:
-    """``test_path``: every ``path`` face trains (degraded), the test folder's faces are tested as they are."""
+    """``test_path``: the test folder's faces are tested as they are; training is unchanged (eval-only param)."""
     from bdcore.data.images import read_image
     from bdcore.data.sources import resize_short_side
 
     ctx = Context(seed=0, spec_dir=SHARED)
     params = DegradedFacesParams(path=Path("faces-hq/ffhq_gpen"), test_path=Path("faces-hq/celeba_hq_ddnm"), size=48)
     splits = DegradedFaces(params, ctx).splits()
-    assert len(splits["train"]) == 10 and len(splits["test"]) == 8
+    assert len(splits["train"]) == 8 and len(splits["test"]) == 8  # 0.8 of the 10 FFHQ faces train
+    plain = DegradedFaces(attrs.evolve(params, test_path=None), ctx).splits()
+    assert [plain["train"].get(i, 7)["target"].sum() for i in range(8)] == [
+        splits["train"].get(i, 7)["target"].sum() for i in range(8)
+    ]  # the same training faces with or without a test folder
+    from bdcore.engine.store import canonical
+
+    assert canonical(params) == canonical(attrs.evolve(params, test_path=None))  # so the same stage keys
     first = sorted((SHARED / "faces-hq/celeba_hq_ddnm").glob("*.png"))[0]
     s = splits["test"].get(0)
     expect = torch.from_numpy(resize_short_side(read_image(first, 3), 48).copy()).permute(2, 0, 1).float() / 255
@@ -177,4 +184,4 @@ def test_degraded_faces_with_a_real_lq_test_folder() -> None:
     t = splits["train"].get(0)
     assert not torch.equal(t["input"], t["target"])  # training faces are degraded
     limited = DegradedFaces(attrs.evolve(params, limit=3), ctx).splits()
-    assert len(limited["train"]) == 3 and len(limited["test"]) == 3  # ``limit`` per folder
+    assert len(limited["train"]) == 2 and len(limited["test"]) == 3  # ``limit`` per folder

@@ -96,9 +96,10 @@ class DegradedFaces(SplitSource):
         return [partial(_hq_item, ld, p.size) for ld in loads], names
 
     def split_indices(self, names: Sequence[str]) -> tuple[list[int], list[int]]:
+        train, held_out = super().split_indices(names[: self._n_train])
         if self.params.test_path is None:
-            return super().split_indices(names)
-        return list(range(self._n_train)), list(range(self._n_train, len(names)))
+            return train, held_out
+        return train, list(range(self._n_train, len(names)))  # the held-out faces are not used
 
     def splits(self) -> dict[str, Any]:
         p = self.params

@@ -9,6 +9,7 @@ import attrs
 from attrs import validators as v
 
 from bdcore.builtin.params import SplitParams
+from bdcore.params import eval_only
 
 _pos = v.gt(0)
 
@@ -81,12 +82,14 @@ class DegradedFacesParams(SplitParams):
     LFW crops, replicated to 3 channels). ``size``: HQ faces are resized (bicubic) so the shorter side is
     ``size`` before cropping. Ranges: Gaussian blur σ (px), downscale factor r, noise σ (on [0,1]),
     JPEG quality. ``test_path``: a folder of real LQ faces (CelebChild, WebPhoto, LFW; the paper's test
-    sets) as the test split instead of held-out degraded faces: input = target = the LQ image (no ground
-    truth, no synthetic degradation; resized like ``path``), and every face of ``path`` trains.
+    sets) as the test split instead of the held-out degraded faces: input = target = the LQ image (no
+    ground truth, no synthetic degradation; resized like ``path``). Training is the same ``train_fraction``
+    share of ``path`` either way, so ``test_path`` is evaluation-only: runs that differ only in it share
+    the trained stages (one attack, three test sets).
     """
 
     path: Path | None = None
-    test_path: Path | None = None
+    test_path: Path | None = eval_only(None)  # noqa: RUF009 - an attrs field (immutable default), not a shared value
     size: int = attrs.field(default=64, validator=_pos)
     blur_sigma: tuple[float, float] = attrs.field(default=(0.2, 3.0), validator=_range)
     scale: tuple[float, float] = attrs.field(default=(1.0, 4.0), validator=_range)
