@@ -89,3 +89,19 @@ def test_strip_defense_returns_a_seeded_detector() -> None:
         scores.append((out.detector(model, x), out.detector(model, _checker(x))))
     torch.testing.assert_close(scores[0][0], scores[1][0])
     assert auroc(*scores[0]) == 1.0
+
+
+def test_strip_blends_every_input_with_the_same_overlays_unless_redraw() -> None:
+    """On a model without a backdoor (identity), the blends' spread does not depend on the input
+    (0.25·var of the overlays at α = 0.5), so with one overlay set for all calls clean and triggered
+    batches score alike up to rounding; per-call draws make the batches differ by the draw alone."""
+    ds = ListDataset(smooth_images(20, seed=7))
+    x = smooth_images(8, seed=8)
+    ident = nn.Identity()
+    out = Strip(StripParams(n_overlays=4, pool_size=16), Context(seed=2)).defend(ident, defense_context(ds))
+    clean, pois = out.detector(ident, x), out.detector(ident, _checker(x))
+    torch.testing.assert_close(clean, pois, rtol=1e-6, atol=0)  # float32 blends
+    out = Strip(StripParams(n_overlays=4, pool_size=16, redraw=True), Context(seed=2)).defend(
+        ident, defense_context(ds)
+    )
+    assert not torch.allclose(out.detector(ident, x), out.detector(ident, _checker(x)), rtol=1e-3, atol=0)

@@ -129,7 +129,10 @@ class StripParams:
     defender images: ``x' = (1 − alpha)·x + alpha·c``. Statistic (higher = more likely
     poisoned): minus the output spread over the overlays — ``variance`` (mean
     per-pixel variance; std for score outputs) or ``pairwise`` (mean pairwise RMS
-    distance between outputs).
+    distance between outputs). ``redraw``: False (default) draws the ``n_overlays`` images once, so every
+    input, clean or triggered, is blended with the same images and the statistic compares the inputs;
+    True draws afresh for every detector call (every test batch), STRIP's per-input randomness at batch
+    granularity, which with few overlays lets the draw, not the input, decide the comparison.
     """
 
     n_overlays: int = attrs.field(default=8, validator=v.ge(2))
@@ -137,6 +140,7 @@ class StripParams:
     pool_size: int = attrs.field(default=32, validator=v.gt(0))
     statistic: Literal["variance", "pairwise"] = "variance"
     chunk: int = attrs.field(default=64, validator=v.gt(0))
+    redraw: bool = False
 
 
 # --------------------------------------------------------------------------- metrics

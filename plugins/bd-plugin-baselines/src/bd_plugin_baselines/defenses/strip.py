@@ -120,10 +120,12 @@ class Strip(DefenseBase):
 
 
 def make_detector(pool: Tensor, p: StripParams, generator: torch.Generator) -> Callable[[Any, Tensor], Tensor]:
-    """A detector drawing ``p.n_overlays`` pool images per call (seeded stream)."""
+    """A detector blending with ``p.n_overlays`` pool images, drawn once (seeded) or, with ``p.redraw``,
+    per call (a seeded stream)."""
+    fixed = None if p.redraw else torch.randperm(pool.shape[0], generator=generator)[: p.n_overlays]
 
     def detector(victim: Any, inputs: Tensor) -> Tensor:
-        idx = torch.randperm(pool.shape[0], generator=generator)[: p.n_overlays]
+        idx = fixed if fixed is not None else torch.randperm(pool.shape[0], generator=generator)[: p.n_overlays]
         overlays = pool[idx].to(inputs.device)
         if overlays.shape[-2:] != inputs.shape[-2:]:
             overlays = torch.nn.functional.interpolate(
