@@ -185,3 +185,43 @@ def test_degraded_faces_with_a_real_lq_test_folder() -> None:
     assert not torch.equal(t["input"], t["target"])  # training faces are degraded
     limited = DegradedFaces(attrs.evolve(params, limit=3), ctx).splits()
     assert len(limited["train"]) == 2 and len(limited["test"]) == 3  # ``limit`` per folder
+
+
+def _niqe_params_present() -> bool:
+    from bd_plugin_asfiba.niqe_params import niqe_mat_path
+
+    try:
+        niqe_mat_path(None, None)
+    except Exception:  # noqa: BLE001 - not fetched: the test is skipped
+        return False
+    return True
+
+
+@pytest.mark.skipif(not (SHARED / "faces-hq").is_dir(), reason="shared/data/faces-hq not available")
+@pytest.mark.skipif(
+    not _niqe_params_present(), reason="NIQE params not fetched (python -m bd_plugin_asfiba.niqe_params fetch)"
+)
+def test_niqe_ranks_a_blurred_face_below_the_sharp_one() -> None:
+    """Tables I's metric: on a real 256-px face NIQE is in the range of natural images and a strong
+    blur makes it clearly worse (higher); under 192 px it refuses (two scales of 96-px blocks)."""
+    import kornia
+    from bd_plugin_asfiba.metrics import NIQE
+    from bd_plugin_asfiba.params import NIQEParams
+
+    from bdcore.data.images import read_image
+    from bdcore.data.sources import resize_short_side
+    from bdcore.errors import ComponentError
+
+    first = sorted((SHARED / "faces-hq/ffhq_gpen").glob("*.png"))[0]
+    face = torch.from_numpy(resize_short_side(read_image(first, 3), 256).copy()).permute(2, 0, 1)[None].float() / 255
+    blurred = kornia.filters.gaussian_blur2d(face, (25, 25), (4.0, 4.0))
+
+    class Batch:
+        def __init__(self, x: torch.Tensor) -> None:
+            self.output = x
+
+    metric = NIQE(NIQEParams())
+    sharp, soft = (float(metric.per_image(Batch(x))[0]) for x in (face, blurred))
+    assert 2.0 < sharp < 8.0 and soft > sharp + 2.0, (sharp, soft)
+    with pytest.raises(ComponentError, match="192"):
+        metric.per_image(Batch(face[..., :128, :128]))
