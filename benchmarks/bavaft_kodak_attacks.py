@@ -70,7 +70,15 @@ def spec(attack: str, a: argparse.Namespace) -> dict[str, Any]:
             "batch_size": a.batch_size,
             "lr": a.attack_lr,
             "grad_clip": a.grad_clip,
-            "trigger": {"use": "bavaft", "params": {"k": 16, "norm": "none", **trigger_params}},
+            "trigger": {
+                "use": "bavaft",
+                "params": {
+                    "k": 16,
+                    "norm": "none",
+                    **trigger_params,
+                    **({"init_psnr": a.init_psnr} if a.init_psnr is not None else {}),
+                },
+            },
             "loss": {"use": loss, "params": loss_params},
         },
         "defense": DEFENSES,
@@ -106,6 +114,7 @@ def main() -> None:
     p.add_argument("--beta", type=float, default=0.01)
     p.add_argument("--gamma", type=float, default=1e4, help="visibility weight (paper 1e4)")
     p.add_argument("--stage2-fraction", type=float, default=0.5, help="BAvAFT++: share of attack steps in stage 1")
+    p.add_argument("--init-psnr", type=float, default=None, help="trigger init_psnr (dB); default: none")
     p.add_argument("--limit", type=int, default=None, help="images per folder (quick checks)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)

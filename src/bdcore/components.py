@@ -9,7 +9,7 @@ registered :class:`TriggerBase` subclass is a thin stateful wrapper.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import attrs
 import torch
@@ -18,6 +18,9 @@ from torch import Tensor, nn
 from bdcore.context import Context, DefenseContext, FitContext
 from bdcore.errors import ContractError
 from bdcore.protocols import Batch, DefenseStage, Split, ThreatModel
+
+if TYPE_CHECKING:
+    from bdcore.metrics.batch import EvalBatch
 
 
 def as_strength(strength: float | Tensor | None, images: Tensor, default: float = 1.0) -> Tensor:
@@ -186,7 +189,8 @@ class MetricBase:
     """Base streaming metric: implement :meth:`update` and :meth:`compute`.
 
     ``name`` is filled in by the engine from the registered name (or the spec's
-    ``label``) and is the default key of the computed value.
+    ``label``) and is the default key of the computed value. Override
+    :meth:`grid_columns` to add images to the report's grid.
     """
 
     higher_is_better: ClassVar[bool | None] = True
@@ -207,6 +211,28 @@ class MetricBase:
 
     def compute(self) -> dict[str, float]:
         raise NotImplementedError
+
+    def grid_columns(self, batch: EvalBatch, n: int) -> dict[str, Tensor]:  # noqa: ARG002 - default: none
+        """Images this metric adds to the report's image grid (optional hook; default none).
+
+        Called once per grid-collecting evaluation (the attacked model, or the clean victim
+        of a run without attack), on the first test batch, for each split in ``splits``,
+        after :meth:`update` saw that batch; under ``torch.no_grad()`` (use
+        ``torch.enable_grad()`` locally for gradient-based maps).
+
+        Args:
+            batch: the evaluation batch of one split (all of it; only the first ``n``
+                images are shown).
+            n: how many images the grid shows (``[eval] grid``, at most the batch size).
+
+        Returns:
+            ``{column: images}``, each ``n×1×H×W`` (grey) or ``n×3×H×W`` (RGB) float
+            in [0, 1]. The engine labels each column ``"<metric name>: <column>"``
+            after its own columns; a label already taken gets `` [<split>]`` and then
+            a counter appended (deterministic: engine columns, then the clean split's
+            metrics in spec order, then the poisoned split's).
+        """
+        return {}
 
 
 class MeanOverImages(MetricBase):

@@ -45,7 +45,9 @@ class Context:
         clean_victim: for attack losses, a callable returning the run's clean victim
             (trained or loaded on first call, then cached): the attacker's surrogate, e.g.
             for C-BAIQA's adversarial refinement of the poisoned images.
-        options: free-form values the engine passes (image size, channels...).
+        options: free-form values the engine passes (image size, channels...; a
+            metric gets ``registered_name``, ``spec_file`` and ``spec_path``, its table
+            in the spec such as ``"metric[1]"``, for messages that name a spec key).
     """
 
     seed: int = 0

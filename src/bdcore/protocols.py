@@ -163,6 +163,13 @@ class Metric(Protocol):
     ``needs`` names the :class:`bdcore.metrics.batch.EvalBatch` fields it reads
     beyond ``outputs`` (``target``, ``attack_target``, ``clean_input``,
     ``clean_output``, ``reference_output``, ``victim``).
+
+    Optional hook (not required by ``isinstance``): ``grid_columns(batch, n) ->
+    dict[str, Tensor]`` returns images (``n×1×H×W`` or ``n×3×H×W`` in [0, 1]) that
+    the report's image grid shows as extra columns labelled ``"<metric name>:
+    <column>"``, e.g. ``grad-cam``'s heat maps. See
+    :meth:`bdcore.components.MetricBase.grid_columns` for when it is called and how
+    label clashes are resolved.
     """
 
     higher_is_better: bool | None

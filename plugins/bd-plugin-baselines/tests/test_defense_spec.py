@@ -69,7 +69,7 @@ def test_registers_every_defense_and_metric(bd_host, register_plugin) -> None:
     names = {c.name for c in bd_host.registry if c.kind == "defense"}
     assert {"gaussian-blur", "gaussian-noise", "jpeg", "bit-squeeze", "fine-tuning", "fine-pruning", "strip"} <= names
     metrics = {c.name for c in bd_host.registry if c.kind == "metric"}
-    assert {"lpips", "stealth", "freq-distance", "image-asr"} <= metrics
+    assert {"lpips", "stealth", "freq-distance", "image-asr", "grad-cam"} <= metrics
 
 
 def test_table_v_grid_is_expressible_as_sweeps(tmp_path) -> None:

@@ -85,3 +85,42 @@ def test_quantize_option_matches_full_reference_pipeline():
     flat = image_to_dct(x).flatten(-2).index_add(-1, t.indices, inj)
     ref = dct_to_image(flat.view(1, 3, 2, 2, 16, 16))
     torch.testing.assert_close(t.apply(x, torch.ones(1, 1, 1, 1, dtype=torch.float64), None), ref, atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("selection", ["learned", "robust"])
+def test_init_psnr_calibrates_the_gain_once_on_the_first_training_batch(selection):
+    params = BavaftTriggerParams(norm="none", selection=selection, init_psnr=46.0)
+    t = BavaftTrigger(params, Context(seed=0))
+    x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 0.8 + 0.1
+    t.eval()
+    t.inject_trigger(x, strength=1.0)
+    assert float(t.gain) == 1.0 and not bool(t.calibrated)  # evaluation never calibrates
+    untrained = float(10 * torch.log10(1 / (t.inject_trigger(x, strength=1.0) - x).pow(2).mean()))
+    assert untrained > 70  # why the option exists: the raw init is far below any budget
+    t.train()
+    first = t.inject_trigger(x, strength=1.0)
+    psnr = 10 * torch.log10(1 / (first - x).pow(2).mean())
+    assert float(psnr) == pytest.approx(46.0, abs=0.05)
+    gain = float(t.gain)
+    y = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    t.inject_trigger(y, strength=1.0)
+    assert float(t.gain) == gain  # once only
+    t.eval()
+    reloaded = BavaftTrigger(params, Context(seed=5))
+    reloaded.load_state_dict(t.state_dict())
+    reloaded.eval()
+    assert bool(reloaded.calibrated) and float(reloaded.gain) == gain
+
+    def gen():  # the robust selection draws its preprocessings from the generator
+        return torch.Generator().manual_seed(3)
+
+    torch.testing.assert_close(
+        reloaded.inject_trigger(x, strength=1.0, generator=gen()), t.inject_trigger(x, strength=1.0, generator=gen())
+    )
+
+
+def test_without_init_psnr_the_gain_stays_one():
+    t = BavaftTrigger(BavaftTriggerParams(norm="none", scale=2000.0), Context(seed=0))
+    t.train()
+    t.inject_trigger(torch.rand(2, 3, 32, 32), strength=1.0)
+    assert float(t.gain) == 1.0 and bool(t.calibrated)

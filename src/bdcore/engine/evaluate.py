@@ -17,7 +17,7 @@ from torch import Tensor
 
 from bdcore.context import Context, derive_seed
 from bdcore.data.loading import eval_batches
-from bdcore.errors import ComponentError, ContractError
+from bdcore.errors import BdcoreError, ComponentError, ContractError
 from bdcore.metrics.batch import EvalBatch
 from bdcore.spec.structure import Resolved
 
@@ -149,6 +149,7 @@ class Evaluator:
                     target=batch.get("target"),
                     attack_target=None,
                     clean_input=x,
+                    clean_model_input=x_in,
                     clean_output=out_clean,
                     reference_output=ref,
                     strength=torch.zeros(x.shape[0], device=x.device),
@@ -159,6 +160,10 @@ class Evaluator:
                 )
                 for _, m in per_split["clean"]:
                     m.update(clean_eb)
+                if grid is not None and i == 0:
+                    n = min(self.grid, x.shape[0])
+                    grid.columns = {}  # without an attack, the metrics' clean-split columns are the whole grid
+                    _add_metric_columns(grid.columns, per_split["clean"], clean_eb, n)
                 if poisoned is None:
                     continue
                 p = poisoned[i]
@@ -172,6 +177,7 @@ class Evaluator:
                     target=batch.get("target"),
                     attack_target=p.get("attack_target"),
                     clean_input=x,
+                    clean_model_input=x_in,
                     clean_output=out_clean,
                     reference_output=ref,
                     strength=p.get("strength"),
@@ -184,7 +190,12 @@ class Evaluator:
                     m.update(p_eb)
                 if grid is not None and i == 0:
                     n = min(self.grid, x.shape[0])
+                    # the engine's own columns first, then what metrics add (clean split, then poisoned)
+                    clean_metric_columns = grid.columns
                     grid.columns = _grid_columns(_select(batch, n), _select(p, n), out_clean[:n], out_p[:n], n)
+                    for label, images in clean_metric_columns.items():
+                        grid.columns[_free_label(grid.columns, label, "clean")] = images
+                    _add_metric_columns(grid.columns, per_split["poisoned"], p_eb, n)
         rows: list[Row] = []
         for split, pairs in per_split.items():
             if split == "poisoned" and poisoned is None:
@@ -272,6 +283,52 @@ def _metric_rows(r: Resolved, m: Any, stage: str, defense: str | None, setting: 
             }
         )
     return rows
+
+
+def _free_label(columns: Mapping[str, Any], label: str, split: str) -> str:
+    """``label``, or the first of ``label [split]``, ``label [split] (2)``, … not yet in ``columns``."""
+    if label not in columns:
+        return label
+    label = f"{label} [{split}]"
+    candidate, k = label, 2
+    while candidate in columns:
+        candidate, k = f"{label} ({k})", k + 1
+    return candidate
+
+
+def _add_metric_columns(columns: dict[str, Tensor], metrics: list[tuple[Resolved, Any]], eb: EvalBatch, n: int) -> None:
+    """Add the grid columns each metric offers through its optional ``grid_columns(batch, n)`` hook.
+
+    Columns are labelled ``"<metric name>: <key>"``; a label already taken (by the engine's own
+    columns or an earlier metric, in spec order) gets `` [split]`` and then a counter appended, so
+    the result does not depend on anything but the spec.
+    """
+    for r, m in metrics:
+        hook = getattr(m, "grid_columns", None)
+        if hook is None:
+            continue
+        name = getattr(m, "name", r.label)
+        try:
+            offered = hook(eb, n)
+        except BdcoreError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported with the component
+            raise ComponentError(
+                f'{r.path}: metric "{r.component.name}" ({r.component.provenance}) failed to make its grid '
+                f"columns: {type(exc).__name__}: {exc}"
+            ) from exc
+        if not isinstance(offered, Mapping):
+            raise ContractError(
+                f"metric {name} ({r.path}): grid_columns() must return a dict of images, got {type(offered).__name__}"
+            )
+        for key, images in offered.items():
+            if not isinstance(images, Tensor) or images.ndim != 4 or images.shape[1] not in (1, 3) or not len(images):
+                shape = list(images.shape) if isinstance(images, Tensor) else type(images).__name__
+                raise ContractError(
+                    f"metric {name} ({r.path}): grid column {key!r} must be B×1×H×W or B×3×H×W images, got {shape}"
+                )
+            label = _free_label(columns, f"{name}: {key}", eb.split)
+            columns[label] = images[:n].detach().float().nan_to_num(0.0).clamp(0, 1).cpu()
 
 
 def _grid_columns(

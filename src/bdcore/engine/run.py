@@ -116,10 +116,15 @@ def finalize(runner: Runner, host: PluginHost) -> None:
     if grid is not None and grid.columns:
         gdir = run_dir / "grid"
         gdir.mkdir(exist_ok=True)
+        used: set[str] = set()
         for col, imgs in grid.columns.items():
+            stem, k = _slug(col), 2
+            while stem in used:  # distinct labels that slug alike ("a b", "a-b") must not share files
+                stem, k = f"{_slug(col)}-{k}", k + 1
+            used.add(stem)
             names = []
             for i, img in enumerate(imgs):
-                name = f"grid/{_slug(col)}-{i}.png"
+                name = f"grid/{stem}-{i}.png"
                 save_png(img, run_dir / name)
                 names.append(name)
             grid_files[col] = names

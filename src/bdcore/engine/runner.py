@@ -507,7 +507,11 @@ class Runner:
             device=self.device,
             seed=self.seed,
             metrics=self.loaded.metrics,
-            metric_ctx=lambda r: self.ctx(r, trigger=self.trigger, options={"registered_name": r.component.name}),
+            metric_ctx=lambda r: self.ctx(
+                r,
+                trigger=self.trigger,
+                options={"registered_name": r.component.name, "spec_path": r.path, "spec_file": str(self.loaded.file)},
+            ),
             trigger=self.trigger,
             attack=self.attack_obj,
             grid=self.spec.eval.grid,

@@ -33,6 +33,9 @@ class EvalBatch:
         target: ground truth of the clean sample.
         attack_target: what the attacker wants for this input (None if no attack).
         clean_input: the input without trigger (and without input defense).
+        clean_model_input: the clean input as the model saw it: ``clean_input`` after
+            any input defense (equals ``input`` on the clean split). The clean
+            counterpart of ``input`` when a metric re-runs the model on both.
         clean_output: the evaluated model's output on the clean input.
         reference_output: the *clean* (never attacked) victim's output on the clean
             input — AS-FIBA's I_hq; equals ``clean_output`` when evaluating the clean victim.
@@ -48,6 +51,7 @@ class EvalBatch:
     target: Any = None
     attack_target: Any = None
     clean_input: Tensor | None = None
+    clean_model_input: Tensor | None = None
     clean_output: Any = None
     reference_output: Any = None
     strength: Tensor | None = None

@@ -159,6 +159,22 @@ class MetricContract(ParamsContract):
         for v in out.values():
             assert isinstance(float(v), float)
 
+    def test_grid_columns(self) -> None:
+        """The optional ``grid_columns`` hook returns image batches in [0, 1] (or nothing)."""
+        m = self.make()
+        hook = getattr(m, "grid_columns", None)
+        if hook is None:
+            return
+        m.reset()
+        b = self.batch()
+        m.update(b)
+        cols = hook(b, 2)
+        assert isinstance(cols, dict)
+        for key, images in cols.items():
+            assert isinstance(key, str) and isinstance(images, torch.Tensor), key
+            assert images.ndim == 4 and images.shape[0] == 2 and images.shape[1] in (1, 3), (key, images.shape)
+            assert float(images.min()) >= 0.0 and float(images.max()) <= 1.0, key
+
 
 class DefenseContract(ParamsContract):
     def make(self) -> Any:

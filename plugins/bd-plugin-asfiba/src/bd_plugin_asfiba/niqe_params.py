@@ -11,6 +11,7 @@ Nothing is fetched while a run evaluates: a missing file raises with the command
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -22,7 +23,8 @@ from bdcore.errors import ComponentError
 
 SDIST = "basicsr==1.4.2"
 NPZ_MEMBER = "basicsr/metrics/niqe_pris_params.npz"
-NPZ_SHA256_PREFIX = "2a7c182a"  # from shared/reference/methods.md §6
+# sha256 of niqe_pris_params.npz in the basicsr 1.4.2 sdist (11,850 bytes; methods.md §6 gives the prefix)
+NPZ_SHA256 = "2a7c182a68c9e7f1b2e2e5ec723279d6f65d912b6fcaf37eb2bf03d7367c4296"
 
 
 def default_cache() -> Path:
@@ -59,7 +61,18 @@ def fetch(cache: Path | None = None) -> Path:
                 if rel.startswith("basicsr/") and rel.endswith((".py", ".npz")):
                     member.name = rel
                     tar.extract(member, cache, filter="data")
+    check_npz(cache / NPZ_MEMBER)
     return cache
+
+
+def check_npz(npz: Path) -> None:
+    """Raise unless ``npz`` is basicsr 1.4.2's pristine model (sha256 :data:`NPZ_SHA256`)."""
+    digest = hashlib.sha256(npz.read_bytes()).hexdigest()
+    if digest != NPZ_SHA256:
+        raise ComponentError(
+            f"niqe: {npz} has sha256 {digest[:16]}…, not basicsr 1.4.2's pristine model ({NPZ_SHA256[:16]}…); "
+            "delete it and run `python -m bd_plugin_asfiba.niqe_params fetch` again"
+        )
 
 
 def load_npz(path: Path) -> tuple[object, object]:
@@ -95,7 +108,10 @@ def niqe_mat_path(params_path: Path | None, cache: Path | None) -> Path:
             "(pip-downloads the basicsr 1.4.2 sdist) or set params_path to a niqe_pris_params.npz / .mat"
         )
     mat = root / "niqe_pris_params.mat"
-    return mat if mat.is_file() else write_mat(npz, mat)
+    if mat.is_file():
+        return mat
+    check_npz(npz)
+    return write_mat(npz, mat)
 
 
 if __name__ == "__main__":

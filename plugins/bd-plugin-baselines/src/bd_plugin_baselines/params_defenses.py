@@ -221,3 +221,37 @@ class ImageAsrParams:
     lpips_net: LpipsNet = "alex"
     lpips_weights: Path | None = None
     lpips_random_backbone: bool = False
+
+
+def _colormap_name(inst: object, attribute: attrs.Attribute, value: str) -> None:  # type: ignore[type-arg]
+    import matplotlib  # only when a spec uses grad-cam: keeps `bdcore check` of other specs light
+
+    if value not in matplotlib.colormaps:
+        raise ValueError(f"{attribute.name}: unknown matplotlib colormap {value!r} (e.g. jet, viridis, inferno, turbo)")
+
+
+@attrs.frozen
+class GradCamParams:
+    """Grad-CAM (Selvaraju et al., ICCV 2017) of the victim on clean vs triggered inputs.
+
+    ``target``: the scalar explained per image. Regression has no class logit, so the default
+    ``output-mean`` is the mean of the output over all its values (pixels and channels) — the
+    overall brightness the model produces, a linear functional whose gradient is the average
+    sensitivity of every output pixel (pytorch-grad-cam's semantic-segmentation target with a
+    full mask, up to a constant); a score output (IQA) is the score itself. ``output-l2``: the
+    L2 norm of the output (its energy; sign-free). ``layer``: the module (dotted name in
+    ``victim.named_modules()``) whose output ``A`` is explained; None = the bottleneck: among
+    ``Conv2d``/``ConvTranspose2d`` layers that run once and receive a nonzero gradient, the one
+    with the smallest spatial output, the last to run on ties (probed on the first test image).
+    ``call``: what is differentiated — ``predict`` (what metrics evaluate) or ``forward``
+    (codecs: their ``predict`` entropy-codes under no_grad; their quantised latent passes no
+    gradient to the encoder, so name a decoder layer). ``colormap`` / ``overlay``: the grid's
+    heat maps (a matplotlib colormap; the weight of the input image blended under it, 0 = the
+    map alone).
+    """
+
+    target: Literal["output-mean", "output-l2"] = "output-mean"
+    layer: str | None = attrs.field(default=None, validator=v.optional(v.min_len(1)))
+    call: Literal["predict", "forward"] = "predict"
+    colormap: str = attrs.field(default="jet", validator=_colormap_name)
+    overlay: float = attrs.field(default=0.5, validator=[v.ge(0.0), v.le(1.0)])

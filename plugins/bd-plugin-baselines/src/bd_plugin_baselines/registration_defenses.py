@@ -11,6 +11,7 @@ from bd_plugin_baselines.params_defenses import (
     FreqDistanceParams,
     GaussianBlurParams,
     GaussianNoiseParams,
+    GradCamParams,
     ImageAsrParams,
     JpegParams,
     LpipsParams,
@@ -103,4 +104,11 @@ def register_metrics(register: Any) -> None:
         f"{_M}:ImageAsr",
         params=ImageAsrParams,
         summary="Share of outputs closer to the image attack target than to the clean reference",
+    )
+    register(
+        "grad-cam",
+        f"{_M}:GradCam",
+        params=GradCamParams,
+        summary="Grad-CAM of the victim on triggered vs clean inputs: map similarity, heat maps in the report grid",
+        paper="Selvaraju et al., Grad-CAM, ICCV 2017; as used in AS-FIBA (arXiv 2403.06430) Fig. 7",
     )

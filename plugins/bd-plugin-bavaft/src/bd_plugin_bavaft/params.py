@@ -62,6 +62,10 @@ class BavaftTriggerParams:
         strength: default α multiplying the injected coefficients.
         quantize: round the image to 8 bits first, as the reference pipeline (off: α = 0 is the identity
             and the trigger is differentiable in the image).
+        init_psnr: calibrate the initial gain: on the first training batch the output is rescaled once so
+            the injected change (α = 1) has this PSNR in dB, e.g. 46 = the attack's ε = 0.005
+            (20·log10(1/ε)). None keeps ``scale`` alone, where two freshly initialised networks multiply to
+            a change of ≈ 100 dB that short schedules hardly grow.
     """
 
     k: int = attrs.field(default=16, validator=v.ge(1))
@@ -73,6 +77,7 @@ class BavaftTriggerParams:
     scale: float = attrs.field(default=100.0, validator=v.gt(0.0))
     strength: float = attrs.field(default=1.0, validator=v.ge(0.0))
     quantize: bool = False
+    init_psnr: float | None = attrs.field(default=None, validator=v.optional(v.gt(0.0)))
 
     def __attrs_post_init__(self) -> None:
         if self.k > self.n_freq:

@@ -86,6 +86,9 @@ class BavaftTrigger(TriggerBase):
             self.general = GeneralTriggerNet(params.n_freq, params.norm)
             self.weight = PatchWeightNet(params.norm)
         self.register_buffer("indices", torch.tensor(frequency_indices(params.table, params.n_freq)), persistent=True)
+        # init_psnr calibration: a gain set once on the first training batch, saved with the stage
+        self.register_buffer("gain", torch.ones(()), persistent=True)
+        self.register_buffer("calibrated", torch.tensor(params.init_psnr is None), persistent=True)
         self.sensitivity_generator: torch.Generator | None = None
 
     def injection(self, images: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, Tensor]]:
@@ -95,7 +98,7 @@ class BavaftTrigger(TriggerBase):
         x = (images * 2.0 - 1.0).to(net_dtype)  # the reference feeds 0–255; a fixed affine rescaling for stable init
         g, importance = (t.to(images.dtype) for t in self.general(x))
         w = self.weight(x).to(images.dtype)  # B×3×gh×gw
-        full = g[:, :, None, None, :] * w[..., None] * p.scale  # OR(g)⊙w on all N slots
+        full = g[:, :, None, None, :] * w[..., None] * (p.scale * self.gain)  # OR(g)⊙w on all N slots
         if p.selection == "learned":
             hard = topk_reweight_mask(importance.detach(), p.k, reweight=False, largest_kept=True)
             soft = torch.sigmoid(importance)
@@ -120,9 +123,20 @@ class BavaftTrigger(TriggerBase):
                 f"bavaft trigger needs B×3×H×W with H, W multiples of {BLOCK}; got {list(images.shape)}"
             )
         inj, _ = self.injection(images, generator)
+        if self.training and not bool(self.calibrated):
+            inj = inj * self._calibrate(inj)
         base = torch.round(images * 255.0) / 255.0 if self.params.quantize else images
         # IDCT(DCT(x) + inj) = x + IDCT(inj): the block pipeline is linear, so only the injection is transformed
         return base + self._delta(inj * strength.view(-1, 1, 1, 1, 1))
+
+    @torch.no_grad()
+    def _calibrate(self, inj: Tensor) -> Tensor:
+        """Set ``gain`` so this batch's change at α = 1 has ``init_psnr`` dB; returns the factor applied."""
+        mse = self._delta(inj.detach()).pow(2).mean().clamp_min(1e-30)
+        factor = torch.sqrt(10.0 ** (-float(self.params.init_psnr) / 10.0) / mse)
+        self.gain.mul_(factor)
+        self.calibrated.fill_(True)
+        return factor
 
     def extra_repr(self) -> str:
         return f"k={self.params.k}, n={self.params.n_freq}, selection={self.params.selection}"

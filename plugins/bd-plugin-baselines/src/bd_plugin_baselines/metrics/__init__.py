@@ -1,1 +1,1 @@
-"""The baseline metrics: LPIPS, trigger stealth, low/high-frequency distance, image-target ASR."""
+"""The baseline metrics: LPIPS, trigger stealth, low/high-frequency distance, image-target ASR, Grad-CAM."""

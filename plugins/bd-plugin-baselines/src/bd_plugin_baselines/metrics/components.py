@@ -1,16 +1,27 @@
-"""Registered metric classes (thin wrappers over :mod:`.functional`, :mod:`.perceptual`)."""
+"""Registered metric classes (thin wrappers over :mod:`.functional`, :mod:`.perceptual`, :mod:`.gradcam`)."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from bd_plugin_baselines.metrics.functional import attack_success, freq_distance
+from bd_plugin_baselines.metrics.gradcam import (
+    GradCamError,
+    conv_names,
+    default_layer,
+    grad_cam,
+    heatmap,
+    pearson,
+    probe_conv_layers,
+)
 from bd_plugin_baselines.metrics.perceptual import build_lpips, lpips_distance
 from bd_plugin_baselines.params_defenses import (
     FreqDistanceParams,
+    GradCamParams,
     ImageAsrParams,
     LpipsParams,
     StealthParams,
@@ -179,4 +190,116 @@ class ImageAsr(MeanOverImages):
         return {self.name: self._sum / self._count if self._count else math.nan}
 
 
-__all__ = ["FreqDistance", "ImageAsr", "Lpips", "Stealth"]
+def _shown(names: list[str], limit: int = 40) -> str:
+    return (", ".join(names[:limit]) + (f", … ({len(names) - limit} more)" if len(names) > limit else "")) or "none"
+
+
+class GradCam(MetricBase):
+    """Grad-CAM of the victim on the triggered vs the same clean input (AS-FIBA Fig. 7), poisoned split.
+
+    Keys: ``<name>.similarity`` — mean over images of the Pearson correlation between the two
+    maps (higher = the trigger moves the model's attention less; images where either map is
+    constant are left out); ``<name>.abs-diff`` — mean |ΔCAM| over pixels and images (maps in
+    [0, 1]); ``<name>.constant`` — share of images left out of the similarity. The clean map
+    is computed on ``clean_model_input`` (the clean input after any input defense), so an input
+    defense is not mistaken for the trigger. Grid columns: ``clean input`` and ``triggered
+    input`` heat maps.
+    """
+
+    higher_is_better = None  # similarity: higher = stealthier; abs-diff: lower is
+    needs = frozenset({"victim", "clean_input"})
+    splits = ("poisoned",)
+    params: GradCamParams
+
+    def __init__(self, params: GradCamParams, ctx: Context | None = None) -> None:
+        super().__init__(params, ctx)
+        self._layer: str | None = params.layer
+
+    def reset(self) -> None:
+        self._r_sum = 0.0
+        self._r_count = 0
+        self._diff_sum = 0.0
+        self._count = 0
+
+    def _key(self, key: str) -> str:
+        opts = self.ctx.options
+        where = f"{opts['spec_file']}: " if opts.get("spec_file") else ""
+        return f"{where}{opts.get('spec_path', 'metric')}.params.{key}"
+
+    def _module(self, victim: Any, images: Tensor) -> tuple[str, torch.nn.Module]:
+        fn = self._fn(victim)
+        if self._layer is None:
+            probes = probe_conv_layers(fn, victim, images[:1], target=self.params.target)
+            self._layer = default_layer(probes)
+            if self._layer is None:
+                raise GradCamError(
+                    f"{self._key('layer')}: no conv layer of the victim ({type(victim).__name__}) runs once per "
+                    f"{self.params.call}() call with one map per image and passes a gradient to the output "
+                    f'(conv layers: {_shown(conv_names(victim))}); name a layer, or use call = "forward" '
+                    "(e.g. codecs entropy-code in predict() under no_grad)"
+                )
+            self.ctx.log(f"{self.name}: explaining layer {self._layer!r} (the bottleneck conv)")
+        modules = dict(victim.named_modules())
+        if self._layer not in modules:
+            raise GradCamError(
+                f"{self._key('layer')}: the victim ({type(victim).__name__}) has no module {self._layer!r}; "
+                f"conv layers: {_shown(conv_names(victim))}"
+            )
+        return self._layer, modules[self._layer]
+
+    def _fn(self, victim: Any) -> Any:
+        return victim.predict if self.params.call == "predict" else victim
+
+    def _clean(self, batch: Any) -> Tensor:
+        clean = batch.clean_model_input if batch.clean_model_input is not None else batch.clean_input
+        x = batch.input
+        if not isinstance(clean, Tensor) or not isinstance(x, Tensor) or x.ndim != 4 or clean.shape != x.shape:
+            raise ContractError(
+                f"metric {self.name}: needs the triggered input and its clean input as two B×C×H×W images of "
+                f"one shape, got {getattr(x, 'shape', type(x).__name__)} and "
+                f"{getattr(clean, 'shape', type(clean).__name__)}"
+            )
+        return clean
+
+    def cams(self, batch: Any, n: int | None = None) -> tuple[Tensor, Tensor]:
+        """``(clean, triggered)`` maps of the first ``n`` images, each ``n×1×H×W`` in [0, 1]."""
+        victim = batch.victim
+        if victim is None:
+            raise GradCamError(f"metric {self.name}: needs the victim in the evaluation batch")
+        clean, triggered = self._clean(batch)[:n], batch.input[:n]
+        name, layer = self._module(victim, clean)
+        fn, target = self._fn(victim), self.params.target
+        try:
+            cam_c = grad_cam(fn, layer, clean, target=target, layer_name=name)
+            cam_t = grad_cam(fn, layer, triggered, target=target, layer_name=name)
+        except GradCamError as exc:
+            raise GradCamError(f"{self._key('layer')} = {name!r}: {exc}") from exc
+        return cam_c, cam_t
+
+    def update(self, batch: Any) -> None:
+        cam_c, cam_t = self.cams(batch)
+        r = pearson(cam_t, cam_c)
+        ok = torch.isfinite(r)
+        self._r_sum += float(r[ok].sum())
+        self._r_count += int(ok.sum())
+        self._diff_sum += float((cam_t.double() - cam_c.double()).abs().flatten(1).mean(1).sum())
+        self._count += int(r.numel())
+
+    def compute(self) -> dict[str, float]:
+        n = self._count
+        return {
+            f"{self.name}.similarity": self._r_sum / self._r_count if self._r_count else math.nan,
+            f"{self.name}.abs-diff": self._diff_sum / n if n else math.nan,
+            f"{self.name}.constant": (n - self._r_count) / n if n else math.nan,
+        }
+
+    def grid_columns(self, batch: Any, n: int) -> dict[str, Tensor]:
+        cam_c, cam_t = self.cams(batch, n)
+        clean, p = self._clean(batch), self.params
+        return {
+            "clean input": heatmap(cam_c, clean[:n], colormap=p.colormap, overlay=p.overlay),
+            "triggered input": heatmap(cam_t, batch.input[:n], colormap=p.colormap, overlay=p.overlay),
+        }
+
+
+__all__ = ["FreqDistance", "GradCam", "ImageAsr", "Lpips", "Stealth"]
