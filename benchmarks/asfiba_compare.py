@@ -7,13 +7,15 @@ the pseudo triggers are each family's own (``PseudoTrigger``): SF-I-Net's other 
 noise ("cross") warps, FIBA's blends with other images, ISSBA's other secrets. Data: the 74 faces of
 ``shared/data/faces-hq`` (CelebA-HQ, FFHQ) at ``--size`` px, 80 % train, the rest held out, each with
 ``--test-degradations`` seeded BFR degradations. Each run also gets Fine-Pruning (a sweep over the pruning
-rate of the U-Net bottleneck, Fig. 5) and STRIP (Fig. 6) unless ``--no-defenses``.
+rate of the U-Net bottleneck, Fig. 5) and STRIP (Fig. 6) unless ``--no-defenses``, and Grad-CAM of that
+bottleneck on clean vs triggered faces (Fig. 7; the maps are in each run's report grid) unless ``--no-grad-cam``.
 
 Printed (and written to ``<store>/asfiba_compare.json`` and ``<store>/compare.html``, the latter by
 ``bdcore report``'s comparison): per attack PSNR(I_p, I), NIQE of the outputs without and with the trigger
 (``--size`` ≥ 192 and the NIQE parameters fetched: ``python -m bd_plugin_asfiba.niqe_params fetch``),
 BA and ASR (§IV-A rule, 1 − MS-SSIM), the clean model's ASR on the same triggered inputs, the final Eq. 5
-terms (the pseudo term must be there for every trigger), STRIP's AUROC and BA/ASR after pruning.
+terms (the pseudo term must be there for every trigger), STRIP's AUROC, BA/ASR after pruning and the
+Grad-CAM similarity of clean and triggered maps.
 
     HF_HUB_OFFLINE=1 PYTHONPATH=src:plugins/bd-plugin-asfiba/src:plugins/bd-plugin-baselines/src \\
         python benchmarks/asfiba_compare.py [--quick] [--size 192] [--store DIR] [--attacks asfiba wanet ...]
@@ -48,6 +50,7 @@ TRIGGERS = {
     "issba": 'use = "issba"\nparams = { width = 16 }',
     "fiba": 'use = "fiba"\nparams = { pattern = "embedded:coffee" }',
 }
+GRAD_CAM = f'[[metric]]\nuse = "grad-cam"\nparams = {{ layer = "{PRUNE_LAYER}", target = "output-mean" }}'
 LABEL = {"asfiba": "AS-FIBA (SF-I-Net)", "wanet": "WaNet", "issba": "ISSBA", "fiba": "FIBA"}
 
 
@@ -69,6 +72,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--test-degradations", type=int, default=4, help="seeded LQ versions per held-out face")
     ap.add_argument("--rates", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])
     ap.add_argument("--no-defenses", action="store_true", help="skip fine-pruning and STRIP")
+    ap.add_argument("--no-grad-cam", action="store_true", help="skip the Grad-CAM metric")
     ap.add_argument("--niqe", choices=["auto", "on", "off"], default="auto", help="auto: if size >= 192 and fetched")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu")
@@ -145,6 +149,7 @@ use = "asfiba-ba"
 [[metric]]
 use = "psnr"
 {"[[metric]]" + chr(10) + 'use = "niqe"' if niqe else ""}
+{"" if a.no_grad_cam else GRAD_CAM}
 [eval]
 batch_size = 8
 grid = 4
@@ -180,6 +185,7 @@ def summarize(out: Any, run_dir: Path, store: Path, niqe: bool, defenses: bool) 
         "psnr_out_triggered": v("psnr"),
         "eq5_terms_last": attack_terms(run_dir, store),
     }
+    row["grad_cam_similarity"] = v("grad-cam.similarity")
     if niqe:
         row["niqe_without_trigger"] = v("niqe", split="clean")
         row["niqe_with_trigger"] = v("niqe")
@@ -217,6 +223,8 @@ def main() -> None:
         }
         log(f"{attack}: {results[attack]}")
     metrics = ["asfiba-ba", "asfiba-asr", "stealth_psnr", *(["niqe"] if niqe else []), "psnr"]
+    if not a.no_grad_cam:
+        metrics.append("grad-cam.similarity")
     if not a.no_defenses:
         metrics.append("detection_auroc")
     _, page = compare_runs(run_dirs, models=("clean-victim", "attacked", "strip"), metrics=tuple(metrics))
@@ -234,15 +242,15 @@ def main() -> None:
     )
     print(
         "| attack | PSNR(I_p, I) dB | NIQE w/o trigger | NIQE w/ trigger | BA % | ASR % | ASR clean model % "
-        "| Eq. 5 pseudo term | STRIP AUROC |"
+        "| Eq. 5 pseudo term | STRIP AUROC | Grad-CAM similarity |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for attack, r in results.items():
         print(
             f"| {LABEL[attack]} | {cell(r['psnr_poisoned_vs_benign_input'])} | {cell(r.get('niqe_without_trigger'), '.2f')} "
             f"| {cell(r.get('niqe_with_trigger'), '.2f')} | {cell(r['BA_%'])} | {cell(r['ASR_%'])} "
             f"| {cell(r['ASR_clean_model_%'])} | {cell(r['eq5_terms_last'].get('pseudo'), '.4f')} "
-            f"| {cell(r.get('strip_auroc'), '.3f')} |"
+            f"| {cell(r.get('strip_auroc'), '.3f')} | {cell(r.get('grad_cam_similarity'), '.3f')} |"
         )
     print(
         f"\nrun folders under {store / 'runs'}; comparison page {store / 'compare.html'}; JSON {store / 'asfiba_compare.json'}"
