@@ -148,8 +148,9 @@ class ASFIBAParams:
     norm (``"l1"`` mean absolute error, default, as BFR losses; ``"l2"`` MSE); ``factor``: the I_0.1 scale.
     ``pseudo``: where ``I'_p`` comes from — the trigger's ``pseudo_poison`` (bdcore's ``PseudoTrigger``
     capability: SF-I-Net's pseudo trigger images, baselines' WaNet/FIBA cross samples, ISSBA's other
-    secrets). ``"required"`` (default) fails at the first step for a trigger without one; ``"auto"`` drops
-    the third term for such a trigger (logged once); ``"off"`` drops it always (an ablation)."""
+    secrets). ``"required"`` (default) refuses a trigger without one when the run is set up, before any
+    training; ``"auto"`` drops the third term for such a trigger (logged once); ``"off"`` drops it always
+    (an ablation)."""
 
     lambda1: float = attrs.field(default=0.75, validator=_unit)
     lambda2: float = attrs.field(default=0.125, validator=_unit)

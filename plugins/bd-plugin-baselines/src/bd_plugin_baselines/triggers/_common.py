@@ -121,7 +121,7 @@ def block_idct2(x: Tensor, n: int) -> Tensor:
     return out.reshape(b, c, h, w)
 
 
-# --- patterns -------------------------------------------------------------------------------------
+# --- patterns --------------------------------------------------------------------------------------
 
 #: bdcore's embedded photographs without a face (astronaut and grace_hopper are faces): the default
 #: pseudo-trigger ("cross") images of FIBA, the same set AS-FIBA's SF-I-Net draws trigger images from
