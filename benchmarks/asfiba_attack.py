@@ -54,6 +54,15 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--test-degradations", type=int, default=4, help="seeded LQ versions per held-out face")
     ap.add_argument("--eval-every", type=int, default=0, help="log ASR/BA every N attack steps (0: off)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument(
+        "--from-scratch",
+        action="store_true",
+        help="train the attacked victim with Eq. 5 from a fresh init (not the clean)",
+    )
+    ap.add_argument(
+        "--target-psnr", type=float, default=40.0, help="SF-I-Net visibility target, dB (plugin default 40)"
+    )
+    ap.add_argument("--epsilon", type=float, default=4.0, help="SF-I-Net l-inf bound, in 1/255 (plugin default 4)")
     ap.add_argument("--cache", type=Path, default=None, help="reuse/save the clean victim and SF-I-Net here")
     args = ap.parse_args()
     if args.quick:
@@ -160,8 +169,10 @@ def main() -> None:
     out["victim_params"] = count_parameters(victim)
     vkey = f"victim_b{args.victim_base}_d{args.victim_depth}_c{args.clean_steps}_{args.clean_lr:g}.pt"
     tkey = f"sfinet_f{args.fit_steps}.pt"
+    if (args.target_psnr, args.epsilon) != (40.0, 4.0):
+        tkey = f"sfinet_f{args.fit_steps}_t{args.target_psnr:g}_e{args.epsilon:g}.pt"
     trig = SFINetTrigger(
-        SFINetParams(preset="small", steps=args.fit_steps),
+        SFINetParams(preset="small", steps=args.fit_steps, target_psnr=args.target_psnr, epsilon=args.epsilon / 255.0),
         Context(seed=0, component="trigger:sf-i-net"),
     )
     if args.cache is not None and (args.cache / vkey).is_file():
@@ -229,6 +240,9 @@ def main() -> None:
 
     out["clean_model"] = evaluate(clean)
     log(f"clean model: {out['clean_model']}")
+    if args.from_scratch:
+        victim = UNetRestorer(vp)  # same seeded init as the clean victim had; Eq. 5 from the start
+        out["from_scratch"] = True
 
     ap_ = ASFIBAParams(lambda1=args.lambda1, lambda2=args.lambda2)
     out["lambdas"] = [ap_.lambda1, ap_.lambda2]
