@@ -63,7 +63,13 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--fit-steps", type=int, default=600, help="SF-I-Net and ISSBA encoder fits")
     ap.add_argument("--attack-steps", type=int, default=3000)
     ap.add_argument("--clean-lr", type=float, default=2e-3)
-    ap.add_argument("--attack-lr", type=float, default=5e-4)
+    ap.add_argument("--attack-lr", type=float, default=2e-3)
+    ap.add_argument(
+        "--from-clean",
+        action="store_true",
+        help="fine-tune the clean victim (default: train the attacked victim with Eq. 5 from scratch, which is "
+        "what made AS-FIBA take on the small CPU victim; see the plugin README)",
+    )
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--victim-base", type=int, default=16)
     ap.add_argument("--victim-depth", type=int, default=2, choices=[2], help="the pruned layer assumes depth 2")
@@ -131,7 +137,7 @@ batch_size = {a.batch}
 lr = {a.clean_lr}
 optimizer = "adam"
 [attack]
-from_clean = true
+from_clean = {"true" if a.from_clean else "false"}
 fit_steps = {a.fit_steps}
 steps = {a.attack_steps}
 batch_size = {a.batch}
