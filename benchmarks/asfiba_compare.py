@@ -45,7 +45,7 @@ PRUNE_LAYER = "downs.1.2.2"
 
 #: attack → its [attack.trigger] table (same trigger image, coffee, for the two image-based triggers)
 TRIGGERS = {
-    "asfiba": 'use = "sf-i-net"\nparams = { preset = "small", trigger_image = "coffee" }',
+    "asfiba": 'use = "sf-i-net"\nparams = {{ preset = "small", trigger_image = "coffee", target_psnr = {tp}, epsilon = {eps} }}',
     "wanet": 'use = "wanet"',
     "issba": 'use = "issba"\nparams = { width = 16 }',
     "fiba": 'use = "fiba"\nparams = { pattern = "embedded:coffee" }',
@@ -60,6 +60,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--attacks", nargs="+", default=list(TRIGGERS), choices=list(TRIGGERS))
     ap.add_argument("--size", type=int, default=64, help="face side (px), training and test; NIQE needs >= 192")
     ap.add_argument("--clean-steps", type=int, default=1500)
+    ap.add_argument("--target-psnr", type=float, default=40.0, help="SF-I-Net visibility target, dB")
+    ap.add_argument("--epsilon", type=float, default=4.0, help="SF-I-Net l-inf bound, in 1/255")
     ap.add_argument("--fit-steps", type=int, default=600, help="SF-I-Net and ISSBA encoder fits")
     ap.add_argument("--attack-steps", type=int, default=3000)
     ap.add_argument("--clean-lr", type=float, default=2e-3)
@@ -106,6 +108,13 @@ def niqe_available(a: argparse.Namespace) -> bool:
     return True
 
 
+def trigger_table(a: argparse.Namespace, attack: str) -> str:
+    """The ``[attack.trigger]`` body; AS-FIBA's carries the SF-I-Net budget."""
+    if attack == "asfiba":
+        return TRIGGERS[attack].format(tp=a.target_psnr, eps=a.epsilon / 255.0)
+    return TRIGGERS[attack]
+
+
 def spec(a: argparse.Namespace, attack: str, niqe: bool) -> str:
     defenses = (
         ""
@@ -143,7 +152,7 @@ steps = {a.attack_steps}
 batch_size = {a.batch}
 lr = {a.attack_lr}
 [attack.trigger]
-{TRIGGERS[attack]}
+{trigger_table(a, attack)}
 [attack.loss]
 use = "asfiba"
 params = {{ lambda1 = {a.lambda1}, lambda2 = {a.lambda2}, norm = "l1", pseudo = "required" }}
