@@ -9,6 +9,7 @@ plugin session holds core and that plugin only.
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 
 import nox
@@ -76,13 +77,24 @@ def plugin(session: nox.Session, plugin: str) -> None:
     """One plugin's tests in an environment holding only core and that plugin."""
     install(session, ".", f"plugins/{plugin}")
     session.run("bdcore", "plugins", "--json", "--strict-plugins", silent=True)
-    env = {}
-    if plugin == "bd-plugin-asfiba":
-        # NIQE's pristine model comes from the basicsr sdist on PyPI (a registry, not a hub), fetched the way
-        # a user does; without it the NIQE cross-check against basicsr's niqe.py would skip.
-        env["BD_ASFIBA_CACHE"] = str(BASE.parent / "cache" / "bd-plugin-asfiba")
-        session.run("python", "-m", "bd_plugin_asfiba.niqe_params", "fetch", env=env, silent=True)
+    env, setup = test_setup(plugin)
+    for command in setup:
+        session.run(*command, env=env, silent=True)
     session.run(*PYTEST, f"plugins/{plugin}/tests", *session.posargs, env=env)
+
+
+def test_setup(plugin: str) -> tuple[dict[str, str], list[list[str]]]:
+    """A plugin's declared test setup, ``[tool.bdcore.test]`` in its pyproject.toml.
+
+    ``env`` (values may use ``{cache}``, a per-plugin folder under the shared ``.bdenv/cache``, kept
+    between sessions) and ``setup`` (commands run in the session before pytest, e.g. fetching a
+    reference file from a package registry the way a user would, so tests that need it do not skip).
+    """
+    table = tomllib.loads((ROOT / "plugins" / plugin / "pyproject.toml").read_text())
+    declared = table.get("tool", {}).get("bdcore", {}).get("test", {})
+    cache = str(BASE.parent / "cache" / plugin)
+    env = {k: str(v).replace("{cache}", cache) for k, v in declared.get("env", {}).items()}
+    return env, [[str(a) for a in cmd] for cmd in declared.get("setup", [])]
 
 
 @nox.session
