@@ -95,6 +95,8 @@ class _BavaftAttack(AttackLossBase):
         self.steps += 1
         x, xp = self._poisoned_input(poisoned)
         vis = visibility(x, xp, p.gamma, p.eps)
+        # logged unclamped: the visibility term is flat below ε², so it cannot show a trigger fading away
+        trigger_psnr = -10.0 * torch.log10((xp - x).detach().pow(2).flatten(1).mean(1).clamp_min(1e-12))
         if self.stage2:  # BAvAFT++ stage 2: encoder only; t(x_p) in the attack term
             kind = self._rng.choice([*p.preprocess, "identity"])
             xp = preprocess_sample(xp.detach(), kind, None).clamp(0, 1)
@@ -113,6 +115,7 @@ class _BavaftAttack(AttackLossBase):
             "loss": loss,
             "clean_rd": clean_rd.mean().detach(),
             "visibility": vis.mean().detach(),
+            "trigger_psnr": trigger_psnr.mean(),
             "bpp_poisoned": tp["bpp"].mean().detach(),
             **logs,
         }
