@@ -43,7 +43,7 @@ DEFENSES = [
 
 def spec(attack: str, a: argparse.Namespace) -> dict[str, Any]:
     loss, loss_params, trigger_params = ATTACKS[attack]
-    loss_params = {"beta": a.beta, "gamma": a.gamma, **loss_params}
+    loss_params = {"beta": a.beta, "gamma": a.gamma, **loss_params, **a.loss_params}
     if attack.endswith("++"):
         loss_params["robust_stage2_after"] = int(a.attack_steps * a.stage2_fraction)
     return {
@@ -115,6 +115,12 @@ def main() -> None:
     p.add_argument("--gamma", type=float, default=1e4, help="visibility weight (paper 1e4)")
     p.add_argument("--stage2-fraction", type=float, default=0.5, help="BAvAFT++: share of attack steps in stage 1")
     p.add_argument("--init-psnr", type=float, default=None, help="trigger init_psnr (dB); default: none")
+    p.add_argument(
+        "--loss-params",
+        type=json.loads,
+        default={},
+        help='extra attack-loss params, e.g. \'{"dynamic": false, "alpha": 0}\' (static Eq. 5 without D(x_p))',
+    )
     p.add_argument("--limit", type=int, default=None, help="images per folder (quick checks)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
