@@ -45,7 +45,7 @@ PRUNE_LAYER = "downs.1.2.2"
 
 #: attack → its [attack.trigger] table (same trigger image, coffee, for the two image-based triggers)
 TRIGGERS = {
-    "asfiba": 'use = "sf-i-net"\nparams = {{ preset = "small", trigger_image = "coffee", target_psnr = {tp}, epsilon = {eps} }}',
+    "asfiba": 'use = "sf-i-net"\nparams = { preset = "small", trigger_image = "coffee" }',
     "wanet": 'use = "wanet"',
     "issba": 'use = "issba"\nparams = { width = 16 }',
     "fiba": 'use = "fiba"\nparams = { pattern = "embedded:coffee" }',
@@ -109,9 +109,10 @@ def niqe_available(a: argparse.Namespace) -> bool:
 
 
 def trigger_table(a: argparse.Namespace, attack: str) -> str:
-    """The ``[attack.trigger]`` body; AS-FIBA's carries the SF-I-Net budget."""
+    """The ``[attack.trigger]`` body; AS-FIBA's also carries the SF-I-Net budget."""
     if attack == "asfiba":
-        return TRIGGERS[attack].format(tp=a.target_psnr, eps=a.epsilon / 255.0)
+        budget = f", target_psnr = {a.target_psnr}, epsilon = {a.epsilon / 255.0} }}"
+        return TRIGGERS[attack].removesuffix(" }") + budget
     return TRIGGERS[attack]
 
 
