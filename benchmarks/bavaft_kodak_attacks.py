@@ -77,6 +77,7 @@ def spec(attack: str, a: argparse.Namespace) -> dict[str, Any]:
                     "norm": "none",
                     **trigger_params,
                     **({"init_psnr": a.init_psnr} if a.init_psnr is not None else {}),
+                    **({"budget_psnr": a.budget_psnr} if a.budget_psnr is not None else {}),
                 },
             },
             "loss": {"use": loss, "params": loss_params},
@@ -115,6 +116,7 @@ def main() -> None:
     p.add_argument("--gamma", type=float, default=1e4, help="visibility weight (paper 1e4)")
     p.add_argument("--stage2-fraction", type=float, default=0.5, help="BAvAFT++: share of attack steps in stage 1")
     p.add_argument("--init-psnr", type=float, default=None, help="trigger init_psnr (dB); default: none")
+    p.add_argument("--budget-psnr", type=float, default=None, help="trigger budget_psnr (dB); default: none")
     p.add_argument(
         "--loss-params",
         type=json.loads,

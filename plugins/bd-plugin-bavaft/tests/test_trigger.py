@@ -1,5 +1,8 @@
 """The BAvAFT trigger network: contract, where the energy goes, gradients, determinism."""
 
+import math
+
+import attrs
 import pytest
 import torch
 from bd_plugin_bavaft.dct import image_to_dct
@@ -124,3 +127,33 @@ def test_without_init_psnr_the_gain_stays_one():
     t.train()
     t.inject_trigger(torch.rand(2, 3, 32, 32), strength=1.0)
     assert float(t.gain) == 1.0 and bool(t.calibrated)
+
+
+@pytest.mark.parametrize("selection", ["learned", "robust"])
+def test_budget_psnr_holds_every_image_at_the_budget_and_keeps_the_shape_trainable(selection):
+    params = BavaftTriggerParams(norm="none", selection=selection, budget_psnr=45.0)
+    t = BavaftTrigger(params, Context(seed=0)).double()
+    # mid-range images: the engine's [0, 1] clamp does not touch a change of this size
+    x = torch.rand(3, 3, 32, 48, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 0.8 + 0.1
+    strength = torch.tensor([1.0, 1.0, 0.5], dtype=torch.float64)
+    t.train()
+    xp = t.apply(x, strength, torch.Generator().manual_seed(1))
+    mse = (xp - x).pow(2).flatten(1).mean(1)
+    psnr = 10 * torch.log10(1 / mse)
+    torch.testing.assert_close(psnr[:2], torch.full((2,), 45.0, dtype=torch.float64), atol=1e-9, rtol=0)
+    assert float(psnr[2]) == pytest.approx(45.0 + 20 * math.log10(2), abs=1e-9)  # α scales after the projection
+    # the same change as without the budget, only rescaled (per image)
+    free = BavaftTrigger(attrs.evolve(params, budget_psnr=None), Context(seed=0)).double().train()
+    raw = free.apply(x, torch.ones(3, dtype=torch.float64), torch.Generator().manual_seed(1)) - x
+    d, raw = (xp - x)[:2].flatten(1), raw[:2].flatten(1)
+    factor = d.norm(dim=1, keepdim=True) / raw.norm(dim=1, keepdim=True)
+    torch.testing.assert_close(d, raw * factor, atol=1e-12, rtol=1e-9)
+    # size fixed, shape trainable: the network parameters get a gradient from a loss on the change
+    (xp - x).pow(2).mul(torch.linspace(0, 1, 48, dtype=torch.float64)).sum().backward()
+    grads = [p.grad for p in t.weight.parameters() if p.grad is not None]
+    assert grads and any(float(g.abs().sum()) > 0 for g in grads)
+
+
+def test_budget_psnr_excludes_init_psnr():
+    with pytest.raises(ValueError, match="exclude"):
+        BavaftTriggerParams(init_psnr=46.0, budget_psnr=46.0)

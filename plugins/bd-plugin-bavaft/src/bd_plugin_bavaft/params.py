@@ -66,6 +66,11 @@ class BavaftTriggerParams:
             the injected change (α = 1) has this PSNR in dB, e.g. 46 = the attack's ε = 0.005
             (20·log10(1/ε)). None keeps ``scale`` alone, where two freshly initialised networks multiply to
             a change of ≈ 100 dB that short schedules hardly grow.
+        budget_psnr: hold the injected change (α = 1) at exactly this PSNR in dB for every image: the
+            change is rescaled per image onto the sphere MSE = 10^(−budget/10), so training shapes the
+            trigger (frequencies, blocks) but not its size. Our addition, off by default: below ε² the
+            paper's visibility term leaves the size free, and on short schedules a trigger under a weak
+            attack gradient drifts to invisibility (README, BPP attack). Excludes ``init_psnr``.
     """
 
     k: int = attrs.field(default=16, validator=v.ge(1))
@@ -78,10 +83,13 @@ class BavaftTriggerParams:
     strength: float = attrs.field(default=1.0, validator=v.ge(0.0))
     quantize: bool = False
     init_psnr: float | None = attrs.field(default=None, validator=v.optional(v.gt(0.0)))
+    budget_psnr: float | None = attrs.field(default=None, validator=v.optional(v.gt(0.0)))
 
     def __attrs_post_init__(self) -> None:
         if self.k > self.n_freq:
             raise ValueError(f"k = {self.k} exceeds n_freq = {self.n_freq}")
+        if self.init_psnr is not None and self.budget_psnr is not None:
+            raise ValueError("init_psnr and budget_psnr exclude each other (budget_psnr fixes the size throughout)")
 
 
 @attrs.frozen

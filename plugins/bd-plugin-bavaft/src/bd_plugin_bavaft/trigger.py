@@ -68,6 +68,15 @@ class PatchWeightNet(nn.Module):
         return self.out(self.body(images))  # B×3×(H/16)×(W/16)
 
 
+def on_psnr_sphere(delta: Tensor, psnr: float) -> Tensor:
+    """``delta`` ``B×C×H×W`` rescaled per image so that ``10·log10(1 / mean(delta²)) = psnr`` (dB);
+    differentiable (the gradient keeps only the shape). An all-zero change stays zero."""
+    mse = delta.pow(2).flatten(1).mean(1)
+    target = 10.0 ** (-psnr / 10.0)
+    factor = torch.where(mse > 0, torch.sqrt(target / mse.clamp_min(1e-30)), torch.zeros_like(mse))
+    return delta * factor.view(-1, *([1] * (delta.dim() - 1)))
+
+
 class BavaftTrigger(TriggerBase):
     """Learnable frequency-domain trigger: ``DCT_p = DCT(x) + α·tile(topK(g))⊙w`` on the N slots.
 
@@ -127,7 +136,10 @@ class BavaftTrigger(TriggerBase):
             inj = inj * self._calibrate(inj)
         base = torch.round(images * 255.0) / 255.0 if self.params.quantize else images
         # IDCT(DCT(x) + inj) = x + IDCT(inj): the block pipeline is linear, so only the injection is transformed
-        return base + self._delta(inj * strength.view(-1, 1, 1, 1, 1))
+        delta = self._delta(inj)
+        if self.params.budget_psnr is not None:
+            delta = on_psnr_sphere(delta, self.params.budget_psnr)
+        return base + delta * strength.view(-1, 1, 1, 1)
 
     @torch.no_grad()
     def _calibrate(self, inj: Tensor) -> Tensor:
