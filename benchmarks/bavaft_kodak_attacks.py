@@ -76,6 +76,7 @@ def spec(attack: str, a: argparse.Namespace) -> dict[str, Any]:
                     "k": 16,
                     "norm": "none",
                     **trigger_params,
+                    **a.trigger_params,
                     **({"init_psnr": a.init_psnr} if a.init_psnr is not None else {}),
                     **({"budget_psnr": a.budget_psnr} if a.budget_psnr is not None else {}),
                 },
@@ -122,6 +123,12 @@ def main() -> None:
         type=json.loads,
         default={},
         help='extra attack-loss params, e.g. \'{"dynamic": false, "alpha": 0}\' (static Eq. 5 without D(x_p))',
+    )
+    p.add_argument(
+        "--trigger-params",
+        type=json.loads,
+        default={},
+        help='extra bavaft trigger params, e.g. \'{"channels": "y"}\' (a luma-only trigger)',
     )
     p.add_argument("--limit", type=int, default=None, help="images per folder (quick checks)")
     p.add_argument("--seed", type=int, default=0)

@@ -157,3 +157,19 @@ def test_budget_psnr_holds_every_image_at_the_budget_and_keeps_the_shape_trainab
 def test_budget_psnr_excludes_init_psnr():
     with pytest.raises(ValueError, match="exclude"):
         BavaftTriggerParams(init_psnr=46.0, budget_psnr=46.0)
+
+
+@pytest.mark.parametrize("selection", ["learned", "robust"])
+def test_luma_only_trigger_changes_no_chroma_coefficient(selection):
+    params = BavaftTriggerParams(norm="none", selection=selection, channels="y", budget_psnr=45.0)
+    t = BavaftTrigger(params, Context(seed=0)).double().train()
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 0.8 + 0.1
+    xp = t.apply(x, torch.ones(2, dtype=torch.float64), torch.Generator().manual_seed(1))
+    change = image_to_dct(xp, quantize=False) - image_to_dct(x, quantize=False)  # B×3×gh×gw×16×16, YCbCr
+    energy = change.pow(2).flatten(2).sum(-1)
+    assert float(energy[:, 0].min()) > 0
+    assert float(energy[:, 1:].max()) < 1e-18 * float(energy[:, 0].max())
+    d = xp - x  # a grey change: equal in R, G and B
+    torch.testing.assert_close(d[:, 0], d[:, 1], atol=1e-12, rtol=0)
+    torch.testing.assert_close(d[:, 0], d[:, 2], atol=1e-12, rtol=0)
+    assert float(10 * torch.log10(1 / d.pow(2).mean())) == pytest.approx(45.0, abs=1e-6)

@@ -71,6 +71,9 @@ class BavaftTriggerParams:
             trigger (frequencies, blocks) but not its size. Our addition, off by default: below ε² the
             paper's visibility term leaves the size free, and on short schedules a trigger under a weak
             attack gradient drifts to invisibility (README, BPP attack). Excludes ``init_psnr``.
+        channels: ``"ycbcr"`` (paper: g is 3×N, a top-K per channel) or ``"y"`` (luma only: the Cb/Cr
+            slots are zeroed after the selection, so the change is grey). Our addition, off by default:
+            JPEG's 4:2:0 chroma subsampling erases a chroma trigger completely (README, BAvAFT++).
     """
 
     k: int = attrs.field(default=16, validator=v.ge(1))
@@ -84,6 +87,7 @@ class BavaftTriggerParams:
     quantize: bool = False
     init_psnr: float | None = attrs.field(default=None, validator=v.optional(v.gt(0.0)))
     budget_psnr: float | None = attrs.field(default=None, validator=v.optional(v.gt(0.0)))
+    channels: str = attrs.field(default="ycbcr", validator=v.in_(("ycbcr", "y")))
 
     def __attrs_post_init__(self) -> None:
         if self.k > self.n_freq:

@@ -117,6 +117,8 @@ class BavaftTrigger(TriggerBase):
                 pseudo = (images + self._delta(full.detach())).clamp(0, 1)  # x̃_p: all N slots active
                 sens = frequency_sensitivity(pseudo, full.detach(), self.indices, generator=generator)
             mask = topk_reweight_mask(sens, p.k, reweight=p.reweight, largest_kept=False)
+        if p.channels == "y":
+            mask = mask * torch.tensor([1.0, 0.0, 0.0], dtype=mask.dtype, device=mask.device).view(1, 3, 1)
         return full * mask[:, :, None, None, :], {"g": g, "w": w, "mask": mask}
 
     def _delta(self, inj: Tensor) -> Tensor:
