@@ -60,5 +60,8 @@ def test_frequency_tables():
     mid = dct.frequency_indices("zigzag-mid")
     sums = {i // 16 + i % 16 for i in mid}
     assert min(sums) >= 13 and max(sums) <= 17
+    low = dct.frequency_indices("zigzag-low")
+    assert len(set(low)) == 64 and 0 not in low and low[:3] == [1, 16, 32]  # (0,1), (1,0), (2,0)
+    assert max(i // 16 + i % 16 for i in low) <= 10  # the 64 after DC fill the anti-diagonals u + v ≤ 10
     with pytest.raises(ValueError):
         dct.frequency_indices("nope")

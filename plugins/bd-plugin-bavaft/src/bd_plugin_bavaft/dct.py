@@ -53,8 +53,10 @@ BAIQA_MID64: tuple[int, ...] = (
 
 
 def frequency_indices(table: str = "baiqa", n: int = 64) -> list[int]:
-    """The N raster positions that carry the trigger: ``"baiqa"`` (verbatim, N = 64) or a clean
-    zig-zag mid band ``"zigzag-mid"`` (positions 128 − N/2 … 128 + N/2 of the zig-zag order)."""
+    """The N raster positions that carry the trigger: ``"baiqa"`` (verbatim, N = 64), a clean
+    zig-zag mid band ``"zigzag-mid"`` (positions 128 − N/2 … 128 + N/2 of the zig-zag order) or the
+    low band ``"zigzag-low"`` (zig-zag positions 1 … N, DC excluded; our addition: the band that
+    survives JPEG 50, whose 8×8 quantisation zeroes the mid and high 16×16 frequencies)."""
     if table == "baiqa":
         if n != 64:
             raise ValueError("the BAIQA table has exactly 64 positions")
@@ -62,7 +64,9 @@ def frequency_indices(table: str = "baiqa", n: int = 64) -> list[int]:
     if table == "zigzag-mid":
         zz = zigzag_order()
         return zz[128 - n // 2 : 128 + n // 2]
-    raise ValueError(f"unknown frequency table {table!r}; choose 'baiqa' or 'zigzag-mid'")
+    if table == "zigzag-low":
+        return zigzag_order()[1 : n + 1]
+    raise ValueError(f"unknown frequency table {table!r}; choose 'baiqa', 'zigzag-mid' or 'zigzag-low'")
 
 
 def block_dct(x: Tensor, n: int = BLOCK) -> Tensor:

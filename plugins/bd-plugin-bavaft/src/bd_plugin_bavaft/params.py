@@ -53,7 +53,8 @@ class BavaftTriggerParams:
     Attributes:
         k: frequencies kept per channel (top-K of N).
         n_freq: N, frequencies the general trigger covers.
-        table: ``"baiqa"`` (the author's verbatim 64 raster positions) or ``"zigzag-mid"``.
+        table: ``"baiqa"`` (the author's verbatim 64 raster positions), ``"zigzag-mid"`` or ``"zigzag-low"``
+            (zig-zag positions 1 … N: the low band, our addition for JPEG robustness).
         selection: ``"learned"`` (BAvAFT: importance from a linear head, straight-through mask)
             or ``"robust"`` (BAvAFT++: preprocessing sensitivity, Eq. 17 + Algorithm 1).
         reweight: apply Algorithm 1's rank reweighting (robust selection).
@@ -78,7 +79,7 @@ class BavaftTriggerParams:
 
     k: int = attrs.field(default=16, validator=v.ge(1))
     n_freq: int = attrs.field(default=64, validator=v.ge(1))
-    table: str = attrs.field(default="baiqa", validator=v.in_(("baiqa", "zigzag-mid")))
+    table: str = attrs.field(default="baiqa", validator=v.in_(("baiqa", "zigzag-mid", "zigzag-low")))
     selection: str = attrs.field(default="learned", validator=v.in_(("learned", "robust")))
     reweight: bool = True
     norm: str = attrs.field(default="batch", validator=v.in_(("batch", "none")))
