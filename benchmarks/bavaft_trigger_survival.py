@@ -52,12 +52,11 @@ def load_trigger(run: Path, scratch: Path) -> tuple[Any, Any]:
 def survival(trigger: Any, images: Any) -> dict[str, Any]:
     import torch
     from bd_plugin_baselines.defenses.input import gaussian_blur, jpeg
-    from bd_plugin_bavaft.dct import image_to_dct
+    from bd_plugin_bavaft.dct import image_to_dct, rgb_to_ycbcr
 
-    def ycbcr(z: torch.Tensor) -> torch.Tensor:  # full range, as the trigger's DCT (JPEG's convention)
-        r, g, b = z.unbind(1)
-        y = 0.299 * r + 0.587 * g + 0.114 * b
-        return torch.stack([y, 0.5 * (b - y) / (1 - 0.114), 0.5 * (r - y) / (1 - 0.299)], 1)
+    def ycbcr_change(after: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
+        """The change in full-range YCbCr (0..255), the trigger's own colour space."""
+        return rgb_to_ycbcr(after * 255.0) - rgb_to_ycbcr(before * 255.0)
 
     with torch.no_grad():
         xp = trigger.inject_trigger(images, generator=torch.Generator().manual_seed(0))
@@ -71,14 +70,15 @@ def survival(trigger: Any, images: Any) -> dict[str, Any]:
             "energy_share_y_cb_cr": [round(float(e), 4) for e in energy.sum((1, 2)) / energy.sum()],
             "mean_uv_y_cb_cr": [round(float((e * uv).sum() / e.sum().clamp_min(1e-30)), 2) for e in energy],
         }
-        c_yuv = ycbcr(change)
+        c_yuv = ycbcr_change(xp, images)
         for name, t in (
             ("jpeg90", lambda z: jpeg(z, 90)),
             ("jpeg50", lambda z: jpeg(z, 50)),
             ("blur0.6", lambda z: gaussian_blur(z, 0.6)),
         ):
-            after = t(xp) - t(images)
-            a_yuv = ycbcr(after)
+            t_xp, t_x = t(xp), t(images)
+            after = t_xp - t_x
+            a_yuv = ycbcr_change(t_xp, t_x)
             out[f"survival_{name}"] = round(float((after * change).sum() / change.pow(2).sum()), 3)
             out[f"survival_{name}_luma"] = round(float((a_yuv[:, 0] * c_yuv[:, 0]).sum() / c_yuv[:, 0].pow(2).sum()), 3)
             chroma = c_yuv[:, 1:].pow(2).sum()
