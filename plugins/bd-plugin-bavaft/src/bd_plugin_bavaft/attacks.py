@@ -4,6 +4,7 @@ multi-trigger attack (Eq. 10-11) combining them."""
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -30,14 +31,33 @@ def visibility(x: Tensor, xp: Tensor, gamma: float, eps: float) -> Tensor:
 
 
 def bpp_attack_loss(
-    r_x: Tensor, d_x: Tensor, r_p: Tensor, d_p: Tensor, *, lmbda: float, beta: float, alpha: float | None, dynamic: bool
+    r_x: Tensor,
+    d_x: Tensor,
+    r_p: Tensor,
+    d_p: Tensor,
+    *,
+    lmbda: float,
+    beta: float,
+    alpha: float | None,
+    dynamic: bool,
+    r_form: str = "bpp",
+    target_ratio: float | None = None,
 ) -> Tensor:
-    """Per-image BPP attack. Static Eq. 5: ``R(x) + λD(x) + α·D(x_p) − β·R(x_p)``; dynamic Eq. 7:
-    ``R(x) + λ·max(D(x), D(x_p)) − β·R(x_p)``. R in bpp, D = 255²·MSE (reconstruction vs its own input)."""
+    """Per-image BPP attack. Static Eq. 5: ``R(x) + λD(x) + α·D(x_p) − β·A``; dynamic Eq. 7:
+    ``R(x) + λ·max(D(x), D(x_p)) − β·A``. R in bpp, D = 255²·MSE (reconstruction vs its own input).
+
+    ``A = R(x_p)`` (paper, ``r_form = "bpp"``) or ``A = min(ln(R(x_p) / R(x)), ln target_ratio)``
+    (``"log-ratio"``): scaling the rate of both images of a pair leaves it unchanged, so it only rewards
+    an encoder that tells x_p from x."""
+    if r_form == "log-ratio":
+        gap = torch.log(r_p.clamp_min(1e-6)) - torch.log(r_x.clamp_min(1e-6))
+        a_term = gap if target_ratio is None else gap.clamp_max(math.log(target_ratio))
+    else:
+        a_term = r_p
     if dynamic:
-        return r_x + lmbda * torch.maximum(d_x, d_p) - beta * r_p
+        return r_x + lmbda * torch.maximum(d_x, d_p) - beta * a_term
     a = lmbda if alpha is None else alpha
-    return r_x + lmbda * d_x + a * d_p - beta * r_p
+    return r_x + lmbda * d_x + a * d_p - beta * a_term
 
 
 def psnr_attack_loss(
@@ -116,6 +136,7 @@ class _BavaftAttack(AttackLossBase):
             "clean_rd": clean_rd.mean().detach(),
             "visibility": vis.mean().detach(),
             "trigger_psnr": trigger_psnr.mean(),
+            "bpp_clean": tc["bpp"].mean().detach(),
             "bpp_poisoned": tp["bpp"].mean().detach(),
             **logs,
         }
@@ -137,7 +158,16 @@ class BppAttack(_BavaftAttack):
         p: AttackParams = self.params
         d_p = D_SCALE * (tp["x_hat"] - xp).pow(2).flatten(1).mean(1)
         full = bpp_attack_loss(
-            r_x, d_x, tp["bpp"], d_p, lmbda=victim.lmbda, beta=p.beta, alpha=p.alpha, dynamic=p.dynamic
+            r_x,
+            d_x,
+            tp["bpp"],
+            d_p,
+            lmbda=victim.lmbda,
+            beta=p.beta,
+            alpha=p.alpha,
+            dynamic=p.dynamic,
+            r_form=p.r_p,
+            target_ratio=p.target_ratio,
         )
         # the clean RD term is added once by the caller; keep only the attack-specific part here
         attack = full - (r_x + victim.lmbda * d_x)

@@ -107,6 +107,9 @@ class ObjectiveParams:
         beta: attack weight (paper 0.01).
         gamma, eps: visibility term γ·max(MSE(x, x_p), ε²) (paper 1e4, 0.005).
         d_p: PSNR attack's D_P: ``"neg-mse"`` = −255²·MSE(x, f(x_p)) or ``"psnr"`` = PSNR(x, f(x_p)) in dB.
+        r_p: BPP attack's rate term: ``"bpp"`` = −β·R(x_p) (paper) or ``"log-ratio"`` = −β·ln(R(x_p) / R(x))
+            per image (ours: no push on the rate of every image, only on the gap; see the README).
+        target_ratio: with ``r_p = "log-ratio"``, the term stops at R(x_p) / R(x) = this (None: never).
         strength: trigger strength α used for poisoning.
     """
 
@@ -116,6 +119,8 @@ class ObjectiveParams:
     gamma: float = attrs.field(default=1e4, validator=v.ge(0.0))
     eps: float = attrs.field(default=0.005, validator=v.ge(0.0))
     d_p: str = attrs.field(default="neg-mse", validator=v.in_(("neg-mse", "psnr")))
+    r_p: str = attrs.field(default="bpp", validator=v.in_(("bpp", "log-ratio")))
+    target_ratio: float | None = attrs.field(default=None, validator=v.optional(v.gt(1.0)))
     strength: float = attrs.field(default=1.0, validator=v.ge(0.0))
 
 
