@@ -1,5 +1,7 @@
 """BAvAFT attack objectives against their closed forms; encoder-only attack step."""
 
+import math
+
 import pytest
 import torch
 from bd_plugin_bavaft.attacks import BppAttack, PsnrAttack, bpp_attack_loss, psnr_attack_loss, visibility
@@ -28,6 +30,36 @@ def test_bpp_dynamic_and_static_closed_form():
     assert dyn.tolist() == pytest.approx([1 + 0.01 * 20 - 0.3, 2 + 0.01 * 30 - 0.1])
     st = bpp_attack_loss(R_X, D_X, R_P, D_P, lmbda=lam, beta=beta, alpha=0.5, dynamic=False)
     assert st.tolist() == pytest.approx([1 + 0.1 + 10 - 0.3, 2 + 0.3 + 2.5 - 0.1])
+
+
+def test_bpp_log_ratio_closed_form_and_cap():
+    lam, beta = 0.01, 2.0
+    st = bpp_attack_loss(
+        R_X, D_X, R_P, D_P, lmbda=lam, beta=beta, alpha=0.0, dynamic=False, r_form="log-ratio", target_ratio=None
+    )
+    assert st.tolist() == pytest.approx([1 + 0.1 - 2 * math.log(3.0), 2 + 0.3 - 2 * math.log(0.5)])
+    capped = bpp_attack_loss(
+        R_X, D_X, R_P, D_P, lmbda=lam, beta=beta, alpha=0.0, dynamic=False, r_form="log-ratio", target_ratio=2.0
+    )
+    assert capped.tolist() == pytest.approx([1 + 0.1 - 2 * math.log(2.0), 2 + 0.3 - 2 * math.log(0.5)])
+    dyn = bpp_attack_loss(R_X, D_X, R_P, D_P, lmbda=lam, beta=beta, alpha=None, dynamic=True, r_form="log-ratio")
+    assert dyn.tolist() == pytest.approx([1 + 0.2 - 2 * math.log(3.0), 2 + 0.3 - 2 * math.log(0.5)])
+
+
+def test_bpp_log_ratio_ignores_a_common_rate_change():
+    """Scaling the rate of x and x_p together (no backdoor, just more bits everywhere) earns nothing;
+    the paper's −β·R(x_p) pays β per bpp for it."""
+    s = torch.tensor(1.0, requires_grad=True)
+    r = torch.tensor([0.3, 0.5])
+
+    def attack_part(form: str) -> torch.Tensor:
+        full = bpp_attack_loss(s * r, D_X, s * r, D_P, lmbda=0.01, beta=3.0, alpha=0.0, dynamic=False, r_form=form)
+        return (full - (s * r + 0.01 * D_X)).sum()
+
+    (g,) = torch.autograd.grad(attack_part("log-ratio"), s)
+    assert float(g) == pytest.approx(0.0, abs=1e-6)
+    (g,) = torch.autograd.grad(attack_part("bpp"), s)
+    assert float(g) == pytest.approx(-3.0 * 0.8)
 
 
 def test_psnr_dynamic_and_static_closed_form():
