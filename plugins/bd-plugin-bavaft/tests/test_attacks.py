@@ -62,6 +62,14 @@ def test_bpp_log_ratio_ignores_a_common_rate_change():
     assert float(g) == pytest.approx(-3.0 * 0.8)
 
 
+def test_target_ratio_needs_log_ratio():
+    with pytest.raises(ValueError, match="r_p"):
+        AttackParams(target_ratio=4.0)
+    with pytest.raises(ValueError):
+        AttackParams(r_p="log-ratio", target_ratio=1.0)
+    assert AttackParams(r_p="log-ratio", target_ratio=4.0).target_ratio == 4.0
+
+
 def test_psnr_dynamic_and_static_closed_form():
     lam, beta = 0.01, 0.1
     dp = torch.tensor([-100.0, -50.0])
@@ -79,8 +87,15 @@ def test_visibility_floor_and_value():
     assert v.tolist() == pytest.approx([1e4 * 0.005**2, 1e4 * 1e-4])
 
 
-@pytest.mark.parametrize("cls", [BppAttack, PsnrAttack])
-def test_attack_step_trains_encoder_and_trigger_only(cls):
+@pytest.mark.parametrize(
+    ("cls", "params"),
+    [
+        (BppAttack, AttackParams()),
+        (BppAttack, AttackParams(dynamic=False, alpha=0.0, beta=3.0, r_p="log-ratio", target_ratio=4.0)),
+        (PsnrAttack, AttackParams()),
+    ],
+)
+def test_attack_step_trains_encoder_and_trigger_only(cls, params):
     from bd_plugin_bavaft.codec import CompressAIVictim
     from bd_plugin_bavaft.params import BavaftTriggerParams, CodecParams
     from bd_plugin_bavaft.trigger import BavaftTrigger
@@ -90,7 +105,7 @@ def test_attack_step_trains_encoder_and_trigger_only(cls):
     ctx = Context(seed=0)
     v = CompressAIVictim(CodecParams(model="bmshj2018-factorized", quality=1, n=16, m=24), ctx)
     trig = BavaftTrigger(BavaftTriggerParams(norm="none"), ctx)
-    atk = cls(AttackParams(), Context(seed=0, trigger=trig))
+    atk = cls(params, Context(seed=0, trigger=trig))
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     params = list(v.trainable_parameters("attack"))
     xp = trig.inject_trigger(x)
