@@ -121,13 +121,12 @@ class ObjectiveParams:
     d_p: str = attrs.field(default="neg-mse", validator=v.in_(("neg-mse", "psnr")))
     r_p: str = attrs.field(default="bpp", validator=v.in_(("bpp", "log-ratio")))
     target_ratio: float | None = attrs.field(default=None, validator=v.optional(v.gt(1.0)))
+    strength: float = attrs.field(default=1.0, validator=v.ge(0.0))
 
     @target_ratio.validator
     def _target_needs_log_ratio(self, attribute: attrs.Attribute, value: float | None) -> None:  # type: ignore[type-arg]
         if value is not None and self.r_p != "log-ratio":
             raise ValueError(f'{attribute.name} applies only with r_p = "log-ratio" (got r_p = "{self.r_p}")')
-
-    strength: float = attrs.field(default=1.0, validator=v.ge(0.0))
 
 
 @attrs.frozen
