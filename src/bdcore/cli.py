@@ -375,5 +375,41 @@ def _report(
     return 0
 
 
+@main.command(name="new-plugin")
+@click.argument("name")
+@click.option(
+    "--roles",
+    default="trigger,victim,attack-loss,defense,metric,dataset",
+    show_default=True,
+    help="Comma-separated roles to implement, one module each.",
+)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path),
+    default=Path("."),
+    help="Where to create bd-plugin-NAME/ (default: the current folder).",
+)
+@_traceback_opt
+def new_plugin(name: str, roles: str, directory: Path, traceback: bool) -> None:
+    """Write a new plugin distribution bd-plugin-NAME: components, tests, example spec, method card."""
+    _guard(_new_plugin)(name, roles, directory, traceback=traceback)
+
+
+def _new_plugin(name: str, roles: str, directory: Path) -> int:
+    from bdcore.scaffold import create_plugin, parse_roles
+
+    target = create_plugin(name, parse_roles(roles), directory)
+    files = sorted(str(p.relative_to(target)) for p in target.rglob("*") if p.is_file())
+    click.echo(f"created {target} ({len(files)} files):")
+    for f in files:
+        click.echo(f"  {f}")
+    click.echo(
+        f'next:\n  cd {target}\n  python -m pip install -e ".[testing]"\n  python -m pytest\n'
+        f"  bdcore run examples/{name}-toy.toml"
+    )
+    return 0
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

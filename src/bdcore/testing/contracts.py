@@ -237,7 +237,7 @@ class ParamsContract:
         conv = make_converter()
         obj, issues = structure(conv, table, cls, "params")
         _expect(not issues, f"{cls.__name__}: expected {table or 'the defaults'} to be valid; got {issues}")
-        again = conv.structure(conv.unstructure(obj), cls)
+        again: Any = conv.structure(conv.unstructure(obj), cls)
         _expect(again == obj, f"{cls.__name__}: expected params to survive unstructure/structure; {obj} became {again}")
 
     def test_params_refuse_unknown_keys(self) -> None:
@@ -794,7 +794,8 @@ class DefenseContract(ParamsContract):
             pytest.skip(f"stage {d.stage!r}")
         transform = self._defend(d).transform
         _expect(
-            callable(transform), f"{_name(d)}.defend: an input defense must return a transform; got {show(transform)}"
+            callable(transform),
+            f"{_name(d)}.defend: expected a transform (an input defense applies one to every test input); got {show(transform)}",
         )
         other = self._defend(self.make()).transform
         for h, w in self.sizes:
@@ -823,7 +824,7 @@ class DefenseContract(ParamsContract):
         who = f"{_name(d)}.defend"
         _expect(
             isinstance(defended, nn.Module) and callable(getattr(defended, "predict", None)),
-            f"{who}: a model defense must return the defended model as 'victim' (changes made in place are lost); got {show(defended)}",
+            f"{who}: expected the defended model as 'victim' (a model defense gets a copy: changes made in place and not returned are lost); got {show(defended)}",
         )
         defended.eval()
         with torch.no_grad():
@@ -856,7 +857,8 @@ class DefenseContract(ParamsContract):
         ctx = self.context()
         detector = d.defend(victim, ctx).detector
         _expect(
-            callable(detector), f"{_name(d)}.defend: a detection defense must return a detector; got {show(detector)}"
+            callable(detector),
+            f"{_name(d)}.defend: expected a detector (a detection defense scores inputs); got {show(detector)}",
         )
         for label, batches in (("clean", ctx.test_clean_batches()), ("triggered", ctx.test_poisoned_batches())):
             x = next(iter(batches))["input"]
@@ -929,10 +931,11 @@ class MetricContract(ParamsContract):
     def clean_batch(self) -> EvalBatch:
         """The clean split's batch, as the engine builds it from the poisoned one's clean fields."""
         b = self.batch()
+        clean_input: Any = b.clean_model_input if b.clean_model_input is not None else b.clean_input
         return attrs.evolve(
             b,
             split="clean",
-            input=b.clean_model_input if b.clean_model_input is not None else b.clean_input,
+            input=clean_input,
             output=b.clean_output,
             attack_target=None,
             strength=torch.zeros(b.input.shape[0]),
@@ -1023,12 +1026,14 @@ class MetricContract(ParamsContract):
         )
 
     def test_needs_lists_what_update_reads(self) -> None:
-        optional = ("target", "attack_target", "clean_input", "clean_model_input", "clean_output", "reference_output")
-        optional += ("victim", "trigger", "attack")
+        optional = (
+            *("target", "attack_target", "clean_input", "clean_model_input", "clean_output", "reference_output"),
+            *("victim", "trigger", "attack"),
+        )
         for split in self.make().splits:
             m = self.make()
             b = self._batch_for(split)
-            kept = {f: (getattr(b, f) if f in m.needs else None) for f in optional}
+            kept: dict[str, Any] = {f: (getattr(b, f) if f in m.needs else None) for f in optional}
             trimmed = attrs.evolve(b, **kept)
             try:
                 m.reset()
@@ -1127,7 +1132,7 @@ class DatasetContract(ParamsContract):
                     isinstance(x, Tensor) and x.ndim == 3 and x.is_floating_point(),
                     f"{who}: expected 'input' to be a C×H×W float image; got {show(x)}",
                 )
-                _expect(_in_unit_range(x), f"{who}: expected 'input' in [0, 1]; got {show(x)}")
+                _expect(_in_unit_range(x), f"{who}: expected 'input' in [0, 1]; got {show(x)}")  # type: ignore[arg-type]
                 _expect("target" in s, f"{who}: expected a 'target'; got keys {sorted(s)}")
                 if "index" in s:
                     _expect(int(s["index"]) == i, f"{who}: expected 'index' {i} (its position); got {show(s['index'])}")
