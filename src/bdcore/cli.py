@@ -225,6 +225,8 @@ def check(specs: tuple[Path, ...], no_paths: bool, overrides: tuple[str, ...], t
 
 
 def _check(specs: tuple[Path, ...], check_paths: bool = True, overrides: tuple[str, ...] = ()) -> int:
+    from rich.markup import escape
+
     host = _host()
     worst = 0
     console = _console()
@@ -236,11 +238,13 @@ def _check(specs: tuple[Path, ...], check_paths: bool = True, overrides: tuple[s
                 raise PluginError(f"{spec}: run.requires: " + "; ".join(problems))
         except SpecError as exc:
             err = _spec_needs_failed_plugin(host, spec, exc) or exc
-            console.print(f"[red]{err}[/]" if not isinstance(err, SpecError) else str(err), markup=True)
+            # messages quote user text (keys such as [data], names such as psnr[input,clean_input]): not markup
+            text = escape(str(err))
+            console.print(f"[red]{text}[/]" if not isinstance(err, SpecError) else text, markup=True)
             worst = max(worst, err.exit_code)
             continue
         except PluginError as exc:
-            console.print(str(exc))
+            console.print(escape(str(exc)), markup=True)
             worst = max(worst, exc.exit_code)
             continue
         click.echo(f"{spec}: ok ({len(loaded.components())} components)")

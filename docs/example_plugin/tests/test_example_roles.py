@@ -20,6 +20,7 @@ from bd_plugin_example.params import (
 from bd_plugin_example.triggers import Checkerboard
 
 
+# --8<-- [start:median-golden]
 def numpy_median(images: np.ndarray, k: int) -> np.ndarray:
     """Independent reference: mirror padding (numpy "reflect" = kornia/torch "reflect"), then a
     median over each k×k window, one pixel at a time."""
@@ -38,6 +39,9 @@ def test_median_filter_matches_numpy(k: int) -> None:
     x = torch.rand(2, 3, 9, 7, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     got = MedianFilter(MedianFilterParams(kernel=k)).transform(x)
     np.testing.assert_allclose(got.numpy(), numpy_median(x.numpy(), k), rtol=0, atol=1e-12)
+
+
+# --8<-- [end:median-golden]
 
 
 def test_median_filter_kernel_must_be_odd() -> None:
