@@ -246,3 +246,19 @@ def test_public_names_cover_what_the_example_plugin_and_the_template_import() ->
     assert not missing, f"imported but not in docs/hooks.md's public names: {missing}"
     text = (DOCS / "hooks.md").read_text()
     assert "## Public names and where to import them" in text and "| `NoParams` |" in text
+
+
+def test_docs_anchors_resolve() -> None:
+    """Every ``page.md#anchor`` link in the docs and the README names a heading of that page (GitHub slugs)."""
+    pages = [*DOCS.glob("*.md"), ROOT / "README.md"]
+    checked = 0
+    for md in pages:
+        for target, anchor in re.findall(r"\]\(([^)#\s]*)#([^)\s]+)\)", md.read_text()):
+            page = (md.parent / target) if target else md
+            if page.suffix != ".md" or not page.is_file():
+                continue
+            text = re.sub(r"^```.*?^```", "", page.read_text(), flags=re.S | re.M)  # headings only, not code
+            slugs = {gen_docs._anchor(h) for h in re.findall(r"^#+ (.+)$", text, flags=re.M)}
+            assert anchor in slugs, f"{md.name}: link {target}#{anchor}: no such heading in {page.name}"
+            checked += 1
+    assert checked >= 8, checked
