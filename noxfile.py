@@ -1,4 +1,4 @@
-"""nox sessions: lint, typecheck, core, one per plugin (discovered), integration, docs.
+"""nox sessions: lint, typecheck, core, one per plugin (discovered), docs, scaffold, integration.
 
 Every session's virtualenv sees the heavy third-party packages of ``.bdenv/base``
 through a ``.pth`` file (built once by ``tools/dev.py``), so torch & co. are
@@ -21,7 +21,15 @@ CONSTRAINTS = str(ROOT / "constraints.txt")
 
 nox.options.default_venv_backend = "venv"
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["lint", "typecheck", "core", *(["plugin"] if PLUGINS else []), "docs", "integration"]
+nox.options.sessions = [
+    "lint",
+    "typecheck",
+    "core",
+    *(["plugin"] if PLUGINS else []),
+    "docs",
+    "scaffold",
+    "integration",
+]
 
 PYTEST = ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider"]
 
@@ -68,7 +76,14 @@ def typecheck(session: nox.Session) -> None:
 def core(session: nox.Session) -> None:
     """bdcore's own tests, with no third-party plugin installed."""
     install(session, ".")
-    session.run(*PYTEST, "tests", "--ignore=tests/test_docs.py", "--ignore=tests/integration", *session.posargs)
+    session.run(
+        *PYTEST,
+        "tests",
+        "--ignore=tests/test_docs.py",
+        "--ignore=tests/integration",
+        "--ignore=tests/scaffold",
+        *session.posargs,
+    )
 
 
 @nox.session
@@ -102,6 +117,13 @@ def docs(session: nox.Session) -> None:
     """Docs are in sync with the code (generated pages, tutorial excerpts) and the tutorial plugin's tests pass."""
     install(session, ".", "docs/example_plugin")
     session.run(*PYTEST, "tests/test_docs.py", "docs/example_plugin/tests", *session.posargs)
+
+
+@nox.session
+def scaffold(session: nox.Session) -> None:
+    """`bdcore new-plugin` for every role, installed into a fresh core-only environment: its tests pass, its spec runs."""
+    install(session, ".")
+    session.run(*PYTEST, "-s", "tests/scaffold", *session.posargs, env={"BDCORE_BASE_ENV": str(BASE)})
 
 
 @nox.session

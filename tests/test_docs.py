@@ -4,6 +4,9 @@
   ``tools/gen_docs.py``; regenerating them must reproduce the committed files.
 * Every hookspec has a section in ``docs/hooks.md`` whose heading is its exact signature.
 * Every code block the plugin tutorial quotes appears verbatim in the example plugin's source.
+* Every spec printed in the README, the user guide and the spec reference runs as printed on core and its
+  toy plugin only; errors.md's messages are what ``bdcore check`` prints.
+* docs/hooks.md lists every bdcore name the example plugin and the new-plugin templates import.
 
 Fix a failure with ``python tools/gen_docs.py`` (from the repository root) and commit the result.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import sys
+import tomllib
 from pathlib import Path
 from types import ModuleType
 
@@ -131,3 +135,130 @@ def test_docs_links_resolve() -> None:
             if "://" in target:
                 continue
             assert (md.parent / target).exists(), f"{md.name}: broken link {target}"
+
+
+# -- every spec in the docs runs as printed, on core and its toy plugin only ---------------------
+
+#: Pages whose TOML blocks are experiment specs (whole specs, or fragments of the page's first whole one).
+SPEC_PAGES = ("README.md", "docs/user-guide.md", "docs/spec-reference.md")
+_TOML_BLOCK = re.compile(r"^```toml\n(.*?)^```$", re.S | re.M)
+
+
+def _toml_blocks(page: str) -> list[str]:
+    return _TOML_BLOCK.findall((ROOT / page).read_text())
+
+
+def _is_whole_spec(table: dict) -> bool:
+    return "data" in table and "victim" in table
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+DOC_SPECS = [(page, i) for page in SPEC_PAGES for i in range(len(_toml_blocks(page)))]
+
+
+@pytest.fixture
+def core_and_toy_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Only bdcore's built-ins and its toy plugin load (whatever else is installed); cwd = tmp_path."""
+    monkeypatch.setenv("BDCORE_LOAD_PLUGINS", "toy")
+    monkeypatch.delenv("BDCORE_DISABLE_PLUGINS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_the_docs_hold_specs() -> None:
+    assert len(DOC_SPECS) >= 4, DOC_SPECS
+    for page in SPEC_PAGES:
+        assert any(_is_whole_spec(tomllib.loads(b)) for b in _toml_blocks(page)), f"{page} shows no whole spec"
+
+
+@pytest.mark.parametrize(("page", "index"), DOC_SPECS, ids=[f"{p}#{i}" for p, i in DOC_SPECS])
+def test_doc_spec_runs_as_printed(page: str, index: int, core_and_toy_only: Path) -> None:
+    """A whole spec is written byte for byte and run with ``bdcore run``; a fragment is merged into the
+    page's first whole spec and must pass ``bdcore check``."""
+    import tomli_w
+    from click.testing import CliRunner
+
+    from bdcore.cli import main
+
+    blocks = _toml_blocks(page)
+    text = blocks[index]
+    table = tomllib.loads(text)
+    spec = core_and_toy_only / "spec.toml"
+    runner = CliRunner()
+    if _is_whole_spec(table):
+        spec.write_text(text)
+        res = runner.invoke(main, ["run", str(spec), "--out", str(core_and_toy_only / "runs"), "-q"])
+        assert res.exit_code == 0, f"{page} block {index} failed:\n{res.output}"
+        (run_dir,) = [p for p in (core_and_toy_only / "runs").iterdir() if not p.name.startswith(".")]
+        assert (run_dir / "COMPLETE").is_file()
+    else:
+        whole = next(tomllib.loads(b) for b in blocks if _is_whole_spec(tomllib.loads(b)))
+        spec.write_text(tomli_w.dumps(_merge(whole, table)))
+        res = runner.invoke(main, ["check", str(spec)])
+        assert res.exit_code == 0, f"{page} block {index} (a fragment) does not check:\n{text}\n{res.output}"
+
+
+_ERROR_EXAMPLE = re.compile(r"^### (.+?)\n\n```toml\n(.*?)^```\n\n```text\n(.*?)^```$", re.S | re.M)
+
+
+def test_errors_md_messages_are_what_bdcore_check_prints(core_and_toy_only: Path) -> None:
+    """Each malformed spec of errors.md, checked from the command line with the toy plugin (and no other) loaded,
+    prints exactly the message shown (less the temporary folder's absolute path) and exits with code 2."""
+    from click.testing import CliRunner
+
+    from bdcore.cli import main
+
+    examples = _ERROR_EXAMPLE.findall((DOCS / "errors.md").read_text())
+    assert len(examples) >= 4
+    for title, text, message in examples:
+        (core_and_toy_only / "spec.toml").write_text(text)
+        res = CliRunner().invoke(main, ["check", "spec.toml"])
+        assert res.exit_code == 2, f"{title}: exit {res.exit_code}\n{res.output}"
+        got = res.output.replace(str(core_and_toy_only.resolve()) + "/", "").replace(str(core_and_toy_only) + "/", "")
+        assert got.strip() == message.strip(), f"{title}: bdcore check printed\n{got}\ninstead of\n{message}"
+
+
+def test_public_names_cover_what_the_example_plugin_and_the_template_import() -> None:
+    """docs/hooks.md lists every bdcore name the tutorial's plugin and the new-plugin templates import."""
+    import ast
+
+    from bdcore.scaffold import ROLES, render
+
+    listed = {(mod, name) for mod, name, _ in gen_docs.public_names()}
+    sources = [p.read_text() for p in (DOCS / "example_plugin").rglob("*.py")]
+    sources += [text for path, text in render("every-role", ROLES).items() if path.endswith(".py")]
+    imported = {
+        (node.module, alias.name)
+        for text in sources
+        for node in ast.walk(ast.parse(text))
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "bdcore"
+        for alias in node.names
+        if alias.name != "*"
+    }
+    assert len(imported) > 15, imported
+    missing = sorted(imported - listed)
+    assert not missing, f"imported but not in docs/hooks.md's public names: {missing}"
+    text = (DOCS / "hooks.md").read_text()
+    assert "## Public names and where to import them" in text and "| `NoParams` |" in text
+
+
+def test_docs_anchors_resolve() -> None:
+    """Every ``page.md#anchor`` link in the docs and the README names a heading of that page (GitHub slugs)."""
+    pages = [*DOCS.glob("*.md"), ROOT / "README.md"]
+    checked = 0
+    for md in pages:
+        for target, anchor in re.findall(r"\]\(([^)#\s]*)#([^)\s]+)\)", md.read_text()):
+            page = (md.parent / target) if target else md
+            if page.suffix != ".md" or not page.is_file():
+                continue
+            text = re.sub(r"^```.*?^```", "", page.read_text(), flags=re.S | re.M)  # headings only, not code
+            slugs = {gen_docs._anchor(h) for h in re.findall(r"^#+ (.+)$", text, flags=re.M)}
+            assert anchor in slugs, f"{md.name}: link {target}#{anchor}: no such heading in {page.name}"
+            checked += 1
+    assert checked >= 8, checked

@@ -214,7 +214,7 @@ def _hook_kind(name: str) -> tuple[str, str] | None:
 
 _EXAMPLE_PLUGINS = (
     ("bdcore/builtin/__init__.py", ROOT / "src/bdcore/builtin/__init__.py", "../src/bdcore/builtin/__init__.py"),
-    ("bdcore/testing/toy.py", ROOT / "src/bdcore/testing/toy.py", "../src/bdcore/testing/toy.py"),
+    ("bdcore/toy/plugin.py", ROOT / "src/bdcore/toy/plugin.py", "../src/bdcore/toy/plugin.py"),
     (
         "bd_plugin_example/plugin.py",
         DOCS / "example_plugin/src/bd_plugin_example/plugin.py",
@@ -319,9 +319,153 @@ def render_hooks() -> str:
     parts += ["## Component protocols", "", rst_to_md(pr.__doc__ or "").rstrip(), ""]
     for cls in _protocols():
         parts += [_protocol_section(cls), ""]
+    parts += [_evaluation_fields(), ""]
     parts += ["## Base classes", "", "Subclass these rather than implementing a protocol from scratch:", ""]
-    parts += [_base_classes_table()]
+    parts += [_base_classes_table(), ""]
+    parts += [_contract_suites(), ""]
+    parts += [_image_operations(), ""]
+    parts += [_public_names()]
     return _tidy("\n".join(parts))
+
+
+def _evaluation_fields() -> str:
+    from bdcore.metrics import batch
+
+    doc = rst_to_md(batch.EvalBatch.__doc__ or "").strip()
+    fields = ", ".join(f"`{f}`" for f in batch.FIELDS)
+    return "\n".join(
+        [
+            "## Evaluation fields",
+            "",
+            "What a metric's `update(batch)` receives: a `bdcore.metrics.batch.EvalBatch`.",
+            "",
+            doc,
+            "",
+            f"`bdcore.metrics.batch.FIELDS` = {fields}: the fields a metric may select by name",
+            "(`batch.field(name)`, the built-in `psnr`'s `between = [a, b]`).",
+        ]
+    )
+
+
+def _contract_suites() -> str:
+    import bdcore.testing.contracts as contracts
+
+    lines = [
+        "## Contract suites",
+        "",
+        "`bdcore.testing.contracts` has one pytest class per role. Subclass it in the plugin's tests, set",
+        "`params_cls` and implement `make()` (returning the component); every `test_*` method then runs for",
+        "the subclass, and a failure says what was expected and what came back. The tutorial shows one per role.",
+        "",
+    ]
+    suites = sorted((getattr(contracts, n) for n in contracts.__all__), key=lambda c: inspect.getsourcelines(c)[1])
+    for cls in suites:
+        name = cls.__name__
+        lines += [f"### `bdcore.testing.contracts.{name}`", "", rst_to_md(cls.__doc__ or "").strip(), ""]
+        tests = [m for m in cls.__dict__ if m.startswith("test_")]
+        knobs = [
+            m
+            for m, v in cls.__dict__.items()
+            if not m.startswith("_") and not m.startswith("test_") and m != "make" and not isinstance(v, staticmethod)
+        ]
+        if tests:
+            lines += ["Tests: " + ", ".join(f"`{t}`" for t in tests) + ".", ""]
+        if knobs:
+            lines += ["Override or set: " + ", ".join(f"`{k}`" for k in knobs) + ".", ""]
+    return "\n".join(lines)
+
+
+def _image_operations() -> str:
+    import bdcore.ops as ops
+
+    return "\n".join(["## Image operations", "", rst_to_md(ops.__doc__ or "").strip()])
+
+
+#: Modules a plugin author imports from, in the order the public-names table lists them.
+PUBLIC_MODULES = (
+    "bdcore",
+    "bdcore.registry",
+    "bdcore.params",
+    "bdcore.protocols",
+    "bdcore.components",
+    "bdcore.context",
+    "bdcore.errors",
+    "bdcore.metrics.batch",
+    "bdcore.metrics.image",
+    "bdcore.data.dataset",
+    "bdcore.data.images",
+    "bdcore.io.checkpoint",
+    "bdcore.spec.structure",
+    "bdcore.ops.blockdct",
+    "bdcore.ops.frequency",
+    "bdcore.testing",
+    "bdcore.testing.fixtures",
+    "bdcore.testing.contracts",
+    "bdcore.toy.params",
+    "bdcore.toy.components",
+)
+
+
+def public_names() -> list[tuple[str, str, str]]:
+    """``(module, name, summary)`` of every public name of :data:`PUBLIC_MODULES`: ``__all__`` where a
+    module defines it, else the classes and functions defined there and its ``NAME = ...`` constants."""
+    import importlib
+
+    out = []
+    for mod_name in PUBLIC_MODULES:
+        mod = importlib.import_module(mod_name)
+        source = inspect.getsource(mod)
+        if hasattr(mod, "__all__"):
+            names = list(mod.__all__)
+        else:
+            names = [
+                n
+                for n, obj in vars(mod).items()
+                if not n.startswith("_")
+                and (inspect.isclass(obj) or inspect.isfunction(obj))
+                and getattr(obj, "__module__", None) == mod_name
+            ]
+            names += [m.group(1) for m in re.finditer(r"^([A-Z][A-Z0-9_]*)\s*(?::[^=\n]*)?=", source, flags=re.M)]
+        for name in dict.fromkeys(names):
+            if name.startswith("__"):
+                continue
+            obj = getattr(mod, name)
+            out.append((mod_name, name, _summary(obj, name, source)))
+    return out
+
+
+def _summary(obj: Any, name: str, source: str) -> str:
+    """The ``#:`` comment above ``name`` in ``source``, else the first paragraph of its docstring."""
+    comment = re.search(rf"^#: (.+)\n{re.escape(name)}\b", source, flags=re.M)
+    if comment:
+        return rst_to_md(comment.group(1)).strip()
+    fixture = type(obj).__name__ == "FixtureFunctionDefinition" or hasattr(obj, "_pytestfixturefunction")
+    documented = fixture or inspect.isclass(obj) or inspect.isroutine(obj) or inspect.ismodule(obj)
+    doc = (inspect.getdoc(obj) or "") if documented else ""
+    if not doc and inspect.isroutine(obj):
+        return f"`{name}{format_signature(obj)}`"
+    if not doc:
+        value = repr(obj)
+        return f"= `{value}`" if len(value) <= 60 else f"a `{type(obj).__name__}`"
+    first = rst_to_md(doc.split("\n\n")[0].replace("\n", " ")).strip()
+    return f"pytest fixture: {first}" if fixture else first
+
+
+def _public_names() -> str:
+    lines = [
+        "## Public names and where to import them",
+        "",
+        "Everything a plugin uses, by the module to import it from (`from MODULE import NAME`). Names",
+        "re-exported by `bdcore` itself (`hookimpl`, `NoParams`, the error classes) import from either place.",
+        "",
+    ]
+    current = None
+    for mod_name, name, summary in public_names():
+        if mod_name != current:
+            current = mod_name
+            lines += ["", f"### `{mod_name}`", "", "| name | what it is |", "|---|---|"]
+        lines.append(f"| `{name}` | {_cell(summary)} |")
+    return "\n".join(lines) + "\n"
 
 
 # -- spec-reference.md ---------------------------------------------------------------------------
@@ -341,12 +485,13 @@ Every component is chosen the same way:
 
 ```toml
 [attack.trigger]        # or: trigger = { use = "...", params = { ... } }
-use = "checkerboard"    # a registered name (bdcore list triggers)
-params = { period = 4 } # structured into the component's Params
-label = "cb4"           # optional: its name in the results
+use = "toy-patch"       # a registered name (bdcore list triggers)
+params = { size = 0.2 } # structured into the component's Params
+label = "patch20"       # optional: its name in the results
 ```
 
-A minimal spec:
+A minimal spec (it runs in seconds on a core-only install: the `toy-*` components come from
+the [toy plugin](#the-toy-plugin) that ships with bdcore):
 
 ```toml
 [run]
@@ -354,18 +499,18 @@ name = "toy"
 seed = 0
 
 [data]
-use = "embedded"
+use = "toy-smooth"
 
 [victim]
 use = "toy-denoiser"
 
 [train]
-steps = 200
+steps = 50
 
 [attack]
-steps = 200
+steps = 50
 poison_rate = 0.1
-trigger = { use = "none" }
+trigger = { use = "toy-patch" }
 loss = { use = "toy-invert" }
 
 [[defense]]
@@ -494,7 +639,6 @@ def render_spec_reference() -> str:
     import attrs
 
     from bdcore.plugins import load_plugins
-    from bdcore.registry import KINDS, NoParams
     from bdcore.spec import model
 
     parts = [GENERATED_NOTE.format(src="src/bdcore/spec/model.py and src/bdcore/builtin/params.py"), SPEC_INTRO]
@@ -536,12 +680,38 @@ def render_spec_reference() -> str:
         "bdcore registers these through the same hooks as any plugin (`src/bdcore/builtin/`). Their `params` tables:",
         "",
     ]
-    host = load_plugins(entry_points=False)
+    parts += _component_sections(load_plugins(entry_points=False).registry)
+    parts += [
+        "## The toy plugin",
+        "",
+        "A complete, tiny plugin that ships with bdcore (`src/bdcore/toy/`, entry point `toy` of the `bdcore`",
+        "distribution): installing core installs it, `bdcore plugins` lists it as `toy (bdcore VERSION)`, and",
+        "`BDCORE_DISABLE_PLUGINS=toy` hides it. Every spec in these docs runs on it in seconds on a CPU; bdcore's",
+        "own tests, the tutorial's example plugin and every plugin `bdcore new-plugin` writes use it for the roles",
+        "they do not implement. Its components and their `params` tables:",
+        "",
+    ]
+    from bdcore.testing import make_host
+
+    toy = [c for c in make_host().registry if c.provenance.plugin == "toy"]
+    parts += _component_sections(toy, heading="toy {plural}")
+    return _tidy("\n".join(parts))
+
+
+def _component_sections(components: Any, heading: str = "{plural}") -> list[str]:
+    """One section per component bdcore provides (provenance ``bdcore``), grouped by kind under
+    ``### heading`` (``{plural}``: the kind's plural)."""
+    import attrs
+
+    from bdcore.registry import KINDS, NoParams
+
+    ours = [c for c in components if c.provenance.distribution == "bdcore"]
+    parts: list[str] = []
     for kind, plural in KINDS.items():
-        comps = [c for c in host.registry.of_kind(kind) if c.provenance.distribution == "bdcore"]
+        comps = [c for c in ours if c.kind == kind]
         if not comps:
             continue
-        parts += [f"### {plural}", ""]
+        parts += [f"### {heading.format(plural=plural)}", ""]
         for c in comps:
             head = f"#### `{c.name}` ({kind.replace('_', ' ')})"
             lines = [head, "", c.summary + (f" ({c.paper})" if c.paper else ""), ""]
@@ -554,7 +724,7 @@ def render_spec_reference() -> str:
                     lines += [doc, ""]
                 lines += [fields_table(c.params)]
             parts += lines
-    return _tidy("\n".join(parts))
+    return parts
 
 
 # -- errors.md ----------------------------------------------------------------------------------
@@ -683,8 +853,11 @@ def render_errors() -> str:
         "when a section has a type error, fix it and rerun to see the problems of the component",
         '`params` (phase 2). Unknown names and keys come with a "did you mean" hint.',
         "",
-        "The examples below are real output, regenerated from the current code (with the toy",
-        "plugin of `bdcore.testing.toy` installed).",
+        "The examples below are real output of `bdcore check spec.toml`, regenerated from the current code",
+        "with bdcore's toy plugin, which ships with core (entry point `toy`; see the spec reference's",
+        '["the toy plugin"](spec-reference.md#the-toy-plugin)), and no other plugin loaded:',
+        "`BDCORE_LOAD_PLUGINS=toy bdcore check spec.toml` prints exactly these lines on any installation,",
+        "and `tests/test_docs.py` checks that it does.",
         "",
     ]
     for title, text, message in _error_examples():

@@ -225,6 +225,8 @@ def check(specs: tuple[Path, ...], no_paths: bool, overrides: tuple[str, ...], t
 
 
 def _check(specs: tuple[Path, ...], check_paths: bool = True, overrides: tuple[str, ...] = ()) -> int:
+    from rich.markup import escape
+
     host = _host()
     worst = 0
     console = _console()
@@ -236,11 +238,13 @@ def _check(specs: tuple[Path, ...], check_paths: bool = True, overrides: tuple[s
                 raise PluginError(f"{spec}: run.requires: " + "; ".join(problems))
         except SpecError as exc:
             err = _spec_needs_failed_plugin(host, spec, exc) or exc
-            console.print(f"[red]{err}[/]" if not isinstance(err, SpecError) else str(err), markup=True)
+            # messages quote user text (keys such as [data], names such as psnr[input,clean_input]): not markup
+            text = escape(str(err))
+            console.print(f"[red]{text}[/]" if not isinstance(err, SpecError) else text, markup=True)
             worst = max(worst, err.exit_code)
             continue
         except PluginError as exc:
-            console.print(str(exc))
+            console.print(escape(str(exc)), markup=True)
             worst = max(worst, exc.exit_code)
             continue
         click.echo(f"{spec}: ok ({len(loaded.components())} components)")
@@ -372,6 +376,42 @@ def _report(
         click.echo(f"comparison: {out}")
         for p in images:
             click.echo(f"plot: {p}")
+    return 0
+
+
+@main.command(name="new-plugin")
+@click.argument("name")
+@click.option(
+    "--roles",
+    default="trigger,victim,attack-loss,defense,metric,dataset",
+    show_default=True,
+    help="Comma-separated roles to implement, one module each.",
+)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path),
+    default=Path("."),
+    help="Where to create bd-plugin-NAME/ (default: the current folder).",
+)
+@_traceback_opt
+def new_plugin(name: str, roles: str, directory: Path, traceback: bool) -> None:
+    """Write a new plugin distribution bd-plugin-NAME: components, tests, example spec, method card."""
+    _guard(_new_plugin)(name, roles, directory, traceback=traceback)
+
+
+def _new_plugin(name: str, roles: str, directory: Path) -> int:
+    from bdcore.scaffold import create_plugin, parse_roles
+
+    target = create_plugin(name, parse_roles(roles), directory)
+    files = sorted(str(p.relative_to(target)) for p in target.rglob("*") if p.is_file())
+    click.echo(f"created {target} ({len(files)} files):")
+    for f in files:
+        click.echo(f"  {f}")
+    click.echo(
+        f'next:\n  cd {target}\n  python -m pip install -e ".[testing]"\n  python -m pytest\n'
+        f"  bdcore run examples/{name}-toy.toml"
+    )
     return 0
 
 

@@ -161,8 +161,32 @@ class Metric(Protocol):
     """A streaming metric (``metric``) with pyiqa-style metadata.
 
     ``needs`` names the :class:`bdcore.metrics.batch.EvalBatch` fields it reads
-    beyond ``outputs`` (``target``, ``attack_target``, ``clean_input``,
-    ``clean_output``, ``reference_output``, ``victim``).
+    beyond ``input``, ``output``, ``extras`` and ``strength`` (``target``,
+    ``attack_target``, ``clean_input``, ``clean_model_input``, ``clean_output``,
+    ``reference_output``, ``victim``, ``trigger``, ``attack``); ``splits`` the splits
+    it is computed on (``"clean"``, ``"poisoned"``; there is no ``attack_target`` on
+    the clean split). ``higher_is_better`` is the direction for the report (None: no
+    direction).
+
+    **Params may shape ``needs`` and ``splits``.** The engine builds one instance per
+    split from the structured params and asks *the instance* for ``splits`` (and
+    bdcore's checks ask it for ``needs``), so both may be computed in ``__init__`` or
+    as properties::
+
+        self.splits = tuple(params.splits)           # e.g. splits = ["poisoned"] in the spec
+
+        @property
+        def needs(self) -> frozenset[str]:           # e.g. between = ["input", "clean_input"]
+            return frozenset(self.params.between) - {"input", "output"}
+
+    The built-in ``psnr``/``ssim``/``ms-ssim`` do exactly this with their ``between``
+    and ``splits`` params. ``MetricContract`` checks that ``update`` reads no field
+    missing from ``needs``.
+
+    **Streaming.** ``reset()`` starts over, ``update(batch)`` is called once per test
+    batch, ``compute()`` returns ``{name: value}`` (one result row each; the first
+    key is usually the metric's ``name``). The value must not depend on how the
+    test set is cut into batches (accumulate per sample, as ``MeanOverImages``).
 
     Optional hook (not required by ``isinstance``): ``grid_columns(batch, n) ->
     dict[str, Tensor]`` returns images (``n×1×H×W`` or ``n×3×H×W`` in [0, 1]) that

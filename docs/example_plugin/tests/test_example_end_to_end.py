@@ -15,7 +15,14 @@ import bd_plugin_example.plugin
 # --8<-- [start:registration]
 def test_registers_through_the_hooks(bd_host, register_plugin) -> None:
     record = register_plugin(bd_plugin_example.plugin)
-    assert record.components == {"triggers": ["checkerboard"], "metrics": ["asr-psnr"]}
+    assert record.components == {
+        "triggers": ["checkerboard"],
+        "victims": ["tiny-restorer"],
+        "attack-losses": ["grey-target", "grey-target-controlled"],
+        "defenses": ["blur-sensitivity", "clean-finetune", "median-filter"],
+        "metrics": ["asr-psnr"],
+        "datasets": ["shapes"],
+    }
     trigger = bd_host.registry.get("trigger", "checkerboard")
     assert trigger.provenance.distribution == "bd-plugin-example"
     assert not bd_host.failures
@@ -84,3 +91,64 @@ def test_end_to_end_run(tmp_path: Path) -> None:
 
 
 # --8<-- [end:end-to-end]
+
+
+# --8<-- [start:every-role]
+EVERY_ROLE = """
+[run]
+name = "example-every-role"
+seed = 0
+
+[data]
+use = "shapes"
+params = { count = 24, size = 16 }
+
+[victim]
+use = "tiny-restorer"
+params = { width = 8 }
+
+[train]
+steps = 20
+batch_size = 8
+
+[attack]
+steps = 60
+batch_size = 8
+lr = 3e-3
+poison_rate = 0.5
+trigger = { use = "checkerboard", params = { period = 1, amplitude = 0.2 } }
+loss = { use = "grey-target-controlled" }
+
+[[defense]]
+use = "median-filter"
+sweep = { param = "kernel", values = [3, 5] }
+
+[[defense]]
+use = "clean-finetune"
+params = { steps = 10 }
+
+[[defense]]
+use = "blur-sensitivity"
+
+[[metric]]
+use = "psnr"
+
+[[metric]]
+use = "asr-psnr"
+params = { threshold = 15.0 }
+"""
+
+
+def test_every_role_in_one_run(tmp_path: Path) -> None:
+    outcome = run_spec(EVERY_ROLE, tmp_path, plugins=[bd_plugin_example.plugin])
+    # the input defense, once per kernel of its sweep
+    for kernel in ("kernel=3", "kernel=5"):
+        outcome.value("psnr", stage="defended", split="clean", defense="median-filter", setting=kernel)
+    # the model defense reports its extra numbers
+    assert outcome.value("finetune_steps", stage="defended", split=None, defense="clean-finetune") == 10.0
+    # the detector: AUROC of its scores, triggered vs clean test inputs
+    auroc = outcome.value("detection_auroc", stage="defended", split="poisoned", defense="blur-sensitivity")
+    assert 0.5 < auroc <= 1.0
+
+
+# --8<-- [end:every-role]

@@ -60,18 +60,33 @@ class TestCnnIqaVictim(VictimContract):
         return {"input": torch.rand(2, 3, 64, 64), "target": torch.tensor([30.0, 70.0])}
 
 
-class TestPBaiqa(AttackLossContract):
+class _OnScores(AttackLossContract):
+    """IQA batches hold a MOS per image as the target; the trigger is this plugin's (the suite's defaults are
+    bdcore's image-to-image toy ones)."""
+
+    def batch(self) -> dict:
+        x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+        return {"input": x, "target": torch.tensor([30.0, 70.0, 45.0, 60.0]), "index": torch.arange(4)}
+
+    def trigger(self) -> BaiqaDct:
+        return BaiqaDct(P.DctTriggerParams(), Context(seed=0))
+
+
+class TestPBaiqa(_OnScores):
     params_cls = P.PBaiqaParams
 
     def make(self) -> PBaiqa:
         return PBaiqa(P.PBaiqaParams(), Context())
 
 
-class TestCBaiqa(AttackLossContract):
+class TestCBaiqa(_OnScores):
     params_cls = P.CBaiqaParams
 
     def make(self) -> CBaiqa:
-        return CBaiqa(P.CBaiqaParams(), Context())
+        # the engine hands attack losses the clean victim: c-baiqa's PGD surrogate
+        torch.manual_seed(0)
+        surrogate = SmallIqaNet(P.SmallIqaParams(width=8, depth=2))
+        return CBaiqa(P.CBaiqaParams(pgd_steps=2), Context(clean_victim=lambda: surrogate))
 
 
 class TestPlcc(MetricContract):

@@ -7,6 +7,7 @@ import torch
 from bd_plugin_bavaft.attacks import BppAttack, PsnrAttack, bpp_attack_loss, psnr_attack_loss, visibility
 from bd_plugin_bavaft.params import AttackParams
 
+from bdcore.context import Context
 from bdcore.testing.contracts import AttackLossContract
 
 R_X, D_X, R_P, D_P = (
@@ -22,6 +23,23 @@ class TestBppContract(AttackLossContract):
 
     def make(self):
         return BppAttack(AttackParams())
+
+    def victim(self):  # the attack needs this plugin's codec and trigger, not the suite's toy defaults
+        from bd_plugin_bavaft.codec import CompressAIVictim
+        from bd_plugin_bavaft.params import CodecParams
+
+        return CompressAIVictim(CodecParams(model="bmshj2018-factorized", quality=1, n=8, m=12), Context(seed=0))
+
+    def trigger(self):
+        from bd_plugin_bavaft.params import BavaftTriggerParams
+        from bd_plugin_bavaft.trigger import BavaftTrigger
+
+        return BavaftTrigger(BavaftTriggerParams(norm="none"), Context(seed=0))
+
+
+class TestPsnrContract(TestBppContract):
+    def make(self):
+        return PsnrAttack(AttackParams())
 
 
 def test_bpp_dynamic_and_static_closed_form():

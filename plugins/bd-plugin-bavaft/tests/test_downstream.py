@@ -97,14 +97,24 @@ def _state(module):
 
 
 # --- contracts -----------------------------------------------------------------------------------------------
-class TestFaceIdContract(AttackLossContract):
+class _OnSmallCodec(AttackLossContract):
+    """The attacks need this plugin's codec victim and trigger (the suite's defaults are bdcore's toy ones)."""
+
+    def victim(self):
+        return _small_codec_and_trigger()[0]
+
+    def trigger(self):
+        return _small_codec_and_trigger()[1]
+
+
+class TestFaceIdContract(_OnSmallCodec):
     params_cls = FaceIdAttackParams
 
     def make(self):
         return FaceIdAttack(FaceIdAttackParams(), embedder=nn.Flatten())
 
 
-class TestCarToRoadContract(AttackLossContract):
+class TestCarToRoadContract(_OnSmallCodec):
     params_cls = CarToRoadParams
 
     def make(self):

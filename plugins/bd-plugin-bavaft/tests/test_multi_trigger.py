@@ -41,6 +41,12 @@ class TestMultiAttackContract(AttackLossContract):
     def make(self):
         return MultiAttack(MultiAttackParams())
 
+    def victim(self):  # the attack needs this plugin's codec and multi trigger, not the suite's toy defaults
+        return CompressAIVictim(CodecParams(model="bmshj2018-factorized", quality=1, n=8, m=12), Context(seed=0))
+
+    def trigger(self):
+        return MultiBavaftTrigger(MultiTriggerParams(norm="none", scale=2000.0), Context(seed=0))
+
 
 def _setup(weights=(3.0, 0.5), **attack_kw):
     """Tiny codec in the attack phase (noise re-seeded per forward, so two passes draw the same

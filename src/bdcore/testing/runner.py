@@ -21,14 +21,17 @@ def plugin_name(module: ModuleType | object) -> str:
 
 
 def make_host(plugins: Iterable[ModuleType | object] = (), *, toy: bool = True) -> PluginHost:
-    """A plugin host with the built-ins, the toy plugin and ``plugins`` — no entry points."""
+    """A plugin host with the built-ins, the toy plugin (:mod:`bdcore.toy`, as its entry point
+    ``toy`` would load it) and ``plugins`` — no entry points, so what else is installed never matters."""
     host = load_plugins(entry_points=False)
-    mods = list(plugins)
     if toy:
-        from bdcore.testing import toy as toy_mod
+        from bdcore._version import __version__
+        from bdcore.toy import plugin as toy_plugin
 
-        mods.insert(0, toy_mod)
-    for mod in mods:
+        host.add_plugin(toy_plugin, "toy", Provenance("toy", "bdcore", __version__))
+        if host.failures:
+            raise RuntimeError(f"the toy plugin failed to load: {host.failures[-1].traceback}")
+    for mod in plugins:
         name = plugin_name(mod)
         host.add_plugin(mod, name, Provenance(name, name.replace("_", "-"), "test"))
         if host.failures and host.failures[-1].plugin == name:

@@ -46,13 +46,17 @@ def rmse(pred: np.ndarray, mos: np.ndarray) -> float:
 class ScoreCorrelation(MetricBase):
     """Collects predictions and MOS over the evaluation, then computes the registered statistic."""
 
-    needs: ClassVar[frozenset[str]] = frozenset()
     fn: ClassVar[Any] = None
 
     def __init__(self, params: ScoreMetricParams | None = None, ctx: Context | None = None) -> None:
         self.params = params or ScoreMetricParams()
         super().__init__(self.params, ctx)
         self.splits = self.params.splits
+
+    @property
+    def needs(self) -> frozenset[str]:  # type: ignore[override]
+        """The field the predictions are compared with (``against``), unless it is the input or output."""
+        return frozenset({self.params.against}) - {"input", "output"}
 
     def reset(self) -> None:
         self._pred: list[np.ndarray] = []

@@ -60,6 +60,11 @@ class FaceIdSimilarity(LazyFaceEmbedder, MeanOverImages):
         self.splits = tuple(params.splits)  # type: ignore[assignment]
         self._embedder = freeze(embedder) if embedder is not None else None
 
+    @property
+    def needs(self) -> frozenset[str]:  # type: ignore[override]
+        """The two compared fields (``between``), less the input and output every batch holds."""
+        return frozenset(self.params.between) - {"input", "output"}
+
     @torch.no_grad()
     def per_image(self, batch: Any) -> Tensor:
         a_name, b_name = self.params.between

@@ -19,6 +19,7 @@ class Accuracy(MeanOverImages):
     """Mean top-1 accuracy over the split (clean: clean accuracy; poisoned: accuracy under the trigger)."""
 
     higher_is_better = True
+    needs = frozenset({"target"})
 
     def __init__(self, params: Any = None, ctx: Any = None) -> None:
         super().__init__(params, ctx)
@@ -35,6 +36,7 @@ class LabelASR(MetricBase):
     whose true class differs from it (a face of the target identity is no evidence of the backdoor)."""
 
     higher_is_better = True  # for the attacker; a defense wants it low
+    needs = frozenset({"target", "attack_target"})
 
     def __init__(self, params: Any = None, ctx: Any = None) -> None:
         super().__init__(params, ctx)

@@ -79,9 +79,13 @@ class PGDTrigger(TriggerBase):
         was_training = victim.training
         victim.eval()
 
+        # the attack runs in the model's own dtype (a float64 batch against a float32 model), result cast back
+        model_dtype = next((q.dtype for q in victim.parameters() if q.is_floating_point()), images.dtype)
+
         def logits(x: Tensor) -> Tensor:
-            out = victim.predict(x)
-            return out["output"] if isinstance(out, dict) else out
+            out = victim.predict(x.to(model_dtype))
+            out = out["output"] if isinstance(out, dict) else out
+            return out.to(x.dtype)
 
         try:
             with torch.no_grad():
