@@ -47,9 +47,13 @@ class Issue:
     hint: str | None = None
 
     def render(self, file: str) -> str:
-        where = f"{file}: {self.path}: " if self.path else f"{file}: "
-        tail = f" ({self.hint})" if self.hint else ""
-        return f"{where}{self.message}{tail}"
+        """``FILE: dotted.key: message (hint)`` on one line; user text (keys, values, the file
+        name) is shown literally, control characters escaped (see :func:`bdcore.text.printable`)."""
+        from bdcore.text import printable
+
+        where = f"{printable(file)}: {printable(self.path)}: " if self.path else f"{printable(file)}: "
+        tail = f" ({printable(self.hint)})" if self.hint else ""
+        return f"{where}{printable(self.message)}{tail}"
 
 
 class SpecError(BdcoreError):
@@ -63,8 +67,10 @@ class SpecError(BdcoreError):
         super().__init__(self.render())
 
     def render(self) -> str:
+        from bdcore.text import printable
+
         n = len(self.issues)
-        head = f"{self.file}: {n} problem{'s' if n != 1 else ''} found"
+        head = f"{printable(self.file)}: {n} problem{'s' if n != 1 else ''} found"
         return "\n".join([head, *(f"  {i.render(self.file)}" for i in self.issues)])
 
 
@@ -113,6 +119,14 @@ class ComponentError(RunError):
 
 class DataError(RunError):
     """A data file or folder is missing, empty or unreadable."""
+
+
+class OutputError(RunError):
+    """A file or folder of the run could not be written (full disk, read-only or forbidden folder).
+
+    The message names the path and what to do; finished stages stay in the stage store and
+    ``bdcore run --resume`` continues once the cause is fixed.
+    """
 
 
 class UntrustedFileError(RunError):
