@@ -33,23 +33,25 @@ def _console(stderr: bool = True) -> Any:
     return Console(stderr=stderr, markup=False, emoji=False, highlight=False, soft_wrap=True)
 
 
-def _text(text: object, style: str | None = None) -> Any:
-    """User or library text as a rich ``Text`` shown literally (control characters escaped)."""
+def _text(text: object, style: str | None = None, newlines: bool = False) -> Any:
+    """User or library text as a rich ``Text`` shown literally (control characters escaped;
+    line breaks too unless ``newlines``: a table cell or a name stays on one line)."""
     from rich.text import Text
 
-    return Text(printable(text, newlines=True), style=style or "")
+    return Text(printable(text, newlines=newlines), style=style or "")
 
 
 def _say(console: Any, text: object, prefix: str = "", style: str = "bold red") -> None:
     """Print ``prefix`` (styled) and ``text`` (literally) on ``console``."""
     from rich.text import Text
 
-    console.print(Text.assemble((prefix, style), _text(text)) if prefix else _text(text))
+    body = _text(text, newlines=True)  # a spec's problems: one per line
+    console.print(Text.assemble((prefix, style), body) if prefix else body)
 
 
 def _echo(text: object) -> None:
-    """``click.echo`` of user text: control characters and undecodable bytes escaped."""
-    click.echo(printable(text, newlines=True))
+    """``click.echo`` of one line of user text: control characters and undecodable bytes escaped."""
+    click.echo(printable(text))
 
 
 def _fail(exc: BaseException, traceback: bool) -> int:
@@ -195,7 +197,8 @@ def _run(spec: Path, out: Path | None, resume: bool, quiet: bool, overrides: tup
     for model, vals in body:
         table.add_row(_text(model), *(f"{vals[c]:.4g}" if c in vals else "" for c in cols))
     _console(stderr=False).print(table)
-    _echo(f"run folder: {result.run_dir}\nreport: {result.run_dir / 'report.html'}")
+    _echo(f"run folder: {result.run_dir}")
+    _echo(f"report: {result.run_dir / 'report.html'}")
     return 0
 
 
