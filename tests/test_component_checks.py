@@ -153,7 +153,10 @@ CASES |= {
     "defense-transform-shape": (
         spec(extra='[[defense]]\nuse = "bad-defense"\nparams = { mode = "transform-shape" }'),
         ContractError,
-        [DEFENSE, "transform() must return images of the input's shape [2, 3, 8, 8], got a tensor of shape [2, 1, 8, 8]"],
+        [
+            DEFENSE,
+            "transform() must return images of the input's shape [2, 3, 8, 8], got a tensor of shape [2, 1, 8, 8]",
+        ],
     ),
     "defense-detector-count": (
         spec(extra='[[defense]]\nuse = "bad-defense"\nparams = { mode = "detector-count" }'),

@@ -161,4 +161,3 @@ def register_defenses(register: Any) -> None:
 @hookimpl
 def register_metrics(register: Any) -> None:
     register("bad-metric", BadMetric, params=MetricMode)
-

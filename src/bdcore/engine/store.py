@@ -23,6 +23,7 @@ from typing import Any
 
 import attrs
 
+from bdcore.errors import OutputError
 from bdcore.io.atomic import make_dir, write_text, write_with, writing
 from bdcore.params import in_stage_key
 
@@ -86,8 +87,11 @@ class StageStore:
             else:
                 with writing(final):
                     os.replace(tmp, final)
-        except BaseException:
+        except OutputError as exc:  # name the stage folder the user will look for, not the temporary one
             shutil.rmtree(tmp, ignore_errors=True)  # a half-written stage must not use up the disk
+            raise OutputError(str(exc).replace(str(tmp), str(final))) from exc.__cause__
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
             raise
         self.discard_partial(stage, key)
         return final
