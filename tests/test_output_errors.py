@@ -183,9 +183,12 @@ def _site_manifest(mp: pytest.MonkeyPatch) -> None:
 
 
 def _site_results_log(mp: pytest.MonkeyPatch) -> None:
-    mp.setattr(
-        atomic, "open", lambda p, *a, **k: _full() if "results" in str(p) else builtins.open(p, *a, **k), raising=False
-    )
+    def opener(path: Any, *args: Any, **kwargs: Any) -> Any:
+        if "results" in str(path):
+            _full()
+        return builtins.open(path, *args, **kwargs)  # noqa: SIM115 - returned to a with statement
+
+    mp.setattr(atomic, "open", opener, raising=False)
 
 
 def _site_stage(mp: pytest.MonkeyPatch) -> None:
