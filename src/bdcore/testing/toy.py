@@ -29,7 +29,7 @@ from bdcore.registry import Register
 
 @attrs.frozen
 class DenoiserParams:
-    width: int = attrs.field(default=16, validator=v.gt(0))
+    width: int = attrs.field(default=16, validator=[v.gt(0), v.le(1024)])
     noise: float = attrs.field(default=0.05, validator=v.ge(0.0))
 
 
@@ -48,8 +48,8 @@ class InvertParams:
 
 @attrs.frozen
 class SmoothParams:
-    count: int = attrs.field(default=32, validator=v.gt(1))
-    size: int = attrs.field(default=16, validator=v.gt(3))
+    count: int = attrs.field(default=32, validator=[v.gt(1), v.le(100_000)])
+    size: int = attrs.field(default=16, validator=[v.gt(3), v.le(1024)])
     channels: int = attrs.field(default=3, validator=v.in_([1, 3]))
     train_fraction: float = attrs.field(default=0.75, validator=[v.gt(0.0), v.lt(1.0)])
 
