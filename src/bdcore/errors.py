@@ -9,8 +9,9 @@ exception                 exit code  meaning
 ========================  =========  ==============================================
 (none)                    0          the command succeeded
 :class:`RunError` etc.    1          the run failed (a component raised, a contract
-                                     was broken, a file could not be read)
-:class:`SpecError`        2          the spec is invalid or the CLI was misused
+                                     was broken, a file could not be read or written)
+:class:`SpecError`        2          the spec is invalid or the CLI was misused; an
+                                     unknown component name in a spec is one of these
 :class:`PluginError`      3          a required plugin is missing, broken or in
                                      conflict with another one
 ========================  =========  ==============================================
@@ -95,7 +96,12 @@ class PluginConflictError(PluginError):
 
 
 class ComponentNotFound(PluginError):
-    """A spec names a component that no loaded plugin provides."""
+    """Code asked for a component no loaded plugin provides (e.g. a plugin's ``ctx.build``); an unknown name in a spec is a spec problem (exit 2, with "did you mean"), reported as a :class:`SpecError`.
+
+    The exception: a name that belongs to a first-party plugin distribution that is not
+    installed, or to a distribution listed in ``[run] requires`` that is missing, is a plugin
+    problem (exit 3) naming the distribution and the ``pip install`` command.
+    """
 
 
 class MissingRequirement(PluginError):

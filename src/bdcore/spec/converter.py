@@ -97,6 +97,14 @@ def _strict_bool(value: Any, _: type) -> bool:
     return value
 
 
+def _homogeneous(tp: Any) -> bool:
+    """``list[T]``, ``set[T]``, ``tuple[T, ...]`` (any length) rather than ``tuple[A, B]`` (fixed)."""
+    args = typing.get_args(tp)
+    if (typing.get_origin(tp) or tp) is not tuple:
+        return True
+    return not args or (len(args) == 2 and args[1] is Ellipsis)
+
+
 def _literal_text(value: Any) -> str:
     return f'"{value}"' if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else repr(value)
 
@@ -113,7 +121,7 @@ def expected(tp: Any, plural: bool = False) -> str:
     if origin in (typing.Union, types.UnionType):
         return " or ".join(expected(a, plural) for a in args if a is not type(None))
     if origin in _SEQUENCE_ORIGINS or tp in (tuple, list):
-        if not args or (len(args) == 2 and args[1] is Ellipsis):
+        if _homogeneous(tp):
             inner = args[0] if args else Any
             return f"{'arrays' if plural else 'an array'} of {expected(inner, plural=True)}"
         if len(set(args)) == 1:
@@ -141,7 +149,7 @@ def _sequence_hook_factory(tp: Any, conv: cattrs.Converter) -> Callable[[Any, An
     characters; a fixed-length tuple gets a length check in words; items are structured one by one
     so each bad item is reported at ``key[i]``."""
     origin, args = typing.get_origin(tp) or tp, typing.get_args(tp)
-    homogeneous = not args or (len(args) == 2 and args[1] is Ellipsis)
+    homogeneous = _homogeneous(tp)
     item_types = None if homogeneous else args
     item_type = (args[0] if args else Any) if homogeneous else None
     make: Callable[[list[Any]], Any] = {
@@ -288,6 +296,14 @@ def _clean_message(exc: BaseException) -> str:
     return f"invalid value ({exception_text(exc)})"
 
 
+def _validator_message(exc: BaseException) -> str:
+    """A validator's ``ValueError``/``TypeError`` in our words; anything else is a bug in it, still
+    reported at the key."""
+    if isinstance(exc, ValueError | TypeError):
+        return _clean_message(exc)
+    return f"invalid value ({exception_text(exc)})"
+
+
 def _join(path: str, key: str | int) -> str:
     if isinstance(key, int):
         return f"{path}[{key}]"
@@ -336,7 +352,7 @@ def validate_tree(obj: Any, path: str) -> list[Issue]:
                 try:
                     f.validator(obj, f, value)
                 except Exception as exc:  # noqa: BLE001 - a plugin's validator may raise anything
-                    issues.append(Issue(_join(path, f.name), _clean_message(exc)))
+                    issues.append(Issue(_join(path, f.name), _validator_message(exc)))
                     continue
             issues += validate_tree(value, _join(path, f.name))
         check = getattr(obj, "validate", None)
@@ -344,7 +360,7 @@ def validate_tree(obj: Any, path: str) -> list[Issue]:
             try:
                 extra = check()
             except Exception as exc:  # noqa: BLE001 - reported at the table's key
-                issues.append(Issue(path, _clean_message(exc)))
+                issues.append(Issue(path, _validator_message(exc)))
             else:
                 if extra:
                     issues += list(extra)

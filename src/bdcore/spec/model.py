@@ -56,7 +56,7 @@ class ComponentRef:
 class RunSection:
     """``[run]``: name, seed, device, required plugins and checkpoint cadence.
 
-    ``seed`` fits in 63 bits (what torch and numpy generators take); ``requires`` is an array of
+    ``seed`` is from 0 to 2^63-1 (what torch and numpy generators take); ``requires`` is an array of
     requirement strings (``["bd-plugin-asfiba>=0.2"]``).
     """
 
