@@ -10,7 +10,6 @@ that raises is a :class:`~bdcore.errors.ComponentError` with the same names (:fu
 from __future__ import annotations
 
 import contextlib
-import numbers
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -156,11 +155,14 @@ def numbers_of(values: Any, source: str) -> dict[str, float]:
         raise ContractError(f"{source}: must be a dict of numbers, got {_got(values)}")
     out = {}
     for name, value in values.items():
-        if isinstance(value, Tensor) and value.numel() == 1:
-            value = value.item()
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not isinstance(name, str):
-            raise ContractError(f"{source}: {name!r} must be a number, got {_got(value)}")
-        out[name] = float(value)
+        if not isinstance(name, str):
+            raise ContractError(f"{source}: the key {name!r} must be a string, got {_got(name)}")
+        # numbers of any library (a float, a numpy scalar, a one-element tensor), never text
+        number = None if isinstance(value, str | bytes) or not hasattr(value, "__float__") else value
+        try:
+            out[name] = float(number)  # type: ignore[arg-type]
+        except (TypeError, ValueError, RuntimeError):
+            raise ContractError(f"{source}: {name!r} must be a number, got {_got(value)}") from None
     return out
 
 
