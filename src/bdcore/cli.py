@@ -67,11 +67,6 @@ def _fail(exc: BaseException, traceback: bool) -> int:
     if isinstance(exc, KeyboardInterrupt):
         _say(console, "bdcore: interrupted; finished stages are kept (bdcore run --resume continues)")
         return 130
-    if isinstance(exc, OSError) and exc.filename:
-        from bdcore.io.atomic import output_error
-
-        _say(console, str(output_error(exc, exc.filename)), "bdcore: error: ")
-        return EXIT_RUN_FAILED
     _say(console, f"{exception_text(exc)} (rerun with --traceback for details)", "bdcore: the run failed: ")
     return EXIT_RUN_FAILED
 
