@@ -173,6 +173,11 @@ CASES |= {
         ComponentError,
         [DEFENSE, "defend() failed: RuntimeError: CUDA error: device-side assert"],
     ),
+    "defense-trainer-loss": (
+        spec(extra='[[defense]]\nuse = "bad-defense"\nparams = { mode = "trainer-loss" }'),
+        ContractError,
+        [DEFENSE, "the training loss: the loss must be a dict with a scalar tensor 'loss', got a float"],
+    ),
     "metric-list": (
         spec(attack_steps=0, extra='[[metric]]\nuse = "bad-metric"\nparams = { mode = "list" }'),
         ContractError,

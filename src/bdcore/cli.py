@@ -41,11 +41,11 @@ def _text(text: object, style: str | None = None, newlines: bool = False) -> Any
     return Text(printable(text, newlines=newlines), style=style or "")
 
 
-def _say(console: Any, text: object, prefix: str = "", style: str = "bold red") -> None:
-    """Print ``prefix`` (styled) and ``text`` (literally) on ``console``."""
+def _say(console: Any, text: object, prefix: str = "", style: str = "bold red", body_style: str = "") -> None:
+    """Print ``prefix`` (in ``style``) and ``text`` (literally, in ``body_style``) on ``console``."""
     from rich.text import Text
 
-    body = _text(text, newlines=True)  # a spec's problems: one per line
+    body = _text(text, body_style, newlines=True)  # a spec's problems: one per line
     console.print(Text.assemble((prefix, style), body) if prefix else body)
 
 
@@ -261,7 +261,7 @@ def _check(specs: tuple[Path, ...], check_paths: bool = True, overrides: tuple[s
                 raise PluginError(f"{spec}: run.requires: " + "; ".join(problems))
         except SpecError as exc:
             err = _spec_needs_failed_plugin(host, spec, exc) or exc
-            _say(console, str(err), style="red" if not isinstance(err, SpecError) else "")
+            _say(console, str(err), body_style="red" if not isinstance(err, SpecError) else "")
             worst = max(worst, err.exit_code)
             continue
         except PluginError as exc:

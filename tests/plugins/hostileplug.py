@@ -99,7 +99,7 @@ class BadLoss(ToyInvertControlled):
 
 @attrs.frozen
 class DefenseMode:
-    mode: Literal["none", "transform-shape", "detector-count", "extra", "raise"] = "none"
+    mode: Literal["none", "transform-shape", "detector-count", "extra", "raise", "trainer-loss"] = "none"
 
 
 class BadDefense(DefenseBase):
@@ -119,6 +119,9 @@ class BadDefense(DefenseBase):
             return DefenseOutcome(detector=lambda model, x: torch.zeros(x.shape[0] + 1))
         if mode == "extra":
             return DefenseOutcome(extra={"pruned": "many"})  # type: ignore[dict-item]
+        if mode == "trainer-loss":  # fine-tuning with a loss that returns a bare number
+            ctx.trainer.train(victim, ctx.batches(), 1, 1e-3, loss_fn=lambda batch: 5.0)
+            return DefenseOutcome(victim=victim)
         raise RuntimeError(ANSI_ERROR)
 
 

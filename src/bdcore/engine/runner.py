@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import json
 import logging
 import time
@@ -249,7 +250,7 @@ class Runner:
             steps=self.spec.attack.fit_steps,
             clean_victim=self.clean_victim,
             build_victim=self.fresh_victim,
-            trainer=Trainer(train=self.trainer_train),
+            trainer=Trainer(train=functools.partial(self.trainer_train, owner=checks.who(self.loaded.trigger))),
             checkpoint_dir=self.store.partial("trigger-fit", key),
         )
         try:
@@ -351,8 +352,10 @@ class Runner:
         loss_fn: Callable[[dict[str, Any]], Any] | None = None,
         params: list[nn.Parameter] | None = None,
         settings: TrainSettings | None = None,
+        owner: str = "the engine's trainer",
     ) -> list[dict[str, float]]:
-        """The engine's loop for fits and defenses (no checkpoints: they are short)."""
+        """The engine's loop for fits and defenses (no checkpoints: they are short); ``owner``
+        (the fitting trigger or the defense) is named when its loss is not a loss."""
         if callable(batches) and not hasattr(batches, "__next__"):
             batch_fn = batches
         else:
@@ -368,7 +371,7 @@ class Runner:
             settings=settings or attrs.evolve(self.spec.train, lr=lr),
             steps=steps,
             batch_fn=batch_fn,  # type: ignore[arg-type]
-            loss_fn=lambda batch, step: fn(batch),
+            loss_fn=lambda batch, step: checks.loss_terms(fn(batch), f"{owner}: the training loss"),
             after_step=getattr(victim, "after_step", None),
             lr=lr,
         )
@@ -566,7 +569,7 @@ class Runner:
             ctx=self.ctx(r, trigger=self.trigger),
             clean_train=self.train_set,
             batch_size=self.spec.attack.batch_size if self.spec.attack else self.spec.train.batch_size,
-            trainer=Trainer(train=self.trainer_train),
+            trainer=Trainer(train=functools.partial(self.trainer_train, owner=checks.who(r))),
             build_victim=self.fresh_victim,
             test_clean_batches=lambda: iter(ev.batches()),
             test_poisoned_batches=lambda: iter(ev.poisoned() or []),
