@@ -84,7 +84,10 @@ CASES = {
         GOOD.replace('name = "ok"', 'name = "ok"\nrequires = ["bd-plugin-x>>1"]'),
         [("run.requires", "not a valid requirement")],
     ),
-    "bad-device": (GOOD.replace("seed = 3", 'seed = 3\ndevice = "gpu0"'), [("run.device", "must match regex")]),
+    "bad-device": (
+        GOOD.replace("seed = 3", 'seed = 3\ndevice = "gpu0"'),
+        [("run.device", 'expected "cpu", "auto", "cuda", "cuda:N" or "mps", got the string "gpu0"')],
+    ),
     "literal-choice": (GOOD.replace("steps = 1", 'steps = 1\noptimizer = "adamax"'), [("train.optimizer", "adamax")]),
     "missing-use": (
         GOOD.replace('[attack.loss]\nuse = "toy-invert"', "[attack.loss]\nparams = {}"),

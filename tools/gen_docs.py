@@ -481,6 +481,13 @@ strict (`"0.1"` is not a number; an integer is accepted where a number is expect
 problem is reported at once as `FILE: dotted.key: message (hint)` (see [errors.md](errors.md)).
 Relative paths resolve against the spec file's folder; `~` is expanded.
 
+Bounds every field shares: a number must be finite (`nan`, `inf` and `-inf` are refused); an
+integer must fit in 64 bits (-2^63 to 2^63-1); an array is required where the type says
+"array" (a string is never split into characters) and a table where it says "table". Named
+bounds (`bdcore.params`, used by the sections below and by components' params): seeds from 0 to
+2^63-1 (what torch and numpy generators take), at most 10^8 optimisation steps per stage, batch
+sizes up to 65536, image sides up to 16384 pixels; learning rates are positive.
+
 Every component is chosen the same way:
 
 ```toml
@@ -853,6 +860,20 @@ def render_errors() -> str:
         "when a section has a type error, fix it and rerun to see the problems of the component",
         '`params` (phase 2). Unknown names and keys come with a "did you mean" hint.',
         "",
+        'An unknown component name in a spec is a spec problem (exit code 2, with a "did you mean"',
+        "hint), like any other bad value. The one exception: a name that belongs to a first-party",
+        "plugin distribution that is not installed, or a distribution listed in `[run] requires` that",
+        "is missing, is a plugin problem (exit code 3) naming the distribution and the `pip install`",
+        "command. `ComponentNotFound` (exit code 3) is what code gets when it asks the registry for a",
+        "missing component (a plugin building a sub-component with `ctx.build`).",
+        "",
+        "Every message says what the key expects and what it got, in bdcore's words: a string where",
+        'an array belongs is one problem (`expected an array of strings, got the string "abc"`), never',
+        "one per character; numbers must be finite (`nan` and `inf` are refused) and integers fit in",
+        "64 bits; seeds, steps, batch sizes and image sides have documented bounds",
+        "([spec-reference.md](spec-reference.md)). Keys, values and file names are printed literally",
+        "(`[data]` stays `[data]`; a control character is shown as an escape such as `\\x1b`).",
+        "",
         "The examples below are real output of `bdcore check spec.toml`, regenerated from the current code",
         "with bdcore's toy plugin, which ships with core (entry point `toy`; see the spec reference's",
         '["the toy plugin"](spec-reference.md#the-toy-plugin)), and no other plugin loaded:',
@@ -890,11 +911,19 @@ def render_errors() -> str:
         "",
         "## Run failures (exit code 1)",
         "",
-        "* `ContractError`: a component returned the wrong shape, range, device or keys; the message",
-        "  names the component (e.g. `metric psnr: fields ('output', 'target') must be two images of",
-        "  one shape, ...`).",
+        "* `ContractError`: a component returned the wrong thing (shape, dtype, keys, type); the message",
+        "  names the spec key, the component, its plugin and what was expected, e.g. `attack.trigger:",
+        '  trigger "x" (bd-plugin-y 1.0), applied by attack.loss: attack loss "z" (bd-plugin-y 1.0):',
+        "  returned images of shape [4, 3, 8, 7]; expected [4, 3, 8, 8] (the shape of the clean input)`.",
+        "  Every output the engine receives (poisoned inputs, predictions, losses, defense outcomes,",
+        "  metric values) is checked in one place, `bdcore.engine.checks`.",
         "* `ComponentError`: a component raised; plugins subclass it for their own failures.",
         "* `DataError`: a data file or folder is missing, empty or unreadable.",
+        "* `OutputError`: a file or folder of the run could not be written (a full disk, a read-only or",
+        "  forbidden folder); the message names the path and what to do, e.g. `cannot write",
+        "  runs/x/report.html: No space left on device (the disk is full: free some space or choose",
+        "  another output folder (--out); finished stages are kept: bdcore run --resume continues the",
+        "  run)`. Finished stages and result rows are never deleted.",
         "* `UntrustedFileError`: a checkpoint would execute code when loaded (only safetensors and",
         "  `torch.load(weights_only=True)` are accepted), or its `sha256` does not match.",
         "",

@@ -7,7 +7,6 @@ missing, broken or conflicting. No traceback unless ``--traceback`` (or
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import os
@@ -21,34 +20,54 @@ import click
 from bdcore._version import __version__
 from bdcore.errors import EXIT_RUN_FAILED, BdcoreError, PluginError, SpecError
 from bdcore.registry import KINDS
+from bdcore.text import exception_text, html_text, one_line, printable
 
 KIND_BY_PLURAL = {plural: kind for kind, plural in KINDS.items()}
 
 
 def _console(stderr: bool = True) -> Any:
+    """A rich console that prints every string literally: no markup (``[data]``, ``[/x]`` are
+    text), no emoji codes, no highlighting; lines are never wrapped."""
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    return Console(stderr=stderr, markup=False, emoji=False, highlight=False, soft_wrap=True)
+
+
+def _text(text: object, style: str | None = None, newlines: bool = False) -> Any:
+    """User or library text as a rich ``Text`` shown literally (control characters escaped;
+    line breaks too unless ``newlines``: a table cell or a name stays on one line)."""
+    from rich.text import Text
+
+    return Text(printable(text, newlines=newlines), style=style or "")
+
+
+def _say(console: Any, text: object, prefix: str = "", style: str = "bold red", body_style: str = "") -> None:
+    """Print ``prefix`` (in ``style``) and ``text`` (literally, in ``body_style``) on ``console``."""
+    from rich.text import Text
+
+    body = _text(text, body_style, newlines=True)  # a spec's problems: one per line
+    console.print(Text.assemble((prefix, style), body) if prefix else body)
+
+
+def _echo(text: object) -> None:
+    """``click.echo`` of one line of user text: control characters and undecodable bytes escaped."""
+    click.echo(printable(text))
 
 
 def _fail(exc: BaseException, traceback: bool) -> int:
     if traceback or os.environ.get("BDCORE_RAISE"):
         raise exc
-    from rich.markup import escape  # messages name keys like psnr[input,clean_input]: not markup
-
     console = _console()
     if isinstance(exc, BdcoreError):
         kind = "error" if not isinstance(exc, SpecError) else "invalid spec"
         if isinstance(exc, PluginError):
             kind = "plugin error"
-        console.print(f"[bold red]bdcore: {kind}:[/] {escape(str(exc))}", markup=True)
+        _say(console, str(exc), f"bdcore: {kind}: ")
         return exc.exit_code
     if isinstance(exc, KeyboardInterrupt):
-        console.print("bdcore: interrupted; finished stages are kept (bdcore run --resume continues)")
+        _say(console, "bdcore: interrupted; finished stages are kept (bdcore run --resume continues)")
         return 130
-    console.print(
-        f"[bold red]bdcore: the run failed:[/] {type(exc).__name__}: {escape(str(exc))} (rerun with --traceback for details)"
-    )
+    _say(console, f"{exception_text(exc)} (rerun with --traceback for details)", "bdcore: the run failed: ")
     return EXIT_RUN_FAILED
 
 
@@ -87,10 +106,16 @@ def _host(strict: bool = False) -> Any:
 def _setup_logging(quiet: bool) -> None:
     from rich.logging import RichHandler
 
+    class LiteralHandler(RichHandler):
+        """Log messages carry run names, labels and paths: printed literally, never as markup."""
+
+        def render_message(self, record: logging.LogRecord, message: str) -> Any:
+            return _text(message)
+
     logging.basicConfig(
         level=logging.WARNING if quiet else logging.INFO,
         format="%(message)s",
-        handlers=[RichHandler(console=_console(), show_path=False, show_time=False, markup=False)],
+        handlers=[LiteralHandler(console=_console(), show_path=False, show_time=False, markup=False)],
         force=True,
     )
 
@@ -158,17 +183,17 @@ def _run(spec: Path, out: Path | None, resume: bool, quiet: bool, overrides: tup
     with _Progress(quiet) as progress:
         result = execute(loaded, host, out_root=out_root, resume=resume, progress=progress)
     cols, body = pivot(result.rows)
-    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"{escape(loaded.name)}: results")
+    table = Table(title=_text(f"{loaded.name}: results"))
     table.add_column("model")
     for c in cols:
-        table.add_column(escape(c), justify="right")  # psnr[input,clean_input] is a name, not markup
+        table.add_column(_text(c), justify="right")  # psnr[input,clean_input] is a name, not markup
     for model, vals in body:
-        table.add_row(escape(model), *(f"{vals[c]:.4g}" if c in vals else "" for c in cols))
+        table.add_row(_text(model), *(f"{vals[c]:.4g}" if c in vals else "" for c in cols))
     _console(stderr=False).print(table)
-    click.echo(f"run folder: {result.run_dir}\nreport: {result.run_dir / 'report.html'}")
+    _echo(f"run folder: {result.run_dir}")
+    _echo(f"report: {result.run_dir / 'report.html'}")
     return 0
 
 
@@ -184,7 +209,7 @@ class _Progress:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             self.bar = Progress(
-                TextColumn("{task.description}"),
+                TextColumn("{task.description}", markup=False),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[loss]}"),
@@ -201,7 +226,7 @@ class _Progress:
     def __call__(self, label: str, total: int) -> Callable[[int, dict[str, float]], None] | None:
         if self.bar is None:
             return None
-        task = self.bar.add_task(label, total=total, loss="")
+        task = self.bar.add_task(printable(label), total=total, loss="")
 
         def update(step: int, record: dict[str, float]) -> None:
             fields = {"loss": f"loss {record['loss']:.4g}"} if "loss" in record else {}
@@ -225,8 +250,6 @@ def check(specs: tuple[Path, ...], no_paths: bool, overrides: tuple[str, ...], t
 
 
 def _check(specs: tuple[Path, ...], check_paths: bool = True, overrides: tuple[str, ...] = ()) -> int:
-    from rich.markup import escape
-
     host = _host()
     worst = 0
     console = _console()
@@ -238,16 +261,14 @@ def _check(specs: tuple[Path, ...], check_paths: bool = True, overrides: tuple[s
                 raise PluginError(f"{spec}: run.requires: " + "; ".join(problems))
         except SpecError as exc:
             err = _spec_needs_failed_plugin(host, spec, exc) or exc
-            # messages quote user text (keys such as [data], names such as psnr[input,clean_input]): not markup
-            text = escape(str(err))
-            console.print(f"[red]{text}[/]" if not isinstance(err, SpecError) else text, markup=True)
+            _say(console, str(err), body_style="red" if not isinstance(err, SpecError) else "")
             worst = max(worst, err.exit_code)
             continue
         except PluginError as exc:
-            console.print(escape(str(exc)), markup=True)
+            _say(console, str(exc))
             worst = max(worst, exc.exit_code)
             continue
-        click.echo(f"{spec}: ok ({len(loaded.components())} components)")
+        _echo(f"{spec}: ok ({len(loaded.components())} components)")
     return worst
 
 
@@ -271,13 +292,11 @@ def _plugins(as_json: bool, show_all: bool, strict: bool) -> int:
     else:
         for p in data["plugins"]:
             comps = "; ".join(f"{k}: {', '.join(v)}" for k, v in p["components"].items())
-            click.echo(
-                f"{p['plugin']} ({p['distribution']} {p['version']}){' [builtin]' if p['builtin'] else ''}: {comps}"
-            )
+            _echo(f"{p['plugin']} ({p['distribution']} {p['version']}){' [builtin]' if p['builtin'] else ''}: {comps}")
         if not data["plugins"]:
             click.echo("no plugins installed (bdcore plugins --all shows the built-ins)")
         for f in data["failed"]:
-            click.echo(f"FAILED to load: {f['plugin']} ({f['distribution']} {f['version']}): {f['error']}")
+            _echo(f"FAILED to load: {f['plugin']} ({f['distribution']} {f['version']}): {one_line(f['error'])}")
     return 3 if (strict and host.failures) else 0
 
 
@@ -301,8 +320,13 @@ def _list(kind: str, as_json: bool) -> int:
     table = Table(title=kind)
     for col in ("name", "summary", "paper", "distribution"):
         table.add_column(col)
-    for c in comps:
-        table.add_row(c.name, c.summary, c.paper or "", f"{c.provenance.distribution} {c.provenance.version}")
+    for c in comps:  # plugin text: literal, never markup
+        table.add_row(
+            _text(c.name),
+            _text(c.summary),
+            _text(c.paper or ""),
+            _text(f"{c.provenance.distribution} {c.provenance.version}"),
+        )
     _console(stderr=False).print(table)
     return 0
 
@@ -365,17 +389,17 @@ def _report(
         pairs.append((x, y))
     if pairs and out is None:
         raise UsageError("--plot needs --out (the plots are written next to the HTML page)")
-    table, html_text = compare_runs(list(run_dirs), models=models, metrics=metrics)
+    table, html_page = compare_runs(list(run_dirs), models=models, metrics=metrics)
     _console(stderr=False).print(table)
     if out is not None:
         from bdcore.io.atomic import write_text
 
         images = plot_pairs(list(run_dirs), pairs, out)
-        html_text += "".join(f'<h2>{html.escape(p.stem)}</h2><img src="{html.escape(p.name)}">' for p in images)
-        write_text(out, html_text)
-        click.echo(f"comparison: {out}")
+        html_page += "".join(f'<h2>{html_text(p.stem)}</h2><img src="{html_text(p.name)}">' for p in images)
+        write_text(out, html_page)
+        _echo(f"comparison: {out}")
         for p in images:
-            click.echo(f"plot: {p}")
+            _echo(f"plot: {p}")
     return 0
 
 

@@ -9,8 +9,9 @@ exception                 exit code  meaning
 ========================  =========  ==============================================
 (none)                    0          the command succeeded
 :class:`RunError` etc.    1          the run failed (a component raised, a contract
-                                     was broken, a file could not be read)
-:class:`SpecError`        2          the spec is invalid or the CLI was misused
+                                     was broken, a file could not be read or written)
+:class:`SpecError`        2          the spec is invalid or the CLI was misused; an
+                                     unknown component name in a spec is one of these
 :class:`PluginError`      3          a required plugin is missing, broken or in
                                      conflict with another one
 ========================  =========  ==============================================
@@ -47,9 +48,13 @@ class Issue:
     hint: str | None = None
 
     def render(self, file: str) -> str:
-        where = f"{file}: {self.path}: " if self.path else f"{file}: "
-        tail = f" ({self.hint})" if self.hint else ""
-        return f"{where}{self.message}{tail}"
+        """``FILE: dotted.key: message (hint)`` on one line; user text (keys, values, the file
+        name) is shown literally, control characters escaped (see :func:`bdcore.text.printable`)."""
+        from bdcore.text import printable
+
+        where = f"{printable(file)}: {printable(self.path)}: " if self.path else f"{printable(file)}: "
+        tail = f" ({printable(self.hint)})" if self.hint else ""
+        return f"{where}{printable(self.message)}{tail}"
 
 
 class SpecError(BdcoreError):
@@ -63,8 +68,10 @@ class SpecError(BdcoreError):
         super().__init__(self.render())
 
     def render(self) -> str:
+        from bdcore.text import printable
+
         n = len(self.issues)
-        head = f"{self.file}: {n} problem{'s' if n != 1 else ''} found"
+        head = f"{printable(self.file)}: {n} problem{'s' if n != 1 else ''} found"
         return "\n".join([head, *(f"  {i.render(self.file)}" for i in self.issues)])
 
 
@@ -89,7 +96,12 @@ class PluginConflictError(PluginError):
 
 
 class ComponentNotFound(PluginError):
-    """A spec names a component that no loaded plugin provides."""
+    """Code asked for a component no loaded plugin provides (e.g. a plugin's ``ctx.build``); an unknown name in a spec is a spec problem (exit 2, with "did you mean"), reported as a :class:`SpecError`.
+
+    The exception: a name that belongs to a first-party plugin distribution that is not
+    installed, or to a distribution listed in ``[run] requires`` that is missing, is a plugin
+    problem (exit 3) naming the distribution and the ``pip install`` command.
+    """
 
 
 class MissingRequirement(PluginError):
@@ -113,6 +125,14 @@ class ComponentError(RunError):
 
 class DataError(RunError):
     """A data file or folder is missing, empty or unreadable."""
+
+
+class OutputError(RunError):
+    """A file or folder of the run could not be written (full disk, read-only or forbidden folder).
+
+    The message names the path and what to do; finished stages stay in the stage store and
+    ``bdcore run --resume`` continues once the cause is fixed.
+    """
 
 
 class UntrustedFileError(RunError):

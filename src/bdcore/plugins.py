@@ -28,6 +28,7 @@ from bdcore import hookspecs
 from bdcore._version import __version__
 from bdcore.errors import MissingRequirement, PluginLoadError
 from bdcore.registry import KINDS, Provenance, Register, Registry
+from bdcore.text import exception_text
 
 ENTRY_POINT_GROUP = "bdcore"
 BUILTIN_MODULES = ("bdcore.builtin",)
@@ -174,11 +175,11 @@ class PluginHost:
                 plugin=name,
                 distribution=prov.distribution,
                 version=prov.version,
-                error=f"{type(exc).__name__}: {exc}",
+                error=exception_text(exc),  # one line, a library's colour codes dropped
                 traceback="".join(traceback.format_exception(exc)),
             )
         )
-        self.registry.unavailable[name] = f"{prov}: {type(exc).__name__}: {exc}"
+        self.registry.unavailable[name] = f"{prov}: {exception_text(exc)}"
 
     def load_builtins(self) -> None:
         for mod_name in BUILTIN_MODULES:

@@ -26,6 +26,7 @@ from typing import Any, Literal
 import attrs
 
 from bdcore.errors import ComponentNotFound, PluginConflictError, PluginLoadError
+from bdcore.text import exception_text
 
 Kind = Literal["trigger", "victim", "attack_loss", "defense", "metric", "dataset"]
 
@@ -102,7 +103,7 @@ class Component:
         except Exception as exc:  # noqa: BLE001 - reported with provenance
             raise PluginLoadError(
                 f'{self.kind.replace("_", " ")} "{self.name}" ({self.provenance}) could not be '
-                f"imported from {ref!r}: {type(exc).__name__}: {exc}"
+                f"imported from {ref!r}: {exception_text(exc)}"
             ) from exc
         if not callable(obj):
             raise PluginLoadError(f'{self.kind} "{self.name}" ({self.provenance}): {ref!r} is not callable')

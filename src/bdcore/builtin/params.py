@@ -9,13 +9,23 @@ import attrs
 from attrs import validators as v
 
 from bdcore.metrics.batch import FIELDS
+from bdcore.params import MAX_IMAGE_SIDE, image_side_bounds
 
 _positive = v.gt(0)
+#: most passes over the training items per epoch, and fixed crops per test item
+MAX_REPEATS = 1_000_000
+MAX_TEST_CROPS = 1_024
 
 
 def _optional_positive_int(inst: object, attr: attrs.Attribute, value: int | None) -> None:  # type: ignore[type-arg]
     if value is not None and value <= 0:
         raise ValueError(f"must be > 0 (got {value})")
+
+
+def _optional_side(inst: object, attr: attrs.Attribute, value: int | None) -> None:  # type: ignore[type-arg]
+    """> 0 and <= 16384 pixels (when set)"""
+    if value is not None and not 0 < value <= MAX_IMAGE_SIDE:
+        raise ValueError(f"must be > 0 and <= {MAX_IMAGE_SIDE} pixels (got {value})")
 
 
 @attrs.frozen
@@ -30,12 +40,12 @@ class SplitParams:
     ``channels``: 3 (RGB) or 1 (grey).
     """
 
-    crop: int | None = attrs.field(default=None, validator=_optional_positive_int)
+    crop: int | None = attrs.field(default=None, validator=_optional_side)
     flip: bool = False
     train_fraction: float = attrs.field(default=0.8, validator=[v.gt(0.0), v.lt(1.0)])
-    repeats: int = attrs.field(default=1, validator=_positive)
-    test_crops: int = attrs.field(default=1, validator=_positive)
-    test_crop: int | None = attrs.field(default=None, validator=v.optional(v.ge(0)))
+    repeats: int = attrs.field(default=1, validator=[_positive, v.le(MAX_REPEATS)])
+    test_crops: int = attrs.field(default=1, validator=[_positive, v.le(MAX_TEST_CROPS)])
+    test_crop: int | None = attrs.field(default=None, validator=v.optional(image_side_bounds(0)))
     limit: int | None = attrs.field(default=None, validator=_optional_positive_int)
     channels: Literal[1, 3] = 3
 
@@ -78,7 +88,7 @@ class IdentityFolderParams(SplitParams):
     The split is per identity: ``train_fraction`` of each identity's images train."""
 
     path: Path = attrs.field(kw_only=True)
-    size: int | None = attrs.field(default=None, validator=_optional_positive_int)
+    size: int | None = attrs.field(default=None, validator=_optional_side)
 
 
 @attrs.frozen
@@ -92,7 +102,7 @@ class EmbeddedParams(SplitParams):
     """
 
     set: Literal["scenes", "faces", "grey"] = "scenes"
-    size: int | None = attrs.field(default=None, validator=_optional_positive_int)
+    size: int | None = attrs.field(default=None, validator=_optional_side)
 
 
 @attrs.frozen

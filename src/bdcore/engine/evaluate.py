@@ -17,6 +17,7 @@ from torch import Tensor
 
 from bdcore.context import Context, derive_seed
 from bdcore.data.loading import eval_batches
+from bdcore.engine import checks
 from bdcore.errors import BdcoreError, ComponentError, ContractError
 from bdcore.metrics.batch import EvalBatch
 from bdcore.spec.structure import Resolved
@@ -25,13 +26,11 @@ Row = dict[str, Any]
 
 
 def split_prediction(pred: Any, who: str) -> tuple[Tensor, dict[str, Tensor]]:
-    """A victim's ``predict`` result as (main output, extras)."""
-    if isinstance(pred, Tensor):
-        return pred, {}
-    if isinstance(pred, Mapping) and "output" in pred:
-        extras = {k: v for k, v in pred.items() if k != "output"}
-        return pred["output"], extras
-    raise ContractError(f"{who}: predict() must return a tensor or a dict with 'output', got {type(pred).__name__}")
+    """A victim's ``predict`` result as (main output, extras) (see :func:`bdcore.engine.checks.prediction`)."""
+    n = pred.shape[0] if isinstance(pred, Tensor) and pred.ndim else -1
+    if isinstance(pred, Mapping) and isinstance(pred.get("output"), Tensor) and pred["output"].ndim:
+        n = pred["output"].shape[0]
+    return checks.prediction(pred, n, who)
 
 
 def auroc(negatives: np.ndarray, positives: np.ndarray) -> float:
@@ -73,6 +72,10 @@ class Evaluator:
     trigger: Any = None
     attack: Any = None
     grid: int = 4
+    #: the spec entries of the victim, trigger and attack loss (for messages that name them)
+    victim_ref: Resolved | None = None
+    trigger_ref: Resolved | None = None
+    attack_ref: Resolved | None = None
     _batches: list[dict[str, Any]] | None = None
     _poisoned: list[dict[str, Any]] | None = None
     _reference: list[Tensor] | None = None
@@ -95,23 +98,29 @@ class Evaluator:
             with torch.no_grad():
                 for i, batch in enumerate(self.batches()):
                     gen = torch.Generator(device="cpu").manual_seed(derive_seed(self.seed, "eval-poison", i))
-                    try:
+                    with checks.calling(checks.who(self.attack_ref, "the attack loss"), "poisoning the test set"):
                         p = self.attack.poison(batch, self.trigger, generator=gen)
-                    except Exception as exc:  # noqa: BLE001 - reported with the component
-                        raise ComponentError(f"poisoning the test set failed: {type(exc).__name__}: {exc}") from exc
-                    if p["input"].shape != batch["input"].shape:
-                        raise ContractError(
-                            f"trigger returned images of shape {list(p['input'].shape)}; "
-                            f"expected {list(batch['input'].shape)} (same as input)"
-                        )
+                    checks.poisoned_batch(p, batch, trigger=self.trigger_ref, attack=self.attack_ref)
                     out.append({k: (v.detach() if isinstance(v, Tensor) else v) for k, v in p.items()})
             self._poisoned = out
         return self._poisoned
 
     def set_reference(self, victim: Any) -> None:
         """Outputs of the clean (never attacked) victim on the clean inputs."""
+        source = f"{checks.who(self.victim_ref, 'the victim')} (the clean victim)"
         with torch.no_grad():
-            self._reference = [split_prediction(victim.predict(b["input"]), "clean victim")[0] for b in self.batches()]
+            self._reference = [self._predict(victim, b["input"], source)[0] for b in self.batches()]
+
+    @staticmethod
+    def _predict(victim: Any, inputs: Tensor, source: str) -> tuple[Tensor, dict[str, Tensor]]:
+        with checks.calling(source, "predict()"):
+            pred = victim.predict(inputs)
+        return checks.prediction(pred, inputs.shape[0], source)
+
+    def _model_source(self, stage: str, defense: Resolved | None) -> str:
+        if defense is not None:
+            return f"{checks.who(defense)} (the defended model)"
+        return f"{checks.who(self.victim_ref, 'the victim')} (the {stage.replace('-', ' ')} model)"
 
     # -- evaluation --------------------------------------------------------------
     def evaluate(
@@ -123,12 +132,28 @@ class Evaluator:
         setting: str | None = None,
         transform: Callable[[Tensor], Tensor] | None = None,
         collect_grid: bool = False,
+        defense_ref: Resolved | None = None,
     ) -> tuple[list[Row], GridSample | None]:
         # One metric instance per split: streaming state never mixes splits.
         per_split: dict[str, list[tuple[Resolved, Any]]] = {"clean": [], "poisoned": []}
+        source = self._model_source(stage, defense_ref)
+
+        def defended(images: Tensor) -> Tensor:
+            if transform is None:
+                return images
+            with checks.calling(checks.who(defense_ref, "the defense"), "transform()"):
+                out = transform(images)
+            return checks.transformed(out, images, defense_ref)
+
+        def update(metrics: list[tuple[Resolved, Any]], eb: EvalBatch) -> None:
+            for r, m in metrics:
+                with checks.calling(checks.who(r), "update()"):
+                    m.update(eb)
+
         for r in self.metrics:
             for split in per_split:
-                m = r.component.build(r.params, self.metric_ctx(r))
+                with checks.calling(checks.who(r), "building it"):
+                    m = r.component.build(r.params, self.metric_ctx(r))
                 if split in m.splits:
                     m.reset()
                     per_split[split].append((r, m))
@@ -138,8 +163,8 @@ class Evaluator:
         with torch.no_grad():
             for i, batch in enumerate(self.batches()):
                 x = batch["input"]
-                x_in = transform(x) if transform is not None else x
-                out_clean, extras_clean = split_prediction(victim.predict(x_in), stage)
+                x_in = defended(x)
+                out_clean, extras_clean = self._predict(victim, x_in, source)
                 ref = self._reference[i] if self._reference is not None else out_clean
                 clean_eb = EvalBatch(
                     split="clean",
@@ -158,8 +183,7 @@ class Evaluator:
                     attack=self.attack,
                     index=batch.get("index"),
                 )
-                for _, m in per_split["clean"]:
-                    m.update(clean_eb)
+                update(per_split["clean"], clean_eb)
                 if grid is not None and i == 0:
                     n = min(self.grid, x.shape[0])
                     grid.columns = {}  # without an attack, the metrics' clean-split columns are the whole grid
@@ -167,8 +191,8 @@ class Evaluator:
                 if poisoned is None:
                     continue
                 p = poisoned[i]
-                p_in = transform(p["input"]) if transform is not None else p["input"]
-                out_p, extras_p = split_prediction(victim.predict(p_in), stage)
+                p_in = defended(p["input"])
+                out_p, extras_p = self._predict(victim, p_in, source)
                 p_eb = EvalBatch(
                     split="poisoned",
                     input=p_in,
@@ -186,8 +210,7 @@ class Evaluator:
                     attack=self.attack,
                     index=batch.get("index"),
                 )
-                for _, m in per_split["poisoned"]:
-                    m.update(p_eb)
+                update(per_split["poisoned"], p_eb)
                 if grid is not None and i == 0:
                     n = min(self.grid, x.shape[0])
                     # the engine's own columns first, then what metrics add (clean split, then poisoned)
@@ -234,16 +257,28 @@ class Evaluator:
         return rows
 
     def detection_rows(
-        self, victim: Any, detector: Callable[[Any, Tensor], Tensor], *, defense: str, setting: str | None
+        self,
+        victim: Any,
+        detector: Callable[[Any, Tensor], Tensor],
+        *,
+        defense: str,
+        setting: str | None,
+        defense_ref: Resolved | None = None,
     ) -> tuple[list[Row], dict[str, list[float]]]:
         """AUROC of a detector separating poisoned from clean test inputs, plus the scores."""
         poisoned = self.poisoned()
         clean_scores, poison_scores = [], []
+
+        def scores(images: Tensor) -> Tensor:
+            with checks.calling(checks.who(defense_ref, "the defense"), "its detector"):
+                out = detector(victim, images)
+            return checks.detector_scores(out, images.shape[0], defense_ref).detach().double().cpu().reshape(-1)
+
         with torch.no_grad():
             for i, batch in enumerate(self.batches()):
-                clean_scores.append(detector(victim, batch["input"]).detach().double().cpu().reshape(-1))
+                clean_scores.append(scores(batch["input"]))
                 if poisoned is not None:
-                    poison_scores.append(detector(victim, poisoned[i]["input"]).detach().double().cpu().reshape(-1))
+                    poison_scores.append(scores(poisoned[i]["input"]))
         c = torch.cat(clean_scores).numpy()
         p = torch.cat(poison_scores).numpy() if poison_scores else np.array([])
         base = {"stage": "defended", "defense": defense, "setting": setting, "higher_is_better": None}
@@ -266,9 +301,9 @@ class Evaluator:
 
 def _metric_rows(r: Resolved, m: Any, stage: str, defense: str | None, setting: str | None, split: str) -> list[Row]:
     """Rows of one metric instance (one split): one row per computed value."""
-    values = m.compute()
-    if not isinstance(values, Mapping):
-        raise ContractError(f"metric {r.label}: compute() must return a dict of floats, got {type(values).__name__}")
+    with checks.calling(checks.who(r), "compute()"):
+        raw = m.compute()
+    values = checks.metric_values(raw, r)
     rows = []
     for name, value in values.items():
         rows.append(

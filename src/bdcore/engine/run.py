@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import re
@@ -11,20 +12,22 @@ from typing import Any
 
 from bdcore.data.images import save_png
 from bdcore.engine.runner import Runner, RunResult, resolve_device
-from bdcore.errors import UsageError
-from bdcore.io.atomic import write_text
+from bdcore.errors import OutputError, UsageError
+from bdcore.io.atomic import FULL, make_dir, output_error, write_text, writing
 from bdcore.plugins import PluginHost
 from bdcore.report.html import write_report
 from bdcore.report.manifest import build_manifest, write_manifest, write_resolved_spec
 from bdcore.report.plots import plot_detections, plot_history, plot_metric_curves, plot_sweeps
 from bdcore.report.results import write_results
 from bdcore.spec.structure import LoadedSpec
+from bdcore.text import exception_text
 
 log = logging.getLogger("bdcore")
 
 
 def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "run"
+    """A file-name-safe form of a name, at most 100 characters (file systems allow 255 bytes)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")[:100].strip("-") or "run"
 
 
 def new_run_dir(out_root: Path, name: str) -> Path:
@@ -34,7 +37,8 @@ def new_run_dir(out_root: Path, name: str) -> Path:
     while path.exists():
         n += 1
         path = Path(f"{base}-{n}")
-    path.mkdir(parents=True)
+    with writing(path):
+        path.mkdir(parents=True)
     return path
 
 
@@ -69,7 +73,7 @@ def execute(
 ) -> RunResult:
     """Run ``loaded`` and write every output into a run folder under ``out_root``."""
     host.require(loaded.spec.run.requires)
-    out_root.mkdir(parents=True, exist_ok=True)
+    make_dir(out_root)
     run_dir = None
     if resume:
         run_dir = latest_run_dir(out_root, loaded.name)
@@ -87,23 +91,35 @@ def execute(
     device = resolve_device(loaded.spec.run.device)
     write_resolved_spec(run_dir, loaded)
     write_manifest(run_dir, build_manifest(loaded, host, device, "running"))
-    runner = Runner(loaded, host, out_root=out_root, run_dir=run_dir, resume=resume, progress=progress)
     try:
+        runner = Runner(loaded, host, out_root=out_root, run_dir=run_dir, resume=resume, progress=progress)
         result = runner.run()
+        finalize(runner, host)
     except BaseException as exc:
-        write_manifest(
-            run_dir, build_manifest(loaded, host, device, "failed", {"error": f"{type(exc).__name__}: {exc}"})
-        )
+        error = _as_output_error(exc, run_dir)
+        try:  # the folder may be what failed: never let this hide the real error
+            failed = {"error": exception_text(error or exc)}
+            write_manifest(run_dir, build_manifest(loaded, host, device, "failed", failed))
+        except Exception as again:  # noqa: BLE001 - reported in the log, the first error wins
+            log.warning("could not record the failure in %s: %s", run_dir / "manifest.json", exception_text(again))
+        if error is not None:
+            raise error from exc
         raise
-    finalize(runner, host)
     return result
+
+
+def _as_output_error(exc: BaseException, run_dir: Path) -> OutputError | None:
+    """A full disk or an unwritable folder met anywhere (plots, images, a component's own files)
+    as an :class:`OutputError` naming the path (or the run folder when the OS names none)."""
+    if isinstance(exc, OSError) and not isinstance(exc, OutputError) and exc.errno in FULL | {errno.EROFS}:
+        return output_error(exc, run_dir)
+    return None
 
 
 def finalize(runner: Runner, host: PluginHost) -> None:
     run_dir, rows = runner.run_dir, runner.rows
     write_results(run_dir, rows)
-    plots_dir = run_dir / "plots"
-    plots_dir.mkdir(exist_ok=True)
+    plots_dir = make_dir(run_dir / "plots")
     plots: list[str] = []
     histories = {k: runner.artifacts.get(f"{k}_history", []) for k in ("clean", "attack")}
     if plot_history(histories, plots_dir / "training.png"):
@@ -114,8 +130,7 @@ def finalize(runner: Runner, host: PluginHost) -> None:
     grid_files: dict[str, list[str]] = {}
     grid = runner.artifacts.get("grid")
     if grid is not None and grid.columns:
-        gdir = run_dir / "grid"
-        gdir.mkdir(exist_ok=True)
+        make_dir(run_dir / "grid")
         used: set[str] = set()
         for col, imgs in grid.columns.items():
             stem, k = _slug(col), 2
@@ -125,7 +140,8 @@ def finalize(runner: Runner, host: PluginHost) -> None:
             names = []
             for i, img in enumerate(imgs):
                 name = f"grid/{stem}-{i}.png"
-                save_png(img, run_dir / name)
+                with writing(run_dir / name):
+                    save_png(img, run_dir / name)
                 names.append(name)
             grid_files[col] = names
     manifest = build_manifest(

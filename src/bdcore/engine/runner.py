@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import json
 import logging
 import time
@@ -24,6 +25,7 @@ from torch import nn
 from bdcore._version import __version__
 from bdcore.context import Context, DefenseContext, FitContext, Trainer, derive_seed
 from bdcore.data.loading import batch_at
+from bdcore.engine import checks
 from bdcore.engine.evaluate import Evaluator, Row
 from bdcore.engine.store import StageStore, prefix_state, split_state, stage_key
 from bdcore.engine.train import Checkpointer, train_loop
@@ -33,6 +35,7 @@ from bdcore.io.checkpoint import extract_state_dict, load_weights
 from bdcore.plugins import PluginHost
 from bdcore.spec.model import TrainSettings
 from bdcore.spec.structure import LoadedSpec, Resolved
+from bdcore.text import exception_text
 
 log = logging.getLogger("bdcore")
 
@@ -114,10 +117,7 @@ class Runner:
         except BdcoreError:
             raise
         except Exception as exc:  # noqa: BLE001 - wrapped with provenance
-            raise ComponentError(
-                f'{r.path}: {r.kind.replace("_", " ")} "{r.component.name}" ({r.component.provenance}) '
-                f"failed to build: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise ComponentError(f"{checks.who(r)}: failed to build: {exception_text(exc)}") from exc
         if isinstance(obj, nn.Module):
             obj.to(self.device)
         return obj
@@ -186,11 +186,12 @@ class Runner:
         r = self.loaded.data
         source = self.build(r)
         try:
-            splits = source.splits()
-        except BdcoreError:
+            with checks.calling(checks.who(r), "splits()"):
+                splits = source.splits()
+        except ComponentError as exc:
+            if isinstance(exc.__cause__, OSError):
+                raise DataError(f"data: {exception_text(exc.__cause__)}") from exc.__cause__
             raise
-        except OSError as exc:
-            raise DataError(f"data: {exc}") from exc
         if "train" not in splits or "test" not in splits:
             raise ContractError(f'data source "{r.component.name}" must return "train" and "test" splits')
         self.train_set, self.test_set = splits["train"], splits["test"]
@@ -249,7 +250,7 @@ class Runner:
             steps=self.spec.attack.fit_steps,
             clean_victim=self.clean_victim,
             build_victim=self.fresh_victim,
-            trainer=Trainer(train=self.trainer_train),
+            trainer=Trainer(train=functools.partial(self.trainer_train, owner=checks.who(self.loaded.trigger))),
             checkpoint_dir=self.store.partial("trigger-fit", key),
         )
         try:
@@ -257,7 +258,7 @@ class Runner:
         except BdcoreError:
             raise
         except Exception as exc:  # noqa: BLE001
-            raise ComponentError(f"attack.trigger: fitting failed: {type(exc).__name__}: {exc}") from exc
+            raise ComponentError(f"{checks.who(self.loaded.trigger)}: fitting failed: {exception_text(exc)}") from exc
         self.store.save("trigger-fit", key, dict(self.trigger.state_dict()), {"parts": parts})
 
     def _reuse(self, stage: str, key: str) -> None:
@@ -323,9 +324,12 @@ class Runner:
     def _train_clean(self, victim: Any, key: str) -> list[dict[str, float]]:
         settings = self.spec.train
         seed = derive_seed(self.seed, "clean-train")
+        source = checks.who(self.loaded.victim)
 
         def loss_fn(batch: dict[str, Any], step: int) -> Any:
-            return victim.clean_loss(batch)
+            with checks.calling(source, "clean_loss()"):
+                terms = victim.clean_loss(batch)
+            return checks.loss_terms(terms, f"{source}: clean_loss()")
 
         return train_loop(
             modules={"victim": victim},
@@ -348,8 +352,10 @@ class Runner:
         loss_fn: Callable[[dict[str, Any]], Any] | None = None,
         params: list[nn.Parameter] | None = None,
         settings: TrainSettings | None = None,
+        owner: str = "the engine's trainer",
     ) -> list[dict[str, float]]:
-        """The engine's loop for fits and defenses (no checkpoints: they are short)."""
+        """The engine's loop for fits and defenses (no checkpoints: they are short); ``owner``
+        (the fitting trigger or the defense) is named when its loss is not a loss."""
         if callable(batches) and not hasattr(batches, "__next__"):
             batch_fn = batches
         else:
@@ -365,7 +371,7 @@ class Runner:
             settings=settings or attrs.evolve(self.spec.train, lr=lr),
             steps=steps,
             batch_fn=batch_fn,  # type: ignore[arg-type]
-            loss_fn=lambda batch, step: fn(batch),
+            loss_fn=lambda batch, step: checks.loss_terms(fn(batch), f"{owner}: the training loss"),
             after_step=getattr(victim, "after_step", None),
             lr=lr,
         )
@@ -442,6 +448,13 @@ class Runner:
             return torch.Generator(device="cpu").manual_seed(derive_seed(self.seed, "train-poison", step))
 
         after_step = getattr(victim, "after_step", None)
+        victim_who, attack_who = checks.who(self.loaded.victim), checks.who(self.loaded.attack)
+
+        def poisoned_of(batch: dict[str, Any], step: int) -> Any:
+            with checks.calling(attack_who, "poison()"):
+                p = atk.poison(batch, trig, generator=poison_gen(step))
+            return checks.poisoned_batch(p, batch, trigger=self.loaded.trigger, attack=self.loaded.attack)
+
         if threat == "data-poisoning":
             poison_t = torch.tensor(sorted(poison), dtype=torch.int64)
             # The victim's auxiliary update (e.g. a GAN discriminator) must see the batch
@@ -457,21 +470,21 @@ class Runner:
                         for k, v in batch.items()
                     }
                     with torch.no_grad():
-                        p = atk.poison(sub, trig, generator=poison_gen(step))
-                    if p["input"].shape != sub["input"].shape:
-                        raise ContractError(
-                            f"trigger returned images of shape {list(p['input'].shape)}; "
-                            f"expected {list(sub['input'].shape)} (same as input)"
-                        )
+                        p = poisoned_of(sub, step)
+                    attack_target = checks.attack_target(
+                        p.get("attack_target"), sub["target"], attack=self.loaded.attack
+                    )
                     batch = dict(batch)
                     batch["input"] = batch["input"].clone()
                     batch["input"][mask] = p["input"].to(batch["input"].dtype)
                     target = batch["target"].clone()
-                    target[mask] = p["attack_target"].to(target.dtype)
+                    target[mask] = attack_target.to(target.dtype)
                     batch["target"] = target
                     batch["poisoned"] = mask
                 used["batch"] = batch
-                return victim.clean_loss(batch)
+                with checks.calling(victim_who, "clean_loss() on a poisoned batch"):
+                    terms = victim.clean_loss(batch)
+                return checks.loss_terms(terms, f"{victim_who}: clean_loss()")
 
             if after_step is not None:
                 victim_after_step = after_step
@@ -483,8 +496,10 @@ class Runner:
         else:
 
             def loss_fn(batch: dict[str, Any], step: int) -> Any:
-                p = atk.poison(batch, trig, generator=poison_gen(step))
-                return atk.attack_loss(victim, batch, p)
+                p = poisoned_of(batch, step)
+                with checks.calling(attack_who, "attack_loss()"):
+                    terms = atk.attack_loss(victim, batch, p)
+                return checks.loss_terms(terms, f"{attack_who}: attack_loss()")
 
         return train_loop(
             modules=modules,
@@ -515,6 +530,9 @@ class Runner:
             trigger=self.trigger,
             attack=self.attack_obj,
             grid=self.spec.eval.grid,
+            victim_ref=self.loaded.victim,
+            trigger_ref=self.loaded.trigger,
+            attack_ref=self.loaded.attack,
         )
         self.evaluator = ev
         target_model = attacked if attacked is not None else clean
@@ -551,7 +569,7 @@ class Runner:
             ctx=self.ctx(r, trigger=self.trigger),
             clean_train=self.train_set,
             batch_size=self.spec.attack.batch_size if self.spec.attack else self.spec.train.batch_size,
-            trainer=Trainer(train=self.trainer_train),
+            trainer=Trainer(train=functools.partial(self.trainer_train, owner=checks.who(r))),
             build_victim=self.fresh_victim,
             test_clean_batches=lambda: iter(ev.batches()),
             test_poisoned_batches=lambda: iter(ev.poisoned() or []),
@@ -582,7 +600,9 @@ class Runner:
             if outcome.victim is not None:
                 victim = outcome.victim
         transform = outcome.transform if outcome is not None else None
-        rows, _ = ev.evaluate(victim, stage="defended", defense=label, setting=r.setting, transform=transform)
+        rows, _ = ev.evaluate(
+            victim, stage="defended", defense=label, setting=r.setting, transform=transform, defense_ref=r
+        )
         for name, value in sorted(extra.items()):
             rows.append(
                 {
@@ -596,26 +616,17 @@ class Runner:
                 }
             )
         if outcome is not None and outcome.detector is not None:
-            det_rows, scores = ev.detection_rows(victim, outcome.detector, defense=label, setting=r.setting)
+            det_rows, scores = ev.detection_rows(
+                victim, outcome.detector, defense=label, setting=r.setting, defense_ref=r
+            )
             rows += det_rows
             self.artifacts["detections"][f"{label}{'@' + r.setting if r.setting else ''}"] = scores
         self._emit(rows)
 
     def _call_defense(self, defense: Any, victim: Any, dctx: DefenseContext, r: Resolved) -> Any:
-        try:
+        with checks.calling(checks.who(r), "defend()"):
             outcome = defense.defend(victim, dctx)
-        except BdcoreError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            raise ComponentError(
-                f'{r.path}: defense "{r.component.name}" ({r.component.provenance}) failed: {type(exc).__name__}: {exc}'
-            ) from exc
-        for attr in ("victim", "transform", "detector", "extra"):
-            if not hasattr(outcome, attr):
-                raise ContractError(
-                    f'defense "{r.component.name}" returned {type(outcome).__name__}, not a DefenseOutcome'
-                )
-        return outcome
+        return checks.defense_outcome(outcome, r)
 
     def _emit(self, rows: list[Row]) -> None:
         context = {

@@ -23,7 +23,8 @@ from typing import Any
 
 import attrs
 
-from bdcore.io.atomic import write_text, write_with
+from bdcore.errors import OutputError
+from bdcore.io.atomic import make_dir, write_text, write_with, writing
 from bdcore.params import in_stage_key
 
 
@@ -54,15 +55,13 @@ def stage_key(parts: dict[str, Any]) -> str:
 class StageStore:
     def __init__(self, root: Path) -> None:
         self.root = root
-        root.mkdir(parents=True, exist_ok=True)
+        make_dir(root)
 
     def path(self, stage: str, key: str) -> Path:
         return self.root / f"{stage}-{key}"
 
     def partial(self, stage: str, key: str) -> Path:
-        p = self.root / f"{stage}-{key}.partial"
-        p.mkdir(parents=True, exist_ok=True)
-        return p
+        return make_dir(self.root / f"{stage}-{key}.partial")
 
     def discard_partial(self, stage: str, key: str) -> None:
         shutil.rmtree(self.root / f"{stage}-{key}.partial", ignore_errors=True)
@@ -77,15 +76,23 @@ class StageStore:
         final = self.path(stage, key)
         tmp = self.root / f".{stage}-{key}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+        make_dir(tmp)
         # clone: tied weights share storage, which safetensors refuses to write.
         flat = {k: v.detach().cpu().clone().contiguous() for k, v in tensors.items() if hasattr(v, "detach")}
-        write_with(tmp / "tensors.safetensors", lambda p: save_file(flat, str(p)))
-        write_text(tmp / "stage.json", json.dumps(canonical({"stage": stage, "key": key, **meta}), indent=2))
-        if final.exists():  # another process finished the same stage first: keep theirs
+        try:
+            write_with(tmp / "tensors.safetensors", lambda p: save_file(flat, str(p)))
+            write_text(tmp / "stage.json", json.dumps(canonical({"stage": stage, "key": key, **meta}), indent=2))
+            if final.exists():  # another process finished the same stage first: keep theirs
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                with writing(final):
+                    os.replace(tmp, final)
+        except OutputError as exc:  # name the stage folder the user will look for, not the temporary one
+            shutil.rmtree(tmp, ignore_errors=True)  # a half-written stage must not use up the disk
+            raise OutputError(str(exc).replace(str(tmp), str(final))) from exc.__cause__
+        except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
+            raise
         self.discard_partial(stage, key)
         return final
 

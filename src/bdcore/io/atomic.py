@@ -2,32 +2,104 @@
 
 Everything is written to a temporary file in the same folder, flushed and
 fsync-ed, then moved into place with :func:`os.replace` (atomic on POSIX).
+
+A write that fails because of the disk or the folder (full, read-only, forbidden) raises
+:class:`~bdcore.errors.OutputError` naming the file and what to do, never a bare
+``OSError: [Errno 28] No space left on device``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from bdcore.errors import OutputError
+
+#: errno values that always mean "this output location cannot take the write".
+FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+FORBIDDEN = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+_RESUME = "finished stages are kept: bdcore run --resume continues the run"
+
+
+def output_error(exc: OSError, path: Path | str) -> OutputError:
+    """An :class:`OutputError` for ``exc`` raised while writing ``path`` (the path the user knows
+    about, not a temporary file), saying what to do."""
+    where = Path(exc.filename) if exc.filename and exc.errno not in FULL else Path(path)
+    reason = exc.strerror or type(exc).__name__
+    if exc.errno in FULL:
+        todo = f"the disk is full: free some space or choose another output folder (--out); {_RESUME}"
+    elif exc.errno in FORBIDDEN:
+        todo = "the folder is not writable: choose a writable output folder (--out or [run] out)"
+    elif exc.errno == errno.ENAMETOOLONG:
+        todo = "the path is too long: choose a shorter output folder or run name"
+    elif exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        todo = "a file stands where a folder is needed: choose another output folder (--out or [run] out)"
+    else:
+        todo = _RESUME
+    from bdcore.text import printable
+
+    return OutputError(f"cannot write {printable(where)}: {reason} ({todo})")
+
+
+def _disk_full(folder: Path) -> bool:
+    """Whether the file system of ``folder`` has no space left for an ordinary user."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 1 << 20
+
+
+@contextlib.contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Turn an ``OSError`` raised while writing ``path`` into an :class:`OutputError` naming it.
+
+    Libraries that write through their own C code (``torch.save``, safetensors) report a full
+    disk as a ``RuntimeError`` with an unrelated message; when the folder's disk is full, that
+    is reported as a full disk too.
+    """
+    try:
+        yield
+    except OutputError:
+        raise
+    except OSError as exc:
+        raise output_error(exc, path) from exc
+    except Exception as exc:
+        if _disk_full(path.parent):
+            full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            raise output_error(full, path) from exc
+        raise
+
+
+def make_dir(path: Path) -> Path:
+    """``mkdir -p path``, reporting a folder that cannot be made as an :class:`OutputError`."""
+    with writing(path):
+        path.mkdir(parents=True, exist_ok=True)
+    return path
+
 
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it replaces ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
-        with open(tmp_path, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp_path, path)
+        with writing(path):
+            yield tmp_path
+            with open(tmp_path, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp_path, path)
     finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+        with contextlib.suppress(OSError):
+            if tmp_path.exists():
+                tmp_path.unlink()
 
 
 def write_bytes(path: Path, data: bytes) -> None:
@@ -36,7 +108,8 @@ def write_bytes(path: Path, data: bytes) -> None:
 
 
 def write_text(path: Path, text: str) -> None:
-    write_bytes(path, text.encode("utf-8"))
+    # a lone surrogate (a file name that was not UTF-8) is written as \udcXX, not a crash
+    write_bytes(path, text.encode("utf-8", errors="backslashreplace"))
 
 
 def write_with(path: Path, writer: Callable[[Path], None]) -> None:
@@ -47,7 +120,7 @@ def write_with(path: Path, writer: Callable[[Path], None]) -> None:
 
 def append_line(path: Path, line: str) -> None:
     """Append one line and fsync (used for the streaming results log)."""
-    with open(path, "a", encoding="utf-8") as fh:
+    with writing(path), open(path, "a", encoding="utf-8", errors="backslashreplace") as fh:
         fh.write(line.rstrip("\n") + "\n")
         fh.flush()
         os.fsync(fh.fileno())

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 from typing import Any
 
 from bdcore.report.html import _CSS, _fmt, pivot
 from bdcore.report.results import read_results
+from bdcore.text import html_text, printable
 
 
 def _keep_model(label: str, models: tuple[str, ...]) -> bool:
@@ -60,25 +60,28 @@ def compare_runs(
 ) -> tuple[Any, str]:
     """A rich table and an HTML page with one row per (run, model) and one column per metric
     (see :func:`comparison` for the columns and the filters)."""
-    from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
+
+    def cell(text: str) -> Text:  # run and model names are user text: literal, never markup
+        return Text(printable(text))
 
     cols, body = comparison(run_dirs, models=models, metrics=metrics)
     table = Table(title="bdcore: runs compared")
     table.add_column("run")
     table.add_column("model")
     for col in cols:
-        table.add_column(escape(col), justify="right")  # psnr[input,clean_input] is a name, not markup
+        table.add_column(cell(col), justify="right")  # psnr[input,clean_input] is a name, not markup
     for run, model, vals in body:
-        table.add_row(escape(run), escape(model), *(f"{vals[col]:.4g}" if col in vals else "" for col in cols))
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+        table.add_row(cell(run), cell(model), *(f"{vals[col]:.4g}" if col in vals else "" for col in cols))
+    head = "".join(f"<th>{html_text(c)}</th>" for c in cols)
     lines = [
         f"<!doctype html><meta charset=utf-8><style>{_CSS}</style><h1>bdcore: runs compared</h1>",
         f"<table><tr><th class=l>run</th><th class=l>model</th>{head}</tr>",
     ]
     for run, model, vals in body:
         lines.append(
-            f"<tr><td class=l>{html.escape(run)}</td><td class=l>{html.escape(model)}</td>"
+            f"<tr><td class=l>{html_text(run)}</td><td class=l>{html_text(model)}</td>"
             + "".join(f"<td>{_fmt(vals.get(c))}</td>" for c in cols)
             + "</tr>"
         )

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import html
 import json
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 from bdcore.io.atomic import write_text
+from bdcore.text import html_text
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
@@ -24,7 +24,7 @@ img.px{image-rendering:pixelated;width:128px;height:128px;object-fit:contain}
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
-    return "" if v is None else html.escape(str(v))
+    return "" if v is None else html_text(str(v))
 
 
 def pivot(rows: list[dict[str, Any]]) -> tuple[list[str], list[tuple[str, dict[str, Any]]]]:
@@ -53,11 +53,11 @@ def render_table(rows: list[dict[str, Any]]) -> str:
     cols, body = pivot(rows)
     if not body:
         return "<p>No results.</p>"
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    head = "".join(f"<th>{html_text(c)}</th>" for c in cols)
     lines = [f"<table><tr><th class=l>model</th>{head}</tr>"]
     for model, vals in body:
         cells = "".join(f"<td>{_fmt(vals.get(c))}</td>" for c in cols)
-        lines.append(f"<tr><td class=l>{html.escape(model)}</td>{cells}</tr>")
+        lines.append(f"<tr><td class=l>{html_text(model)}</td>{cells}</tr>")
     lines.append("</table>")
     return "\n".join(lines)
 
@@ -71,30 +71,31 @@ def write_report(
     grid: dict[str, list[str]] | None,
     plots: list[str],
 ) -> Path:
-    parts = [f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title><style>{_CSS}</style>"]
-    parts.append(f"<h1>{html.escape(title)}</h1>")
+    parts = [f"<!doctype html><meta charset=utf-8><title>{html_text(title)}</title><style>{_CSS}</style>"]
+    parts.append(f"<h1>{html_text(title)}</h1>")
     comps = manifest.get("components", {})
     desc = ", ".join(f"{k}: {v['name']} ({v['distribution']} {v['version']})" for k, v in comps.items())
     parts.append(
-        f"<p class=meta>bdcore {manifest.get('bdcore')} · torch {manifest.get('libraries', {}).get('torch')} · "
-        f"seed {manifest.get('seed')} · device {manifest.get('device')} · git {manifest.get('git_sha')}<br>{html.escape(desc)}</p>"
+        f"<p class=meta>bdcore {html_text(manifest.get('bdcore'))} · "
+        f"torch {html_text(manifest.get('libraries', {}).get('torch'))} · seed {html_text(manifest.get('seed'))} · "
+        f"device {html_text(manifest.get('device'))} · git {html_text(manifest.get('git_sha'))}<br>{html_text(desc)}</p>"
     )
     stealth = [r for r in rows if r.get("stage") == "trigger"]
     if stealth:
         parts.append("<h2>Trigger stealth (poisoned vs clean inputs)</h2>")
-        parts.append("<p>" + " · ".join(f"{html.escape(r['metric'])} = {_fmt(r['value'])}" for r in stealth) + "</p>")
+        parts.append("<p>" + " · ".join(f"{html_text(r['metric'])} = {_fmt(r['value'])}" for r in stealth) + "</p>")
     parts.append("<h2>Results</h2>")
     parts.append(render_table(rows))
     if grid:
         parts.append("<h2>Examples</h2><table class=grid><tr>")
-        parts.append("".join(f"<td><b>{html.escape(c)}</b></td>" for c in grid))
+        parts.append("".join(f"<td><b>{html_text(c)}</b></td>" for c in grid))
         parts.append("</tr>")
         n = max(len(v) for v in grid.values())
         for i in range(n):
             parts.append(
                 "<tr>"
                 + "".join(
-                    f"<td><img class=px src='{html.escape(files[i])}'></td>" if i < len(files) else "<td></td>"
+                    f"<td><img class=px src='{html_text(files[i])}'></td>" if i < len(files) else "<td></td>"
                     for files in grid.values()
                 )
                 + "</tr>"
@@ -102,8 +103,8 @@ def write_report(
         parts.append("</table>")
     if plots:
         parts.append("<h2>Plots</h2>")
-        parts += [f"<p><img src='{html.escape(p)}'></p>" for p in plots]
-    parts.append("<h2>Manifest</h2><pre>" + html.escape(json.dumps(manifest, indent=1, default=str)) + "</pre>")
+        parts += [f"<p><img src='{html_text(p)}'></p>" for p in plots]
+    parts.append("<h2>Manifest</h2><pre>" + html_text(json.dumps(manifest, indent=1, default=str)) + "</pre>")
     path = run_dir / "report.html"
     write_text(path, "\n".join(parts))
     return path

@@ -7,18 +7,40 @@ Component references keep their ``params`` as a plain table here; phase 2
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import attrs
 from attrs import validators as v
 
+from bdcore.params import batch_size_bounds, learning_rate_bounds, seed_bounds, steps_bounds
+
 _positive: Any = v.gt(0)
 _non_negative: Any = v.ge(0)
+
+_DEVICE = re.compile(r"^(cpu|auto|mps|cuda(:\d{1,3})?)$")
+_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+def _quote(value: str) -> str:
+    return f'the string "{value[:80]}{"…" if len(value) > 80 else ""}"'
 
 
 def _opt(validator: Any) -> Any:
     return v.optional(validator)
+
+
+def _device(inst: object, attribute: attrs.Attribute, value: str) -> None:  # type: ignore[type-arg]
+    """one of `"cpu"`, `"auto"`, `"cuda"`, `"cuda:N"`, `"mps"`"""
+    if not _DEVICE.match(value):
+        raise ValueError(f'expected "cpu", "auto", "cuda", "cuda:N" or "mps", got {_quote(value)}')
+
+
+def _sha256(inst: object, attribute: attrs.Attribute, value: str | None) -> None:  # type: ignore[type-arg]
+    """64 hexadecimal digits (when set)"""
+    if value is not None and not _SHA256.match(value):
+        raise ValueError(f"expected 64 hexadecimal digits (a sha256), got {_quote(value)}")
 
 
 @attrs.frozen
@@ -32,11 +54,15 @@ class ComponentRef:
 
 @attrs.frozen
 class RunSection:
-    """``[run]``: name, seed, device, required plugins and checkpoint cadence."""
+    """``[run]``: name, seed, device, required plugins and checkpoint cadence.
+
+    ``seed`` is from 0 to 2^63-1 (what torch and numpy generators take); ``requires`` is an array of
+    requirement strings (``["bd-plugin-asfiba>=0.2"]``).
+    """
 
     name: str | None = None
-    seed: int = attrs.field(default=0, validator=_non_negative)
-    device: str = attrs.field(default="cpu", validator=v.matches_re(r"^(cpu|auto|cuda(:\d+)?|mps)$"))
+    seed: int = attrs.field(default=0, validator=seed_bounds())
+    device: str = attrs.field(default="cpu", validator=_device)
     requires: tuple[str, ...] = ()
     out: Path | None = None
     checkpoint_every: int = attrs.field(default=100, validator=_positive)
@@ -45,11 +71,15 @@ class RunSection:
 
 @attrs.frozen
 class TrainSettings:
-    """Optimisation settings shared by ``[train]`` (clean victim) and ``[attack]``."""
+    """Optimisation settings shared by ``[train]`` (clean victim) and ``[attack]``.
 
-    steps: int = attrs.field(default=0, validator=_non_negative)
-    batch_size: int = attrs.field(default=8, validator=_positive)
-    lr: float = attrs.field(default=1e-3, validator=_positive)
+    Bounds: ``steps`` at most 10^8, ``batch_size`` at most 65536, ``lr`` positive; every
+    number must be finite (``nan`` and ``inf`` are refused everywhere).
+    """
+
+    steps: int = attrs.field(default=0, validator=steps_bounds())
+    batch_size: int = attrs.field(default=8, validator=batch_size_bounds())
+    lr: float = attrs.field(default=1e-3, validator=learning_rate_bounds())
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     weight_decay: float = attrs.field(default=0.0, validator=_non_negative)
     momentum: float = attrs.field(default=0.9, validator=[v.ge(0.0), v.lt(1.0)])
@@ -63,7 +93,7 @@ class VictimSection:
     use: str
     params: dict[str, Any] = attrs.Factory(dict)
     weights: Path | None = None
-    sha256: str | None = attrs.field(default=None, validator=_opt(v.matches_re(r"^[0-9a-fA-F]{64}$")))
+    sha256: str | None = attrs.field(default=None, validator=_sha256)
 
 
 @attrs.frozen
@@ -81,7 +111,7 @@ class AttackSection(TrainSettings):
     loss: ComponentRef = attrs.field(kw_only=True)
     poison_rate: float = attrs.field(default=0.1, validator=[v.ge(0.0), v.le(1.0)])
     from_clean: bool = False
-    fit_steps: int = attrs.field(default=0, validator=_non_negative)
+    fit_steps: int = attrs.field(default=0, validator=steps_bounds())
 
 
 @attrs.frozen
@@ -103,7 +133,7 @@ class DefenseEntry(ComponentRef):
 class EvalSection:
     """``[eval]``: batch size, how many test samples, image-grid size, references."""
 
-    batch_size: int = attrs.field(default=8, validator=_positive)
+    batch_size: int = attrs.field(default=8, validator=batch_size_bounds())
     limit: int | None = attrs.field(default=None, validator=_opt(_positive))
     grid: int = attrs.field(default=4, validator=_non_negative)
     clean_victim: bool = True

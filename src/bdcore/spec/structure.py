@@ -15,7 +15,7 @@ import attrs
 
 from bdcore.errors import Issue, SpecError
 from bdcore.registry import Component, Kind, Registry
-from bdcore.spec.converter import make_converter, structure
+from bdcore.spec.converter import describe_value, make_converter, structure
 from bdcore.spec.model import ComponentRef, DefenseEntry, Spec
 from bdcore.spec.overrides import apply_overrides
 
@@ -63,21 +63,38 @@ class LoadedSpec:
 
 
 def read_toml(file: Path) -> dict[str, Any]:
+    """The parsed TOML of ``file``; every way of not being a readable spec is a :class:`SpecError`
+    naming the file (a folder, a missing or unreadable file, bad TOML, bytes that are not UTF-8)."""
     import tomli
 
-    if not file.is_file():
-        raise SpecError(str(file), [Issue("", "file not found")])
+    def fail(message: str, hint: str | None = None) -> SpecError:
+        return SpecError(str(file), [Issue("", message, hint)])
+
     try:
-        with file.open("rb") as fh:
-            return tomli.load(fh)
+        if file.is_dir():
+            tomls = sorted(p.name for p in file.glob("*.toml"))
+            hint = f"give one of its spec files: {', '.join(tomls[:5])}" if tomls else "give a .toml spec file"
+            raise fail("is a folder, not a spec file", hint)
+        if not file.exists():
+            raise fail("file not found")
+        if not file.is_file():
+            raise fail("not a regular file (a spec is a .toml file)")
+        data = file.read_bytes()
+    except OSError as exc:
+        raise fail(f"cannot read the file: {exc.strerror or exc}") from exc
+    try:
+        return tomli.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        bad_line = data.count(b"\n", 0, exc.start) + 1
+        raise fail(f"not UTF-8 text: byte 0x{data[exc.start]:02x} at line {bad_line} cannot be decoded") from exc
     except tomli.TOMLDecodeError as exc:
         line = getattr(exc, "lineno", None)
         col = getattr(exc, "colno", None)
         where = f" at line {line}, column {col}" if line else ""
         msg = getattr(exc, "msg", str(exc))
-        raise SpecError(str(file), [Issue("", f"TOML syntax error{where}: {msg}")]) from exc
-    except UnicodeDecodeError as exc:
-        raise SpecError(str(file), [Issue("", f"not UTF-8 text: {exc}")]) from exc
+        raise fail(f"TOML syntax error{where}: {msg}") from exc
+    except RecursionError as exc:  # tomli recurses once per nesting level of arrays and inline tables
+        raise fail("TOML syntax error: arrays or tables nested too deeply") from exc
 
 
 def structure_params(component: Component, raw: Any, *, path: str, file: str, spec_dir: Path | None = None) -> Any:
@@ -90,7 +107,7 @@ def structure_params(component: Component, raw: Any, *, path: str, file: str, sp
 
 def _structure_params(component: Component, raw: Any, path: str, spec_dir: Path | None) -> tuple[Any, list[Issue]]:
     if not isinstance(raw, dict):
-        return None, [Issue(path, f"expected a table, got {type(raw).__name__}")]
+        return None, [Issue(path, f"expected a table, got {describe_value(raw)}")]
     conv = make_converter(spec_dir)
     params, issues = structure(conv, raw, component.params, path)
     if params is not None and not issues:
@@ -103,9 +120,17 @@ def _missing_paths(params: Any, path: str) -> list[Issue]:
     issues = []
     for f in attrs.fields(type(params)):
         value = getattr(params, f.name)
-        if isinstance(value, Path) and not f.metadata.get("output") and not value.exists():
+        if isinstance(value, Path) and not f.metadata.get("output") and not path_exists(value):
             issues.append(Issue(f"{path}.{f.name}", f"path does not exist: {value}"))
     return issues
+
+
+def path_exists(path: Path) -> bool:
+    """``path.exists()``, False for a path the OS refuses to look up (too long, a NUL byte)."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
 
 
 def _lookup(registry: Registry, kind: Kind, ref: ComponentRef, path: str, issues: list[Issue]) -> Component | None:
@@ -181,7 +206,7 @@ def load_spec(
 
     data = resolve("dataset", spec.data, "data")
     victim = resolve("victim", ComponentRef(spec.victim.use, spec.victim.params), "victim")
-    if spec.victim.weights is not None and check_paths and not spec.victim.weights.exists():
+    if spec.victim.weights is not None and check_paths and not path_exists(spec.victim.weights):
         issues.append(Issue("victim.weights", f"path does not exist: {spec.victim.weights}"))
     trigger = attack = None
     if spec.attack is not None:
@@ -202,7 +227,8 @@ def load_spec(
         try:
             Requirement(text)
         except InvalidRequirement as exc:
-            issues.append(Issue("run.requires", f"{text!r} is not a valid requirement: {exc}"))
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid syntax"
+            issues.append(Issue("run.requires", f'"{text}" is not a valid requirement: {reason}'))
     if issues:
         raise SpecError(str(file), issues)
     assert data is not None and victim is not None  # noqa: S101 - guaranteed: issues would be non-empty
@@ -232,11 +258,11 @@ def _shape_issue(key: str, value: Any, cls: Any) -> Issue | None:
     """A section of the wrong TOML shape (a string where a table or array of tables belongs)."""
     is_seq = getattr(cls, "__origin__", None) is tuple
     if is_seq and not isinstance(value, list):
-        return Issue(key, f"expected an array of tables ([[{key}]]), got {type(value).__name__}")
+        return Issue(key, f"expected an array of tables ([[{key}]]), got {describe_value(value)}")
     if is_seq and not all(isinstance(v, dict) for v in value):
         return Issue(key, f"every [[{key}]] entry must be a table")
     if attrs.has(cls) and not isinstance(value, dict):
-        return Issue(key, f"expected a table ([{key}]), got {type(value).__name__}")
+        return Issue(key, f"expected a table ([{key}]), got {describe_value(value)}")
     return None
 
 

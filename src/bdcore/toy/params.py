@@ -13,7 +13,7 @@ class DenoiserParams:
     """``width``: channels of the hidden layers. ``noise``: standard deviation of the Gaussian
     noise the clean loss adds to inputs (the restoration task)."""
 
-    width: int = attrs.field(default=16, validator=v.gt(0))
+    width: int = attrs.field(default=16, validator=[v.gt(0), v.le(1024)])
     noise: float = attrs.field(default=0.05, validator=v.ge(0.0))
 
 
@@ -42,7 +42,7 @@ class SmoothParams:
     """``count`` seeded smooth ``size``×``size`` images with ``channels`` channels; the first
     ``train_fraction`` of them train, the rest test. Input = target."""
 
-    count: int = attrs.field(default=32, validator=v.gt(1))
-    size: int = attrs.field(default=16, validator=v.gt(3))
+    count: int = attrs.field(default=32, validator=[v.gt(1), v.le(100_000)])
+    size: int = attrs.field(default=16, validator=[v.gt(3), v.le(1024)])
     channels: int = attrs.field(default=3, validator=v.in_([1, 3]))
     train_fraction: float = attrs.field(default=0.75, validator=[v.gt(0.0), v.lt(1.0)])

@@ -9,7 +9,7 @@ import attrs
 from attrs import validators as v
 
 from bdcore.builtin.params import SplitParams
-from bdcore.params import eval_only
+from bdcore.params import eval_only, image_side_bounds, steps_bounds
 
 _pos = v.gt(0)
 
@@ -90,7 +90,7 @@ class DegradedFacesParams(SplitParams):
 
     path: Path | None = None
     test_path: Path | None = eval_only(None)  # noqa: RUF009 - an attrs field (immutable default), not a shared value
-    size: int = attrs.field(default=64, validator=_pos)
+    size: int = attrs.field(default=64, validator=image_side_bounds(1))
     blur_sigma: tuple[float, float] = attrs.field(default=(0.2, 3.0), validator=_range)
     scale: tuple[float, float] = attrs.field(default=(1.0, 4.0), validator=_range)
     noise: tuple[float, float] = attrs.field(default=(0.0, 10.0 / 255.0), validator=_range)
@@ -103,7 +103,7 @@ class LQFolderParams(SplitParams):
     ``size``: resize the shorter side first (None keeps the original)."""
 
     path: Path = attrs.field(kw_only=True)
-    size: int | None = None
+    size: int | None = attrs.field(default=None, validator=v.optional(image_side_bounds(1)))
 
 
 # ---------------------------------------------------------------- trigger
@@ -135,7 +135,7 @@ class SFINetParams:
     trigger_image: str = "coffee"
     pool_size: int = attrs.field(default=128, validator=_pos)
     lr: float = attrs.field(default=1e-3, validator=v.gt(0.0))
-    steps: int | None = None
+    steps: int | None = attrs.field(default=None, validator=v.optional(steps_bounds()))
     weights: Path | None = None
     sha256: str | None = None
     strength: float = 1.0

@@ -9,6 +9,7 @@ import attrs
 from attrs import validators as v
 
 from bdcore.builtin.params import SplitParams
+from bdcore.params import image_side_bounds, steps_bounds
 
 #: BAIQA's evaluation grid: ±0.1 … ±1.0 (20 non-zero α; code ``test_backdoor``).
 ALPHA_GRID: tuple[float, ...] = tuple(round(0.1 * k, 1) for k in range(10, 0, -1)) + tuple(
@@ -41,7 +42,7 @@ class DctTriggerParams:
     epsilon: float = attrs.field(default=8.0, validator=v.gt(0.0))
     init_range: float = attrs.field(default=300.0, validator=v.gt(0.0))
     lr: float = attrs.field(default=1.0, validator=v.gt(0.0))
-    inner_steps: int = attrs.field(default=10, validator=v.gt(0))
+    inner_steps: int = attrs.field(default=10, validator=steps_bounds(1))
     penalty: float = attrs.field(default=1e8, validator=v.ge(0.0))
     quantize: bool = True
 
@@ -141,7 +142,7 @@ class EmbeddedIqaParams(SplitParams):
     MOS = ``mos_top − level·mos_step`` (plus per-kind offsets). Not human opinion scores.
     ``size``: shorter side of each scene before distortion. The split is by scene."""
 
-    size: int = attrs.field(default=128, validator=v.gt(15))
+    size: int = attrs.field(default=128, validator=image_side_bounds(16))
     levels: int = attrs.field(default=5, validator=[v.gt(0), v.le(5)])
     mos_top: float = 85.0
     mos_step: float = 13.0
@@ -177,7 +178,7 @@ class CBaiqaParams:
     delta_y: float = attrs.field(default=40.0, validator=v.gt(0.0))
     pgd_eps: float = attrs.field(default=2.0, validator=v.ge(0.0))
     pgd_step: float = attrs.field(default=1.6, validator=v.gt(0.0))
-    pgd_steps: int = attrs.field(default=20, validator=v.ge(0))
+    pgd_steps: int = attrs.field(default=20, validator=steps_bounds())
     pgd_flips: bool = True
 
 

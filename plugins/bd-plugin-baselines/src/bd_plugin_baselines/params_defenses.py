@@ -13,16 +13,13 @@ from typing import Literal
 import attrs
 from attrs import validators as v
 
+from bdcore.params import seed_bounds, steps_bounds
+
 #: Evaluation fields a metric may compare (mirrors :data:`bdcore.metrics.batch.FIELDS`).
 _FIELDS = ("output", "target", "attack_target", "input", "clean_input", "clean_output", "reference_output")
 
 Split = Literal["clean", "poisoned"]
 LpipsNet = Literal["alex", "vgg", "squeeze"]
-
-
-def _optional_positive_int(inst: object, attribute: attrs.Attribute, value: int | None) -> None:  # type: ignore[type-arg]
-    if value is not None and value <= 0:
-        raise ValueError(f"{attribute.name} must be > 0 (got {value})")
 
 
 def _optional_positive_float(inst: object, attribute: attrs.Attribute, value: float | None) -> None:  # type: ignore[type-arg]
@@ -91,7 +88,7 @@ class FineTuningParams:
     """
 
     fraction: float = attrs.field(default=0.1, validator=[v.gt(0.0), v.le(1.0)])
-    steps: int | None = attrs.field(default=100, validator=_optional_positive_int)
+    steps: int | None = attrs.field(default=100, validator=v.optional(steps_bounds(1)))
     epochs: float | None = attrs.field(default=None, validator=_optional_positive_float)
     lr: float = attrs.field(default=1e-4, validator=v.gt(0.0))
 
@@ -116,7 +113,7 @@ class FinePruningParams:
     rate: float = attrs.field(default=0.2, validator=[v.ge(0.0), v.lt(1.0)])
     rank_by: Literal["relu", "abs", "raw"] = "relu"
     calib_batches: int = attrs.field(default=4, validator=v.gt(0))
-    finetune_steps: int = attrs.field(default=0, validator=v.ge(0))
+    finetune_steps: int = attrs.field(default=0, validator=steps_bounds())
     lr: float = attrs.field(default=1e-4, validator=v.gt(0.0))
     fraction: float = attrs.field(default=0.1, validator=[v.gt(0.0), v.le(1.0)])
 
@@ -166,7 +163,7 @@ class LpipsParams:
     weights: Path | None = None
     sha256: str | None = None
     random_backbone: bool = False
-    seed: int = 0
+    seed: int = attrs.field(default=0, validator=seed_bounds())
 
     @between.validator
     def _check(self, attribute: attrs.Attribute, value: tuple[str, str]) -> None:  # type: ignore[type-arg]

@@ -7,14 +7,16 @@ from typing import Literal
 import attrs
 from attrs import validators as v
 
+from bdcore.params import MAX_SEED, steps_bounds
+
 _nonneg = v.ge(0.0)
 _pos = v.gt(0)
 _unit = [v.ge(0.0), v.le(1.0)]
 
 
 def _seed(inst: object, attribute: attrs.Attribute, value: int | None) -> None:  # type: ignore[type-arg]
-    if value is not None and value < 0:
-        raise ValueError(f"must be >= 0 (got {value})")
+    if value is not None and not 0 <= value <= MAX_SEED:
+        raise ValueError(f"must be >= 0 and <= {MAX_SEED} (got {value})")
 
 
 @attrs.frozen
@@ -128,9 +130,9 @@ class ISSBAParams:
     secret: str = ""
     width: int = attrs.field(default=32, validator=v.ge(4))
     eps: float = attrs.field(default=0.1, validator=_pos)
-    steps: int = attrs.field(default=0, validator=v.ge(0))
+    steps: int = attrs.field(default=0, validator=steps_bounds())
     lr: float = attrs.field(default=1e-3, validator=_pos)
     bce_weight: float = attrs.field(default=1.0, validator=_nonneg)
     l2_weight: float = attrs.field(default=2.0, validator=_nonneg)
-    secret_only_steps: int = attrs.field(default=0, validator=v.ge(0))
+    secret_only_steps: int = attrs.field(default=0, validator=steps_bounds())
     seed: int | None = attrs.field(default=None, validator=_seed)

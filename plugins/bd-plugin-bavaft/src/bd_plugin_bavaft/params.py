@@ -8,7 +8,7 @@ from typing import Any
 import attrs
 from attrs import validators as v
 
-from bdcore.params import eval_only
+from bdcore.params import batch_size_bounds, eval_only, image_side_bounds, steps_bounds
 
 #: λ per quality 1–8 (CompressAI / the paper), for D = 255²·MSE.
 LAMBDAS: tuple[float, ...] = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
@@ -35,7 +35,7 @@ class CodecParams:
     n: int = attrs.field(default=0, validator=v.ge(0))
     m: int = attrs.field(default=0, validator=v.ge(0))
     aux_lr: float = attrs.field(default=1e-3, validator=v.gt(0.0))
-    coding_batch: int = eval_only(16, validator=v.ge(1))  # evaluation only: never retrains the codec
+    coding_batch: int = eval_only(16, validator=batch_size_bounds())  # evaluation only: never retrains the codec
 
     def __attrs_post_init__(self) -> None:
         if self.model == "cheng2020-anchor" and self.quality > 6:
@@ -287,13 +287,13 @@ class FaceEmbedderParams:
     weights: Path | None = None
     sha256: str | None = None
     channels: int = attrs.field(default=3, validator=v.in_((1, 3)))
-    size: int | None = attrs.field(default=None, validator=v.optional(v.ge(8)))
+    size: int | None = attrs.field(default=None, validator=v.optional(image_side_bounds(8)))
     input_range: str = attrs.field(default="unit", validator=v.in_(("unit", "signed")))
     train_root: Path | None = None
     train_identities: int | None = attrs.field(default=None, validator=v.optional(v.ge(2)))
-    train_size: int = attrs.field(default=32, validator=v.ge(8))
-    train_steps: int = attrs.field(default=300, validator=v.ge(1))
-    train_batch: int = attrs.field(default=32, validator=v.ge(2))
+    train_size: int = attrs.field(default=32, validator=image_side_bounds(8))
+    train_steps: int = attrs.field(default=300, validator=steps_bounds(1))
+    train_batch: int = attrs.field(default=32, validator=batch_size_bounds(2))
     train_lr: float = attrs.field(default=3e-3, validator=v.gt(0.0))
     train_seed: int = 0
     embed_dim: int = attrs.field(default=64, validator=v.ge(2))

@@ -9,6 +9,7 @@ import attrs
 from attrs import validators as v
 
 from bdcore.builtin.params import SplitParams
+from bdcore.params import batch_size_bounds, image_side_bounds, steps_bounds
 
 
 def _opt_nonneg(inst: object, attr: attrs.Attribute, value: int | None) -> None:  # type: ignore[type-arg]
@@ -43,8 +44,8 @@ class DDNMParams:
     model: Path | None = None
     sha256: str | None = None
     unet_config: dict[str, object] | None = None
-    fit_steps: int = attrs.field(default=2000, validator=v.ge(1))
-    fit_batch_size: int = attrs.field(default=16, validator=v.ge(1))
+    fit_steps: int = attrs.field(default=2000, validator=steps_bounds(1))
+    fit_batch_size: int = attrs.field(default=16, validator=batch_size_bounds())
     fit_lr: float = attrs.field(default=1e-3, validator=v.gt(0))
     fit_images: int = attrs.field(default=1024, validator=v.ge(1))
     fit_widths: tuple[int, ...] = attrs.field(default=(32, 64, 64), converter=tuple)
@@ -58,7 +59,7 @@ class DDNMParams:
     travel_repeat: int = attrs.field(default=1, validator=v.ge(1))
     t_start: int | None = attrs.field(default=None, validator=_opt_nonneg)
     path: Literal["svd", "simplified"] = "svd"
-    batch_size: int = attrs.field(default=64, validator=v.ge(1))
+    batch_size: int = attrs.field(default=64, validator=batch_size_bounds())
     seed_salt: str = "ddnm"
 
 
@@ -118,7 +119,7 @@ class PGDParams:
 
     eps: float = attrs.field(default=4.0, validator=v.gt(0))
     alpha: float = attrs.field(default=1.0, validator=v.gt(0))
-    steps: int = attrs.field(default=10, validator=v.ge(1))
+    steps: int = attrs.field(default=10, validator=steps_bounds(1))
     random_start: bool = False
     strength: float = 1.0
 
@@ -152,4 +153,4 @@ class OlivettiParams(SplitParams):
     (None keeps 64). Split per identity (``train_fraction`` of each identity's 10 faces)."""
 
     path: Path = attrs.field(kw_only=True)
-    size: int | None = None
+    size: int | None = attrs.field(default=None, validator=v.optional(image_side_bounds(1)))

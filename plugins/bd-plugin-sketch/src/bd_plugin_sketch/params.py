@@ -7,6 +7,7 @@ from typing import Literal
 
 import attrs
 from attrs import validators as v
+from bdcore.params import seed_bounds
 
 _positive = v.gt(0)
 
@@ -115,7 +116,7 @@ class SketchPatternParams:
 
     amplitude: float = attrs.field(default=0.03, validator=[v.gt(0.0), v.le(1.0)])
     period: int = attrs.field(default=4, validator=[v.ge(2), v.le(64)])
-    seed: int = 0
+    seed: int = attrs.field(default=0, validator=seed_bounds())
     strength: float = attrs.field(default=1.0, validator=v.ge(0.0))
 
 
