@@ -73,9 +73,18 @@ class Evaluator:
     trigger: Any = None
     attack: Any = None
     grid: int = 4
+    #: the run's event bus: each pass over the test set reports its progress (batches)
+    events: Any = None
     _batches: list[dict[str, Any]] | None = None
     _poisoned: list[dict[str, Any]] | None = None
     _reference: list[Tensor] | None = None
+
+    def _stage(self, name: str, total: int, *, root: bool = True) -> Any:
+        from bdcore.observe.bus import Stage
+
+        if self.events is None:
+            return Stage(None, name, total, "batch", "")
+        return self.events.stage(name, total, unit="batch", root=root)
 
     # -- the fixed test inputs -------------------------------------------------
     def batches(self) -> list[dict[str, Any]]:
@@ -92,8 +101,10 @@ class Evaluator:
                 # test inputs are triggered in eval mode, whether the trigger was just trained or loaded from a
                 # reused stage (a fresh module is in training mode: BatchNorm would use the test batch's statistics)
                 self.trigger.eval()
-            with torch.no_grad():
-                for i, batch in enumerate(self.batches()):
+            batches = self.batches()
+            with torch.no_grad(), self._stage("evaluate/poison", len(batches)) as progress:
+                for i, batch in enumerate(batches):
+                    progress.update(i + 1)
                     gen = torch.Generator(device="cpu").manual_seed(derive_seed(self.seed, "eval-poison", i))
                     try:
                         p = self.attack.poison(batch, self.trigger, generator=gen)
@@ -135,8 +146,12 @@ class Evaluator:
         poisoned = self.poisoned()
         grid: GridSample | None = GridSample() if collect_grid and self.grid > 0 else None
         victim.eval()
-        with torch.no_grad():
-            for i, batch in enumerate(self.batches()):
+        batches = self.batches()
+        # a defense's evaluation is part of its stage ("defense/jpeg/evaluate")
+        name = "evaluate" if defense is not None else f"evaluate/{stage}"
+        with torch.no_grad(), self._stage(name, len(batches), root=defense is None) as progress:
+            for i, batch in enumerate(batches):
+                progress.update(i + 1)
                 x = batch["input"]
                 x_in = transform(x) if transform is not None else x
                 out_clean, extras_clean = split_prediction(victim.predict(x_in), stage)
@@ -239,8 +254,10 @@ class Evaluator:
         """AUROC of a detector separating poisoned from clean test inputs, plus the scores."""
         poisoned = self.poisoned()
         clean_scores, poison_scores = [], []
-        with torch.no_grad():
-            for i, batch in enumerate(self.batches()):
+        batches = self.batches()
+        with torch.no_grad(), self._stage("detect", len(batches), root=False) as progress:
+            for i, batch in enumerate(batches):
+                progress.update(i + 1)
                 clean_scores.append(detector(victim, batch["input"]).detach().double().cpu().reshape(-1))
                 if poisoned is not None:
                     poison_scores.append(detector(victim, poisoned[i]["input"]).detach().double().cpu().reshape(-1))
