@@ -89,13 +89,13 @@ class Context:
         """Report the progress of a long loop (a trigger fit, a purification pass, a search).
 
         The engine shows it like its own stages: a bar on a terminal, plain lines in CI logs
-        and ``run.log``; scalars passed to ``update`` reach the trackers every ``[run]
-        log_every`` steps, tagged ``<enclosing stage>/<label>/<name>``::
+        and ``run.log``; scalars passed to ``update`` are read every ``[run] log_every`` steps,
+        shown and sent to the trackers, tagged ``<enclosing stage>/<label>/<name>``::
 
             with ctx.progress("sf-i-net fit", total=steps) as bar:
                 for step in range(steps):
                     ...
-                    bar.update(step + 1, loss=float(loss))
+                    bar.update(step + 1, loss=loss.detach())  # a tensor is read only when logged
 
         Outside the engine (unit tests) it reports to nobody.
         """

@@ -49,7 +49,7 @@ class FitPatch(TriggerBase):
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                bar.update(step + 1, loss=float(loss.detach()), gap=float(gap.detach()))
+                bar.update(step + 1, loss=loss.detach(), gap=gap.detach())
 
 
 class Record(ObserverBase):

@@ -179,10 +179,10 @@ class Stage:
                 ...
                 bar.update(step + 1, loss=float(loss), psnr=float(psnr))
 
-    ``update(done, **scalars)`` moves the bar (call it every step: it is cheap) and shows the
-    latest scalars; every ``[run] log_every`` steps (and at the last one) the scalars also go to
-    the trackers as a :class:`~bdcore.observe.events.Scalars` event. Values must be Python
-    numbers (``float(t)``, not tensors).
+    ``update(done, **scalars)`` moves the bar (call it every step: it is cheap). Every ``[run]
+    log_every`` steps (and at the last one) the scalars are read, shown with the bar and sent to
+    the trackers as a :class:`~bdcore.observe.events.Scalars` event; on the other steps they are
+    not even read, so passing a 0-dim tensor (``loss=loss``) costs no device sync there.
     """
 
     def __init__(
@@ -227,16 +227,24 @@ class Stage:
             )
         )
 
-    def update(self, done: int | None = None, /, **scalars: float) -> None:
-        """``done`` units finished (default: one more than before); ``scalars`` are the latest values."""
+    def update(self, done: int | None = None, /, **scalars: Any) -> None:
+        """``done`` units finished (default: one more than before); ``scalars``: the latest values
+        (Python numbers or 0-dim tensors), read only on logged steps."""
         self.done = self.done + 1 if done is None else int(done)
-        if self.bus is None:
+        bus = self.bus
+        if bus is None:
             return
-        values = {k: float(v) for k, v in scalars.items()}
-        self.bus.emit(Progress(self.path, self.done, self.total, values))
-        every = self.bus.log_every
-        if values and every > 0 and (self.done % every == 0 or self.done == self.total):
-            self.bus.emit(Scalars(self.path, self.done, values))
+        if scalars and self.due(self.done):
+            values = {k: float(v) for k, v in scalars.items()}
+            bus.emit(Progress(self.path, self.done, self.total, values))
+            bus.emit(Scalars(self.path, self.done, values))
+        else:
+            bus.emit(Progress(self.path, self.done, self.total, {}))
+
+    def due(self, done: int) -> bool:
+        """Whether scalars passed at ``done`` are logged (every ``log_every`` units and the last)."""
+        every = self.bus.log_every if self.bus is not None else 0
+        return every > 0 and (done % every == 0 or done == self.total)
 
     def log(self, step: int, values: Mapping[str, float]) -> None:
         """Send scalars to the trackers at ``step`` now (for a caller with its own logging cadence)."""
