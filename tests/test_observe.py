@@ -454,3 +454,51 @@ def test_mlflow_run_read_back_through_the_client(tmp_path: Path, monkeypatch: py
     assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
     assert runs[second.run_dir.name].data.tags["mlflow.parentRunId"] == parent.info.run_id
     assert len(runs) == 3
+
+
+def test_components_that_keep_their_context_copy_and_pickle_with_a_live_bus(tmp_path: Path) -> None:
+    import copy
+    import pickle
+    import threading
+
+    from bdcore.context import Context
+    from bdcore.observe.progress import RunLog
+    from bdcore.testing.toy import DenoiserParams, ToyDenoiser
+
+    class HoldsALock:  # like a SummaryWriter or an MLflow client: neither copyable nor picklable
+        def __init__(self) -> None:
+            self.lock = threading.Lock()
+
+        def on_event(self, event: Any) -> None: ...
+
+    bus = EventBus([("run.log", RunLog(tmp_path / "run.log")), ("tracker", HoldsALock())])
+    victim = ToyDenoiser(DenoiserParams(), Context(events=bus))
+    victim.ctx = Context(events=bus)  # as components that keep their ctx do
+    twin = copy.deepcopy(victim)
+    assert twin.ctx.events is bus  # the copy reports to the same run
+    clone = pickle.loads(pickle.dumps(victim))
+    assert isinstance(clone.ctx.events, EventBus) and clone.ctx.events.names == []  # detached, not broken
+
+
+def test_stage_update_reads_scalars_only_on_logged_steps() -> None:
+    class Tensorish:
+        def __init__(self, value: float, readable: bool) -> None:
+            self.value, self.readable = value, readable
+
+        def __float__(self) -> float:
+            assert self.readable, "read on a step that is not logged"
+            return self.value
+
+    seen: list[Any] = []
+
+    class Keep:
+        def on_event(self, event: Any) -> None:
+            seen.append(event)
+
+    bus = EventBus([("keep", Keep())], log_every=3)
+    with bus.stage("fit", 7) as bar:
+        for step in range(1, 8):
+            bar.update(step, loss=Tensorish(step / 10, readable=step in (3, 6, 7)))
+    scalars = [(e.step, dict(e.values)) for e in seen if isinstance(e, Scalars)]
+    assert scalars == [(3, {"loss": 0.3}), (6, {"loss": 0.6}), (7, {"loss": 0.7})]
+    assert [e.done for e in seen if isinstance(e, Progress)] == [1, 2, 3, 4, 5, 6, 7]

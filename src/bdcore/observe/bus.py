@@ -82,6 +82,18 @@ class EventBus:
         for name, observer in observers:
             self.add(name, observer)
 
+    # A bus is a service of the run, not state of a component: a component that keeps its Context
+    # (and so the bus) is deep-copied (the attacked victim starts as a copy of the clean one) with
+    # the same bus, and pickled (sent to another process) without it.
+    def __copy__(self) -> EventBus:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> EventBus:
+        return self
+
+    def __reduce__(self) -> tuple[type, tuple[()]]:
+        return (EventBus, ())
+
     # -- observers -------------------------------------------------------------------
     def add(self, name: str, observer: Any) -> None:
         """Attach an observer (it receives the events emitted from now on)."""

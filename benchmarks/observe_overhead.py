@@ -1,0 +1,119 @@
+"""Observer overhead: the README demo (``examples/demo.toml``) with and without trackers, in one process.
+
+    python benchmarks/observe_overhead.py [--train-steps 60] [--attack-steps 40] [--repeats 3] [--out FILE]
+
+Three settings, interleaved in each repeat so machine load hits all of them alike:
+
+* ``off``: no tracker (the console's plain progress lines and ``run.log`` are always on);
+* ``on``: ``tensorboard`` and ``mlflow`` (local SQLite store, created before timing), scalars
+  every ``[run] log_every`` = 10 steps (the default);
+* ``on, log_every=1``: the same trackers receiving every step's scalars (the worst case).
+
+Each run gets a fresh output root, so the clean and attack trainings run every time (nothing is
+reused from the stage store); the MLflow store is shared, as a user's would be. Reported: the
+training time (``stage_seconds`` of ``clean-victim`` + ``attack`` in the manifest) and the whole
+run (which adds the trackers' fixed costs: opening the store, uploading artifacts), medians over
+the repeats, and the ratios on / off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SETTINGS = {
+    "off": [],
+    "on": ['run.observers=["tensorboard", {use = "mlflow", params = {tracking_uri = "TRACKING"}}]'],
+    "on, log_every=1": [
+        'run.observers=["tensorboard", {use = "mlflow", params = {tracking_uri = "TRACKING"}}]',
+        "run.log_every=1",
+    ],
+}
+
+
+def one_run(name: str, overrides: list[str], tracking: Path, host: object) -> tuple[float, float]:
+    """(training seconds, whole-run seconds) of one run of the demo."""
+    from bdcore.engine.run import execute
+    from bdcore.spec.structure import load_spec
+
+    sets = [o.replace("TRACKING", str(tracking)) for o in overrides]
+    loaded = load_spec(ROOT / "examples" / "demo.toml", host.registry, overrides=sets)  # type: ignore[attr-defined]
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        result = execute(loaded, host, out_root=Path(tmp) / "runs")  # type: ignore[arg-type]
+        whole = time.perf_counter() - t0
+        seconds = json.loads((result.run_dir / "manifest.json").read_text())["stage_seconds"]
+    return seconds["clean-victim"] + seconds["attack"], whole
+
+
+def event_cost(n: int = 20000) -> float:
+    """Microseconds per training-step progress event through the always-on observers (console
+    plain lines through logging, run.log), at the default cadence (no line is due)."""
+    from bdcore.observe.bus import EventBus
+    from bdcore.observe.progress import LogProgress, RunLog
+
+    with tempfile.TemporaryDirectory() as tmp:
+        bus = EventBus([("run.log", RunLog(Path(tmp) / "run.log")), ("console", LogProgress())])
+        with bus.stage("attack", n) as stage:
+            callback = stage.train_callback()
+            t0 = time.perf_counter()
+            for step in range(1, n + 1):
+                callback(step, {})
+            return (time.perf_counter() - t0) / n * 1e6
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--train-steps", type=int, default=60)
+    ap.add_argument("--attack-steps", type=int, default=40)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--out", type=Path, default=None, help="also write the report to this file")
+    args = ap.parse_args()
+
+    from bdcore.observe.mlflow_observer import open_tracking
+    from bdcore.observe.params import MlflowParams
+    from bdcore.plugins import load_plugins
+
+    host = load_plugins()
+    steps = [f"train.steps={args.train_steps}", f"attack.steps={args.attack_steps}", "run.progress_every=1e9"]
+    times: dict[str, list[tuple[float, float]]] = {k: [] for k in SETTINGS}
+    with tempfile.TemporaryDirectory() as tracking_tmp:
+        tracking = Path(tracking_tmp) / "mlruns"
+        open_tracking(MlflowParams(tracking_uri=str(tracking)), Path(tracking_tmp), Path(tracking_tmp))
+        one_run("warm-up", [*steps[2:], "train.steps=2", "attack.steps=2"], tracking, host)
+        for _ in range(args.repeats):
+            for name, overrides in SETTINGS.items():
+                times[name].append(one_run(name, [*steps, *overrides], tracking, host))
+                print(f"{name}: training {times[name][-1][0]:.2f} s, whole run {times[name][-1][1]:.2f} s", flush=True)
+
+    lines = [
+        "# " + " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        f"# demo with train.steps={args.train_steps}, attack.steps={args.attack_steps}; "
+        f"torch threads {torch.get_num_threads()}; {args.repeats} interleaved repeats; medians",
+    ]
+    lines.append(f"progress event per training step (console + run.log observers): {event_cost():.1f} µs")
+    off_train = statistics.median(t for t, _ in times["off"])
+    off_whole = statistics.median(w for _, w in times["off"])
+    for name, runs in times.items():
+        train = statistics.median(t for t, _ in runs)
+        whole = statistics.median(w for _, w in runs)
+        lines.append(
+            f"{name:16s} training {train:7.2f} s (x{train / off_train:.3f})   whole run {whole:7.2f} s "
+            f"(x{whole / off_whole:.3f})   runs: {', '.join(f'{t:.2f}/{w:.2f}' for t, w in runs)}"
+        )
+    report = "\n".join(lines) + "\n"
+    print(report)
+    if args.out is not None:
+        args.out.write_text(report)
+
+
+if __name__ == "__main__":
+    main()
