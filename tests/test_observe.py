@@ -454,6 +454,12 @@ def test_mlflow_run_read_back_through_the_client(tmp_path: Path, monkeypatch: py
     assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
     assert runs[second.run_dir.name].data.tags["mlflow.parentRunId"] == parent.info.run_id
     assert len(runs) == 3
+    # --resume continues the MLflow run of its run folder instead of making another one
+    resumed = _run(tmp_path, observers=observers, group="grid-A", resume=True)
+    assert resumed.run_dir == result.run_dir
+    after = client.search_runs([exp.experiment_id])
+    assert len(after) == 3
+    assert client.get_run(run.info.run_id).info.status == "FINISHED"
 
 
 def test_components_that_keep_their_context_copy_and_pickle_with_a_live_bus(tmp_path: Path) -> None:

@@ -104,11 +104,11 @@ def register_observers(register: Register) -> None:
         "tensorboard",
         "bdcore.observe.tensorboard_observer:TensorBoardObserver",
         params=TensorBoardParams,
-        summary="TensorBoard event files: training curves, eval metrics, image grids, the spec (bdcore[tensorboard])",
+        summary="TensorBoard event files: training curves, eval metrics, image grids, the spec (the tensorboard extra)",
     )
     register(
         "mlflow",
         "bdcore.observe.mlflow_observer:MlflowObserver",
         params=MlflowParams,
-        summary="MLflow runs: spec as params, metrics per step, report and results as artifacts (bdcore[mlflow])",
+        summary="MLflow runs: spec as params, metrics per step, report and results as artifacts (the mlflow extra)",
     )

@@ -183,8 +183,14 @@ class MlflowObserver(ObserverBase):
         tags = run_tags(event)
         if event.group:
             tags["mlflow.parentRunId"] = ensure_group_run(self.client, experiment_id, event.group)
-        run = self.client.create_run(experiment_id, run_name=event.run_dir.name, tags=tags)
-        self.run_id = run.info.run_id
+        earlier = self._earlier_run(experiment_id, event) if event.resumed else None
+        if earlier is not None:  # bdcore run --resume continues the MLflow run of its run folder
+            self.run_id = earlier
+            self.client.update_run(earlier, status="RUNNING")
+            for key, value in tags.items():
+                self.client.set_tag(earlier, key, value)
+        else:
+            self.run_id = self.client.create_run(experiment_id, run_name=event.run_dir.name, tags=tags).info.run_id
         self.run_dir = event.run_dir
         params: dict[str, str] = {}
         for k, v in flatten(event.spec).items():
@@ -198,6 +204,14 @@ class MlflowObserver(ObserverBase):
         spec_file = event.run_dir / "spec.resolved.toml"
         if spec_file.is_file():
             self.client.log_artifact(self.run_id, str(spec_file))
+
+    def _earlier_run(self, experiment_id: str, event: RunStarted) -> str | None:
+        runs = self.client.search_runs(
+            [experiment_id], filter_string="tags.`bdcore.run_dir` != ''", order_by=["attributes.start_time DESC"]
+        )
+        # compared here, not in the filter string: a path may hold quotes
+        found = [r.info.run_id for r in runs if r.data.tags.get("bdcore.run_dir") == str(event.run_dir)]
+        return found[0] if found else None
 
     def _log_metrics(self, values: dict[str, float], step: int) -> None:
         from mlflow.entities import Metric
