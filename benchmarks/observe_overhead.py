@@ -70,6 +70,37 @@ def event_cost(n: int = 20000) -> float:
             return (time.perf_counter() - t0) / n * 1e6
 
 
+def tracker_cost(n: int = 2000) -> dict[str, float]:
+    """CPU microseconds per logged training step (4 scalars, as the demo's attack logs) through
+    each tracker alone, writing included: what the trainer pays every ``log_every`` steps. Opening
+    the store is excluded (a fixed cost, in the whole-run times)."""
+    from bdcore.context import Context
+    from bdcore.observe.events import RunStarted, Scalars
+    from bdcore.observe.mlflow_observer import MlflowObserver
+    from bdcore.observe.params import MlflowParams, TensorBoardParams
+    from bdcore.observe.tensorboard_observer import TensorBoardObserver
+
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "run").mkdir()
+        start = RunStarted("bench", root / "run", root, {"train": {"steps": n}}, {"bdcore": "bench"})
+        for name, observer in (
+            ("tensorboard", TensorBoardObserver(TensorBoardParams(), Context(spec_dir=root))),
+            ("mlflow", MlflowObserver(MlflowParams(), Context(spec_dir=root))),
+        ):
+            observer.on_event(start)
+            values = {"loss": 0.5, "psnr": 30.0, "bpp": 0.7, "lr": 3e-4}
+            # CPU time of this process (the trackers' writer threads included), not wall time:
+            # the machine is shared, and CPU time is what a logged step takes from training
+            t0 = time.process_time()
+            for step in range(1, n + 1):
+                observer.on_event(Scalars("attack", step, values))
+            observer.close()  # drains the queues: their writing counts
+            out[name] = (time.process_time() - t0) / n * 1e6
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--train-steps", type=int, default=60)
@@ -100,7 +131,15 @@ def main() -> None:
         f"torch threads {torch.get_num_threads()}; {args.repeats} interleaved repeats; medians",
     ]
     lines.append(f"progress event per training step (console + run.log observers): {event_cost():.1f} µs")
+    costs = tracker_cost()
     off_train = statistics.median(t for t, _ in times["off"])
+    step_s = off_train / (args.train_steps + args.attack_steps)
+    lines.append(
+        f"CPU per logged step: tensorboard {costs['tensorboard']:.0f} µs, mlflow {costs['mlflow']:.0f} µs; "
+        f"one training step of the demo (off, median) {step_s * 1e3:.0f} ms -> estimated training ratio "
+        f"x{1 + (costs['tensorboard'] + costs['mlflow']) * 1e-6 / 10 / step_s:.5f} at log_every=10, "
+        f"x{1 + (costs['tensorboard'] + costs['mlflow']) * 1e-6 / step_s:.5f} at log_every=1"
+    )
     off_whole = statistics.median(w for _, w in times["off"])
     for name, runs in times.items():
         train = statistics.median(t for t, _ in runs)

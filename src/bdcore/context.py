@@ -140,6 +140,10 @@ class FitContext:
     trainer: Trainer
     checkpoint_dir: Path
 
+    def progress(self, label: str, total: int | None = None, *, unit: str = "step") -> Stage:
+        """The fit's progress: :meth:`Context.progress` (``trigger-fit/<label>``)."""
+        return self.ctx.progress(label, total, unit=unit)
+
     def batches(self, *, generator_salt: object = "fit", shuffle: bool = True) -> Iterator[Batch]:
         """Endless shuffled batches of the training set (seeded, on the run device)."""
         from bdcore.data.loading import endless_batches
@@ -177,6 +181,10 @@ class DefenseContext:
     test_poisoned_batches: Callable[[], Iterator[Batch]]
     trigger: Trigger | None = None
     attack: AttackLoss | None = None
+
+    def progress(self, label: str, total: int | None = None, *, unit: str = "step") -> Stage:
+        """The defense's progress: :meth:`Context.progress` (``defense/<label>/<this label>``)."""
+        return self.ctx.progress(label, total, unit=unit)
 
     def batches(self, *, salt: object = "defense") -> Iterator[Batch]:
         from bdcore.data.loading import endless_batches

@@ -41,7 +41,7 @@ class FitPatch(TriggerBase):
     def fit(self, ctx: Any) -> None:
         opt = torch.optim.SGD([self.level], lr=1.0)
         batches = ctx.batches(generator_salt="fit-patch")
-        with ctx.ctx.progress("patch fit", total=ctx.steps) as bar:
+        with ctx.progress("patch fit", total=ctx.steps) as bar:
             for step in range(ctx.steps):
                 x = next(batches)["input"]
                 gap = (self.inject_trigger(x) - x).abs().mean() * 4  # the patch covers a quarter

@@ -32,8 +32,10 @@ class MlflowParams:
     ``artifacts`` folder. Default: the folder ``mlruns`` in the output root; browse it with
     ``mlflow ui --backend-store-uri sqlite:///runs/mlruns/mlflow.db``.
     ``experiment``: the MLflow experiment the runs go to. ``artifacts``: upload the run folder's
-    report, results, manifest, spec, log, plots and grid at the end."""
+    report, results, manifest, spec, log, plots and grid at the end. ``flush_seconds``: how often
+    buffered training metrics are sent (live curves; every stage's end sends them too)."""
 
     tracking_uri: str | None = None
     experiment: str = attrs.field(default="bdcore", validator=v.min_len(1))
     artifacts: bool = True
+    flush_seconds: float = attrs.field(default=5.0, validator=v.ge(0))

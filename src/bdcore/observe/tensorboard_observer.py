@@ -79,8 +79,12 @@ class TensorBoardObserver(ObserverBase):
             }
 
     def on_scalars(self, event: Scalars) -> None:
-        for name, value in event.values.items():
-            self.writer.add_scalar(f"{event.stage}/{name}", value, event.step)
+        # One event with every term of the step, not one add_scalar (and one event) per term:
+        # the trainer pays this every log_every steps, and building protobufs is most of it.
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
+        values = [Summary.Value(tag=f"{event.stage}/{k}", simple_value=float(v)) for k, v in event.values.items()]
+        self.writer.file_writer.add_summary(Summary(value=values), event.step)
 
     def on_stage_end(self, event: StageEnded) -> None:
         if "/" not in event.stage and event.status == "done":
