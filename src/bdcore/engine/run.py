@@ -14,10 +14,9 @@ from bdcore.data.images import save_png
 from bdcore.engine.runner import Runner, RunResult, resolve_device
 from bdcore.errors import UsageError
 from bdcore.io.atomic import write_text
-from bdcore.observe.bus import EventBus
 from bdcore.observe.events import RunEnded, RunStarted
 from bdcore.observe.group import run_group
-from bdcore.observe.progress import LogProgress, RunLog
+from bdcore.observe.progress import run_bus
 from bdcore.observe.select import build_observers
 from bdcore.plugins import PluginHost
 from bdcore.report.html import write_report
@@ -115,16 +114,7 @@ def execute(
     observing = {"observers": [label for label, _ in trackers]}
     manifest = build_manifest(loaded, host, device, "running", observing)
     write_manifest(run_dir, manifest)
-    settings = loaded.spec.run
-    cadence = {"every_seconds": settings.progress_every, "every_steps": settings.progress_steps or None}
-    events = EventBus(
-        [
-            ("run.log", RunLog(run_dir / "run.log", **cadence)),
-            ("console", console if console is not None else LogProgress(**cadence)),
-            *trackers,
-        ],
-        log_every=settings.log_every,
-    )
+    events = run_bus(run_dir, loaded.spec.run, console, trackers)
     t0 = time.perf_counter()
     runner: Runner | None = None
     reported: dict[str, Any] = {}

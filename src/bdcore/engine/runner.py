@@ -32,6 +32,7 @@ from bdcore.io.atomic import append_line, write_text
 from bdcore.io.checkpoint import extract_state_dict, load_weights
 from bdcore.observe.bus import EventBus, Stage
 from bdcore.observe.events import EvalRows, Images
+from bdcore.observe.progress import run_bus
 from bdcore.plugins import PluginHost
 from bdcore.spec.model import TrainSettings
 from bdcore.spec.structure import LoadedSpec, Resolved
@@ -90,16 +91,7 @@ class Runner:
         self.device = resolve_device(self.spec.run.device)
         self.seed = self.spec.run.seed
         self.reused: list[str] = []
-        if events is None:
-            from bdcore.observe.progress import LogProgress, RunLog
-
-            run = self.spec.run
-            cadence = {"every_seconds": run.progress_every, "every_steps": run.progress_steps or None}
-            events = EventBus(
-                [("run.log", RunLog(run_dir / "run.log", **cadence)), ("console", LogProgress(**cadence))],
-                log_every=run.log_every,
-            )
-        self.events = events
+        self.events = events if events is not None else run_bus(run_dir, self.spec.run)
         self.rows: list[Row] = []
         self.keys: dict[str, str] = {}
         self.seconds: dict[str, float] = {}
@@ -246,13 +238,18 @@ class Runner:
         if getattr(self.trigger, "needs_victim", False):
             parts["victim"] = self._victim_parts()
         key = self._key("trigger-fit", **parts)
-        description = f"fitting {self.loaded.trigger.component.name} for {self.spec.attack.fit_steps} steps"
+        reuse = self.store.done("trigger-fit", key)
+        description = (
+            self._reused_text("trigger-fit", key)
+            if reuse
+            else f"fitting {self.loaded.trigger.component.name} for {self.spec.attack.fit_steps} steps"
+        )
         with self.stage("trigger-fit", description=description) as stage:
-            if self.store.done("trigger-fit", key):
+            if reuse:
                 tensors, _ = self.store.load("trigger-fit", key)
                 self.trigger.load_state_dict(tensors)
                 stage.reused()
-                self._reuse("trigger-fit", key)
+                self.reused.append("trigger-fit")
                 return
             self._fit_trigger(key, parts)
 
@@ -278,7 +275,10 @@ class Runner:
 
     def _reuse(self, stage: str, key: str) -> None:
         self.reused.append(stage)
-        self.say(f"stage {stage}: reused finished stage {self.store.path(stage, key)}")
+        self.say(f"stage {stage}: {self._reused_text(stage, key)}")
+
+    def _reused_text(self, stage: str, key: str) -> str:
+        return f"reused finished stage {self.store.path(stage, key)}"
 
     def fresh_victim(self) -> Any:
         torch.manual_seed(derive_seed(self.seed, "victim-init"))
@@ -306,14 +306,19 @@ class Runner:
         if self.spec.train.steps > 0:
             key = self._key("clean-victim", **self._victim_parts())
             steps = self.spec.train.steps
-            description = f"training {self.loaded.victim.component.name} for {steps} steps"
+            reuse = self.store.done("clean-victim", key)
+            description = (
+                self._reused_text("clean-victim", key)
+                if reuse
+                else f"training {self.loaded.victim.component.name} for {steps} steps"
+            )
             with self.stage("clean-victim", steps, description=description) as stage:
-                if self.store.done("clean-victim", key):
+                if reuse:
                     tensors, meta = self.store.load("clean-victim", key)
                     self._load_victim(victim, tensors)
                     self.artifacts["clean_history"] = meta.get("history", [])
                     stage.reused()
-                    self._reuse("clean-victim", key)
+                    self.reused.append("clean-victim")
                 else:
                     if not self.resume:
                         self.store.discard_partial("clean-victim", key)
@@ -421,17 +426,20 @@ class Runner:
         poison = self.poison_items()
         write_text(self.run_dir / "poison_index.json", json.dumps({"items": poison, "of": _num_items(self.train_set)}))
         victim = copy.deepcopy(self.clean_victim()) if attack.from_clean else self.fresh_victim()
+        reuse = self.store.done("attack", key)
         description = (
-            f"{self.loaded.attack.component.name} ({threat}) with trigger "
+            self._reused_text("attack", key)
+            if reuse
+            else f"{self.loaded.attack.component.name} ({threat}) with trigger "
             f"{self.loaded.trigger.component.name if self.loaded.trigger else 'none'} for {attack.steps} steps"
         )
         with self.stage("attack", attack.steps, description=description) as stage:
-            if self.store.done("attack", key):
+            if reuse:
                 tensors, meta = self.store.load("attack", key)
                 self._load_victim(victim, tensors, self.trigger)
                 self.artifacts["attack_history"] = meta.get("history", [])
                 stage.reused()
-                self._reuse("attack", key)
+                self.reused.append("attack")
                 victim.eval()
                 return victim
             if not self.resume:

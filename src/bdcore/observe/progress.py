@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from bdcore.io.atomic import append_line
 from bdcore.observe.base import ObserverBase
+from bdcore.observe.bus import EventBus
 from bdcore.observe.events import Message, Progress, StageEnded, StageStarted
 
 log = logging.getLogger("bdcore")
@@ -270,3 +271,18 @@ class RichProgress(ObserverBase):
         if self._started:
             self.bar.stop()
             self._started = False
+
+
+def run_bus(run_dir: Path, settings: Any, console: Any = None, trackers: Iterable[tuple[str, Any]] = ()) -> EventBus:
+    """The event bus of one run: ``run.log``, the console (default: :class:`LogProgress`) and the
+    trackers, at the cadence of ``settings`` (the spec's ``[run]``: ``progress_every``,
+    ``progress_steps``, ``log_every``)."""
+    cadence = {"every_seconds": settings.progress_every, "every_steps": settings.progress_steps or None}
+    return EventBus(
+        [
+            ("run.log", RunLog(run_dir / "run.log", **cadence)),
+            ("console", console if console is not None else LogProgress(**cadence)),
+            *trackers,
+        ],
+        log_every=settings.log_every,
+    )
