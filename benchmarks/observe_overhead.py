@@ -128,7 +128,7 @@ def main() -> None:
                 print(f"{name}: training {train:.2f} s, whole run {whole:.2f} s, CPU {cpu:.2f} s", flush=True)
 
     lines = [
-        "# " + " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "# python " + " ".join(["benchmarks/observe_overhead.py", *sys.argv[1:]]),
         f"# demo with train.steps={args.train_steps}, attack.steps={args.attack_steps}; "
         f"torch threads {torch.get_num_threads()}; {args.repeats} interleaved repeats; medians",
     ]
