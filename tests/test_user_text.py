@@ -135,7 +135,7 @@ def test_run_report_and_html_show_user_names_literally(tmp_path: Path, cli_host:
     assert res.exit_code == 0, res.output
     _no_raw_controls(res.output)
     assert f"run {name}: seed 1" in res.output  # the log line (rich logging handler)
-    assert f"stage defend: {label}" in res.output
+    assert f"stage defense/{label}: none" in res.output
     assert f"{name}: results" in res.output and label in res.output and printable(metric) in res.output
     (run_dir,) = [p for p in out.iterdir() if not p.name.startswith(".")]
     page = (run_dir / "report.html").read_text()
@@ -203,22 +203,21 @@ def test_plugins_and_list_print_plugin_text_literally(text: str, monkeypatch: py
     assert f"m{shown}" in res.output and f"sum {shown}" in res.output and f"paper {shown}" in res.output
 
 
-def test_progress_labels_are_literal(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_progress_labels_are_literal() -> None:
+    """The terminal's progress bars and their summary lines show a stage label literally."""
+    from rich.console import Console
+
+    from bdcore.observe.events import Progress, StageEnded, StageStarted
+    from bdcore.observe.progress import RichProgress
+
     buf = io.StringIO()
-    make_console = cli._console
-
-    def console(stderr: bool = True) -> Any:
-        c = make_console(stderr)
-        c.file = buf
-        return c
-
-    monkeypatch.setattr(cli, "_console", console)
-    progress = cli._Progress(quiet=True)
-    progress.quiet = False
-    with progress:
-        update = progress("[bold]stage[/x] \x1b[31m", 4)
-        assert update is not None
-        update(2, {"loss": 0.5})
+    console = Console(file=buf, force_terminal=True, width=200, markup=False, emoji=False, highlight=False)
+    label = "[bold]stage[/x] \x1b[31m"
+    bars = RichProgress(console)
+    bars.on_stage_start(StageStarted(label, total=4))
+    bars.on_progress(Progress(label, 2, 4, {"loss": 0.5}))
+    bars.on_stage_end(StageEnded(label, 0.1, done=4, total=4))
+    bars.close()
     assert "[bold]stage[/x] \\x1b[31m" in buf.getvalue()
 
 

@@ -162,26 +162,54 @@ def main() -> None:
 )
 @click.option("--resume", is_flag=True, help="Continue the latest run of this spec from its checkpoints.")
 @click.option("--quiet", "-q", is_flag=True, help="Only warnings and the summary.")
+@click.option(
+    "--observe",
+    "observe",
+    multiple=True,
+    metavar="NAME",
+    help="Also log the run to this observer (repeatable), e.g. --observe tensorboard --observe mlflow "
+    "(bdcore list observers; params from [run] observers).",
+)
 @_set_opt
 @_traceback_opt
-def run(spec: Path, out: Path | None, resume: bool, quiet: bool, overrides: tuple[str, ...], traceback: bool) -> None:
+def run(
+    spec: Path,
+    out: Path | None,
+    resume: bool,
+    quiet: bool,
+    observe: tuple[str, ...],
+    overrides: tuple[str, ...],
+    traceback: bool,
+) -> None:
     """Run an experiment spec."""
-    _guard(_run)(spec, out, resume, quiet, overrides, traceback=traceback)
+    _guard(_run)(spec, out, resume, quiet, overrides, observe, traceback=traceback)
 
 
-def _run(spec: Path, out: Path | None, resume: bool, quiet: bool, overrides: tuple[str, ...] = ()) -> int:
+def _run(
+    spec: Path,
+    out: Path | None,
+    resume: bool,
+    quiet: bool,
+    overrides: tuple[str, ...] = (),
+    observe: tuple[str, ...] = (),
+) -> int:
     from bdcore.engine.run import execute
+    from bdcore.observe.select import with_observers
     from bdcore.report.html import pivot
 
     _setup_logging(quiet)
     host = _host()
     try:
-        loaded = _load(host, spec, overrides=overrides)
+        loaded = with_observers(_load(host, spec, overrides=overrides), observe, host.registry)
     except SpecError as exc:
         raise _spec_needs_failed_plugin(host, spec, exc) or exc from None
     out_root = out or loaded.spec.run.out or Path("runs")
-    with _Progress(quiet) as progress:
-        result = execute(loaded, host, out_root=out_root, resume=resume, progress=progress)
+    console = None
+    if not quiet and sys.stderr.isatty():
+        from bdcore.observe.progress import RichProgress
+
+        console = RichProgress(_console())  # else plain lines through the logger (CI logs, pipes)
+    result = execute(loaded, host, out_root=out_root, resume=resume, console=console)
     cols, body = pivot(result.rows)
     from rich.table import Table
 
@@ -195,44 +223,6 @@ def _run(spec: Path, out: Path | None, resume: bool, quiet: bool, overrides: tup
     _echo(f"run folder: {result.run_dir}")
     _echo(f"report: {result.run_dir / 'report.html'}")
     return 0
-
-
-class _Progress:
-    """rich progress bars for training stages (a callable factory the runner calls)."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet or not sys.stderr.isatty()
-        self.bar: Any = None
-
-    def __enter__(self) -> _Progress:
-        if not self.quiet:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.bar = Progress(
-                TextColumn("{task.description}", markup=False),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[loss]}"),
-                TimeRemainingColumn(),
-                console=_console(),
-            )
-            self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
-
-    def __call__(self, label: str, total: int) -> Callable[[int, dict[str, float]], None] | None:
-        if self.bar is None:
-            return None
-        task = self.bar.add_task(printable(label), total=total, loss="")
-
-        def update(step: int, record: dict[str, float]) -> None:
-            fields = {"loss": f"loss {record['loss']:.4g}"} if "loss" in record else {}
-            self.bar.update(task, completed=step, **fields)
-
-        return update
 
 
 @main.command()

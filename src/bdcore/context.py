@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     import torch
     from torch.utils.data import Dataset
 
+    from bdcore.observe.bus import EventBus, Stage
     from bdcore.protocols import AttackLoss, Batch, Trigger, Victim
     from bdcore.registry import Registry
 
@@ -48,6 +49,8 @@ class Context:
         options: free-form values the engine passes (image size, channels...; a
             metric gets ``registered_name``, ``spec_file`` and ``spec_path``, its table
             in the spec such as ``"metric[1]"``, for messages that name a spec key).
+        events: the run's event bus (None outside the engine); use :meth:`log` and
+            :meth:`progress` rather than this.
     """
 
     seed: int = 0
@@ -60,6 +63,7 @@ class Context:
     trigger: Trigger | None = None
     clean_victim: Callable[[], Victim] | None = None
     options: dict[str, Any] = attrs.Factory(dict)
+    events: EventBus | None = None
 
     def generator(self, *salt: object, device: str | None = None) -> torch.Generator:
         """A ``torch.Generator`` seeded from the run seed, the component and ``salt``."""
@@ -74,7 +78,30 @@ class Context:
         return p if p.is_absolute() else (self.spec_dir / p).resolve()
 
     def log(self, message: str) -> None:
-        log.info("[%s] %s", self.component or "bdcore", message)
+        """Say something: the console and ``run.log`` show ``[component] message``."""
+        text = f"[{self.component or 'bdcore'}] {message}"
+        if self.events is None:
+            log.info("%s", text)
+        else:
+            self.events.message(text)
+
+    def progress(self, label: str, total: int | None = None, *, unit: str = "step") -> Stage:
+        """Report the progress of a long loop (a trigger fit, a purification pass, a search).
+
+        The engine shows it like its own stages: a bar on a terminal, plain lines in CI logs
+        and ``run.log``; scalars passed to ``update`` are read every ``[run] log_every`` steps,
+        shown and sent to the trackers, tagged ``<enclosing stage>/<label>/<name>``::
+
+            with ctx.progress("sf-i-net fit", total=steps) as bar:
+                for step in range(steps):
+                    ...
+                    bar.update(step + 1, loss=loss.detach())  # a tensor is read only when logged
+
+        Outside the engine (unit tests) it reports to nobody.
+        """
+        from bdcore.observe.bus import Stage
+
+        return Stage(self.events, label, total, unit, "")
 
     def build(self, kind: str, name: str, params: Any = None) -> Any:
         """Build another registered component (default params when ``params`` is None)."""
@@ -113,6 +140,10 @@ class FitContext:
     trainer: Trainer
     checkpoint_dir: Path
 
+    def progress(self, label: str, total: int | None = None, *, unit: str = "step") -> Stage:
+        """The fit's progress: :meth:`Context.progress` (``trigger-fit/<label>``)."""
+        return self.ctx.progress(label, total, unit=unit)
+
     def batches(self, *, generator_salt: object = "fit", shuffle: bool = True) -> Iterator[Batch]:
         """Endless shuffled batches of the training set (seeded, on the run device)."""
         from bdcore.data.loading import endless_batches
@@ -150,6 +181,10 @@ class DefenseContext:
     test_poisoned_batches: Callable[[], Iterator[Batch]]
     trigger: Trigger | None = None
     attack: AttackLoss | None = None
+
+    def progress(self, label: str, total: int | None = None, *, unit: str = "step") -> Stage:
+        """The defense's progress: :meth:`Context.progress` (``defense/<label>/<this label>``)."""
+        return self.ctx.progress(label, total, unit=unit)
 
     def batches(self, *, salt: object = "defense") -> Iterator[Batch]:
         from bdcore.data.loading import endless_batches

@@ -137,3 +137,8 @@ class OutputError(RunError):
 
 class UntrustedFileError(RunError):
     """A checkpoint would execute code when loaded, or its sha256 does not match."""
+
+
+class MissingExtra(PluginError):
+    """A chosen component needs an optional dependency that is not installed (the message
+    names the extra to install, e.g. ``pip install 'bdcore[mlflow]'``)."""

@@ -8,7 +8,8 @@ registered components directly.
 The five roles of a backdoor experiment each have one hook; the verbs of the
 components they register (``inject_trigger``, ``build_victim``, ``attack_loss``,
 ``defend``, ``metric``) are the protocols in :mod:`bdcore.protocols`. A sixth hook,
-:func:`register_datasets`, lets a plugin add the data sources its task needs.
+:func:`register_datasets`, lets a plugin add the data sources its task needs, and a
+seventh, :func:`register_observers`, the experiment trackers that watch a run.
 
 ``register(name, factory, *, params=NoParams, summary="", paper=None, aliases=())``
 adds one component. ``factory`` is a callable or a lazy ``"package.module:attr"``
@@ -123,4 +124,30 @@ def register_datasets(register: Register) -> None:
     ``scored-csv`` and ``identity-folder``.
 
     .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def register_observers(register: Register) -> None:
+    """Offer observers: experiment trackers and loggers that watch a run.
+
+    ``factory(params, ctx)`` returns a :class:`bdcore.protocols.Observer`: an object whose
+    ``on_event(event)`` receives the run's events (:mod:`bdcore.observe.events`: run start with
+    the resolved spec and the manifest, stage start and end, progress, the logged scalars of
+    clean and attack training and of fits, evaluation rows, image grids, messages, run end with
+    status and results) and whose ``close()`` is called once at the end. Subclass
+    :class:`bdcore.observe.base.ObserverBase` and override ``on_<kind>`` for the kinds you need.
+    A spec chooses observers with ``[run] observers = ["name", { use = "name", params = {...} }]``,
+    the command line with ``bdcore run --observe NAME``.
+
+    An observer never fails the run: what it raises is reported (a warning, ``run.log`` and the
+    manifest's ``observer_failures``) and the run goes on; an observer that keeps failing is
+    switched off. An observer that needs an optional package raises
+    :class:`bdcore.errors.MissingExtra` from its factory (exit code 3, before anything runs):
+    use :func:`bdcore.observe.extras.require_module`. Inside a sweep the run belongs to a group
+    (``RunStarted.group``, see :mod:`bdcore.observe.group`): nest the run under it.
+
+    Example: bdcore registers ``tensorboard`` and ``mlflow`` itself.
+
+    .. versionadded:: 0.2
     """

@@ -39,6 +39,7 @@ _HOOK_OF_KIND = {
     "defense": "register_defenses",
     "metric": "register_metrics",
     "dataset": "register_datasets",
+    "observer": "register_observers",
 }
 
 

@@ -212,3 +212,28 @@ class DataSource(Protocol):
     """A dataset provider for ``[data]``: train and test splits of sample dicts."""
 
     def splits(self) -> Mapping[str, Any]: ...
+
+
+@runtime_checkable
+class Observer(Protocol):
+    """Watches a run through its events (an experiment tracker, a logger, a notifier).
+
+    The engine calls ``on_event`` for every event of the run, in order (see
+    :mod:`bdcore.observe.events`), and ``close`` once at the end, also when the run failed.
+    An optional ``wants`` attribute (a set of event kinds such as ``{"scalars", "run_end"}``)
+    limits the calls to those kinds; :class:`bdcore.observe.base.ObserverBase` computes it
+    from the ``on_<kind>`` methods a subclass overrides. ``progress`` events come every training
+    step: handle them cheaply or leave them out of ``wants``.
+
+    What an observer raises is reported, never fatal to the run.
+    """
+
+    def on_event(self, event: Any) -> None:
+        """Handle one event (:class:`bdcore.observe.events.RunStarted`, ``StageStarted``,
+        ``Progress``, ``Scalars``, ``StageEnded``, ``Message``, ``EvalRows``, ``Images``,
+        ``RunEnded``)."""
+        ...
+
+    def close(self) -> None:
+        """Flush and release files or connections."""
+        ...

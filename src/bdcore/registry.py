@@ -1,5 +1,5 @@
 """The component registry: one record per registered trigger, victim, loss, defense,
-metric and dataset.
+metric, dataset and observer.
 
 Plugins never touch :class:`Registry` directly. Each registration hook receives a
 :class:`Register` bound to one kind and one plugin, and calls it once per
@@ -28,7 +28,7 @@ import attrs
 from bdcore.errors import ComponentNotFound, PluginConflictError, PluginLoadError
 from bdcore.text import exception_text
 
-Kind = Literal["trigger", "victim", "attack_loss", "defense", "metric", "dataset"]
+Kind = Literal["trigger", "victim", "attack_loss", "defense", "metric", "dataset", "observer"]
 
 #: Every kind, in the order the CLI lists them, with the plural used on the command line.
 KINDS: dict[Kind, str] = {
@@ -38,6 +38,7 @@ KINDS: dict[Kind, str] = {
     "defense": "defenses",
     "metric": "metrics",
     "dataset": "datasets",
+    "observer": "observers",
 }
 
 

@@ -12,6 +12,7 @@ from bdcore.builtin.params import (
     PairMetricParams,
     ScoredCsvParams,
 )
+from bdcore.observe.params import MlflowParams, TensorBoardParams
 from bdcore.registry import Register
 
 
@@ -94,4 +95,20 @@ def register_datasets(register: Register) -> None:
         "bdcore.data.sources:IdentityFolder",
         params=IdentityFolderParams,
         summary="One sub-folder per identity; target = class index (ORL, CASIA-WebFace)",
+    )
+
+
+@hookimpl
+def register_observers(register: Register) -> None:
+    register(
+        "tensorboard",
+        "bdcore.observe.tensorboard_observer:TensorBoardObserver",
+        params=TensorBoardParams,
+        summary="TensorBoard event files: training curves, eval metrics, image grids, the spec (the tensorboard extra)",
+    )
+    register(
+        "mlflow",
+        "bdcore.observe.mlflow_observer:MlflowObserver",
+        params=MlflowParams,
+        summary="MLflow runs: spec as params, metrics per step, report and results as artifacts (the mlflow extra)",
     )

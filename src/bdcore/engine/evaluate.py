@@ -76,9 +76,18 @@ class Evaluator:
     victim_ref: Resolved | None = None
     trigger_ref: Resolved | None = None
     attack_ref: Resolved | None = None
+    #: the run's event bus: each pass over the test set reports its progress (batches)
+    events: Any = None
     _batches: list[dict[str, Any]] | None = None
     _poisoned: list[dict[str, Any]] | None = None
     _reference: list[Tensor] | None = None
+
+    def _stage(self, name: str, total: int, *, root: bool = True) -> Any:
+        from bdcore.observe.bus import Stage
+
+        if self.events is None:
+            return Stage(None, name, total, "batch", "")
+        return self.events.stage(name, total, unit="batch", root=root)
 
     # -- the fixed test inputs -------------------------------------------------
     def batches(self) -> list[dict[str, Any]]:
@@ -95,8 +104,10 @@ class Evaluator:
                 # test inputs are triggered in eval mode, whether the trigger was just trained or loaded from a
                 # reused stage (a fresh module is in training mode: BatchNorm would use the test batch's statistics)
                 self.trigger.eval()
-            with torch.no_grad():
-                for i, batch in enumerate(self.batches()):
+            batches = self.batches()
+            with torch.no_grad(), self._stage("evaluate/poison", len(batches)) as progress:
+                for i, batch in enumerate(batches):
+                    progress.update(i + 1)
                     gen = torch.Generator(device="cpu").manual_seed(derive_seed(self.seed, "eval-poison", i))
                     with checks.calling(checks.who(self.attack_ref, "the attack loss"), "poisoning the test set"):
                         p = self.attack.poison(batch, self.trigger, generator=gen)
@@ -160,8 +171,12 @@ class Evaluator:
         poisoned = self.poisoned()
         grid: GridSample | None = GridSample() if collect_grid and self.grid > 0 else None
         victim.eval()
-        with torch.no_grad():
-            for i, batch in enumerate(self.batches()):
+        batches = self.batches()
+        # a defense's evaluation is part of its stage ("defense/jpeg/evaluate")
+        name = "evaluate" if defense is not None else f"evaluate/{stage}"
+        with torch.no_grad(), self._stage(name, len(batches), root=defense is None) as progress:
+            for i, batch in enumerate(batches):
+                progress.update(i + 1)
                 x = batch["input"]
                 x_in = defended(x)
                 out_clean, extras_clean = self._predict(victim, x_in, source)
@@ -274,8 +289,10 @@ class Evaluator:
                 out = detector(victim, images)
             return checks.detector_scores(out, images.shape[0], defense_ref).detach().double().cpu().reshape(-1)
 
-        with torch.no_grad():
-            for i, batch in enumerate(self.batches()):
+        batches = self.batches()
+        with torch.no_grad(), self._stage("detect", len(batches), root=False) as progress:
+            for i, batch in enumerate(batches):
+                progress.update(i + 1)
                 clean_scores.append(scores(batch["input"]))
                 if poisoned is not None:
                     poison_scores.append(scores(poisoned[i]["input"]))

@@ -10,16 +10,21 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bdcore.context import Context
 from bdcore.data.images import save_png
 from bdcore.engine.runner import Runner, RunResult, resolve_device
 from bdcore.errors import OutputError, UsageError
 from bdcore.io.atomic import FULL, make_dir, output_error, write_text, writing
+from bdcore.observe.events import RunEnded, RunStarted
+from bdcore.observe.group import run_group
+from bdcore.observe.progress import run_bus
+from bdcore.observe.select import build_observers
 from bdcore.plugins import PluginHost
 from bdcore.report.html import write_report
-from bdcore.report.manifest import build_manifest, write_manifest, write_resolved_spec
+from bdcore.report.manifest import build_manifest, resolved_spec, write_manifest, write_resolved_spec
 from bdcore.report.plots import plot_detections, plot_history, plot_metric_curves, plot_sweeps
 from bdcore.report.results import write_results
-from bdcore.spec.structure import LoadedSpec
+from bdcore.spec.structure import LoadedSpec, Resolved
 from bdcore.text import exception_text
 
 log = logging.getLogger("bdcore")
@@ -69,10 +74,30 @@ def execute(
     *,
     out_root: Path,
     resume: bool = False,
-    progress: Any = None,
+    console: Any = None,
+    group: str | None = None,
 ) -> RunResult:
-    """Run ``loaded`` and write every output into a run folder under ``out_root``."""
+    """Run ``loaded`` and write every output into a run folder under ``out_root``.
+
+    ``console``: the observer that shows progress and messages to the user (the CLI passes
+    rich bars on a terminal); default: plain lines through the ``bdcore`` logger.
+    ``group``: the group the run belongs to in the trackers (a sweep's name; default
+    ``$BDCORE_RUN_GROUP``, see :mod:`bdcore.observe.group`).
+    """
     host.require(loaded.spec.run.requires)
+    spec_dir = loaded.file.parent.resolve()
+
+    def observer_ctx(r: Resolved) -> Context:
+        return Context(
+            seed=loaded.spec.run.seed,
+            spec_dir=spec_dir,
+            registry=host.registry,
+            component=f"observer:{r.label}",
+            options={"out_root": out_root},
+        )
+
+    # before anything is written: a tracker whose package is missing exits 3 here
+    trackers = build_observers(loaded.observers, observer_ctx)
     make_dir(out_root)
     run_dir = None
     if resume:
@@ -90,22 +115,57 @@ def execute(
     run_dir = run_dir or new_run_dir(out_root, loaded.name)
     device = resolve_device(loaded.spec.run.device)
     write_resolved_spec(run_dir, loaded)
-    write_manifest(run_dir, build_manifest(loaded, host, device, "running"))
+    observing = {"observers": [label for label, _ in trackers]}
+    manifest = build_manifest(loaded, host, device, "running", observing)
+    write_manifest(run_dir, manifest)
+    events = run_bus(run_dir, loaded.spec.run, console, trackers)
+    t0 = time.perf_counter()
+    runner: Runner | None = None
+    reported: dict[str, Any] = {}
     try:
-        runner = Runner(loaded, host, out_root=out_root, run_dir=run_dir, resume=resume, progress=progress)
+        events.emit(
+            RunStarted(
+                name=loaded.name,
+                run_dir=run_dir,
+                out_root=out_root,
+                spec=resolved_spec(loaded),
+                manifest=manifest,
+                group=run_group(group),
+                resumed=resume,
+            )
+        )
+        runner = Runner(loaded, host, out_root=out_root, run_dir=run_dir, resume=resume, events=events)
         result = runner.run()
-        finalize(runner, host)
+        reported = events.failures()
+        finalize(runner, host, {**observing, **({"observer_failures": reported} if reported else {})})
+        events.emit(RunEnded("complete", run_dir, time.perf_counter() - t0, tuple(runner.rows)))
     except BaseException as exc:
-        error = _as_output_error(exc, run_dir)
+        output = _as_output_error(exc, run_dir)
+        error = exception_text(output or exc)
+        reported = events.failures()
         try:  # the folder may be what failed: never let this hide the real error
-            failed = {"error": exception_text(error or exc)}
-            write_manifest(run_dir, build_manifest(loaded, host, device, "failed", failed))
+            extra = {"error": error, **observing, **({"observer_failures": reported} if reported else {})}
+            write_manifest(run_dir, build_manifest(loaded, host, device, "failed", extra))
         except Exception as again:  # noqa: BLE001 - reported in the log, the first error wins
             log.warning("could not record the failure in %s: %s", run_dir / "manifest.json", exception_text(again))
-        if error is not None:
-            raise error from exc
+        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        rows = tuple(runner.rows) if runner is not None else ()
+        events.emit(RunEnded(status, run_dir, time.perf_counter() - t0, rows, error))
+        if output is not None:
+            raise output from exc
         raise
+    finally:
+        events.close()
+        if events.failures() != reported:  # an observer failed at the very end: the manifest says so too
+            try:
+                write_manifest(run_dir, {**_read_manifest(run_dir), "observer_failures": events.failures()})
+            except (OSError, ValueError) as again:
+                log.warning("could not record observer failures in %s: %s", run_dir, exception_text(again))
     return result
+
+
+def _read_manifest(run_dir: Path) -> dict[str, Any]:
+    return dict(json.loads((run_dir / "manifest.json").read_text()))
 
 
 def _as_output_error(exc: BaseException, run_dir: Path) -> OutputError | None:
@@ -116,7 +176,7 @@ def _as_output_error(exc: BaseException, run_dir: Path) -> OutputError | None:
     return None
 
 
-def finalize(runner: Runner, host: PluginHost) -> None:
+def finalize(runner: Runner, host: PluginHost, extra: dict[str, Any] | None = None) -> None:
     run_dir, rows = runner.run_dir, runner.rows
     write_results(run_dir, rows)
     plots_dir = make_dir(run_dir / "plots")
@@ -149,7 +209,7 @@ def finalize(runner: Runner, host: PluginHost) -> None:
         host,
         runner.device,
         "complete",
-        {"stages": runner.keys, "stage_seconds": runner.seconds, "reused": runner.reused},
+        {"stages": runner.keys, "stage_seconds": runner.seconds, "reused": runner.reused, **(extra or {})},
     )
     write_manifest(run_dir, manifest)
     write_report(

@@ -32,6 +32,9 @@ from bdcore.engine.train import Checkpointer, train_loop
 from bdcore.errors import BdcoreError, ComponentError, ContractError, DataError, RunError
 from bdcore.io.atomic import append_line, write_text
 from bdcore.io.checkpoint import extract_state_dict, load_weights
+from bdcore.observe.bus import EventBus, Stage
+from bdcore.observe.events import EvalRows, Images
+from bdcore.observe.progress import run_bus
 from bdcore.plugins import PluginHost
 from bdcore.spec.model import TrainSettings
 from bdcore.spec.structure import LoadedSpec, Resolved
@@ -79,7 +82,7 @@ class Runner:
         out_root: Path,
         run_dir: Path,
         resume: bool = False,
-        progress: Any = None,
+        events: EventBus | None = None,
     ) -> None:
         self.loaded = loaded
         self.spec = loaded.spec
@@ -91,7 +94,7 @@ class Runner:
         self.device = resolve_device(self.spec.run.device)
         self.seed = self.spec.run.seed
         self.reused: list[str] = []
-        self.progress = progress
+        self.events = events if events is not None else run_bus(run_dir, self.spec.run)
         self.rows: list[Row] = []
         self.keys: dict[str, str] = {}
         self.seconds: dict[str, float] = {}
@@ -108,6 +111,7 @@ class Runner:
             cache_dir=self.store.root.parent / ".cache",
             registry=self.host.registry,
             component=f"{r.kind}:{r.label}",
+            events=self.events,
             **extra,
         )
 
@@ -137,13 +141,12 @@ class Runner:
             self.seconds[stage] = round(self.seconds.get(stage, 0.0) + time.perf_counter() - t0, 4)
 
     def say(self, message: str) -> None:
-        log.info(message)
-        append_line(self.run_dir / "run.log", message)
+        """A line for the console and ``run.log`` (through the event bus)."""
+        self.events.message(message)
 
-    def _progress(self, label: str, total: int) -> Callable[[int, dict[str, float]], None] | None:
-        if self.progress is None or total <= 0:
-            return None
-        return self.progress(label, total)  # type: ignore[no-any-return]
+    def stage(self, name: str, total: int | None = None, *, unit: str = "step", description: str = "") -> Stage:
+        """One of the engine's own stages (a top-level path: ``clean-victim``, ``defense/jpeg``)."""
+        return self.events.stage(name, total, unit=unit, description=description, root=True)
 
     # -- stages ------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -151,7 +154,8 @@ class Runner:
         torch.manual_seed(self.seed)
         self.say(f"run {self.loaded.name}: seed {self.seed}, device {self.device}, output {self.run_dir}")
         with self.timed("data"):
-            self.data()
+            with self.stage("data", unit="item", description=f"indexing {self.loaded.data.component.name}"):
+                self.data()
             self.trigger = self.build_trigger()
             self.attack_obj = (
                 self.build(self.loaded.attack, trigger=self.trigger, clean_victim=self.clean_victim)
@@ -235,14 +239,23 @@ class Runner:
         if getattr(self.trigger, "needs_victim", False):
             parts["victim"] = self._victim_parts()
         key = self._key("trigger-fit", **parts)
-        if self.store.done("trigger-fit", key):
-            tensors, _ = self.store.load("trigger-fit", key)
-            self.trigger.load_state_dict(tensors)
-            self._reuse("trigger-fit", key)
-            return
-        self.say(
-            f"stage trigger-fit: fitting {self.loaded.trigger.component.name} for {self.spec.attack.fit_steps} steps"
+        reuse = self.store.done("trigger-fit", key)
+        description = (
+            self._reused_text("trigger-fit", key)
+            if reuse
+            else f"fitting {self.loaded.trigger.component.name} for {self.spec.attack.fit_steps} steps"
         )
+        with self.stage("trigger-fit", description=description) as stage:
+            if reuse:
+                tensors, _ = self.store.load("trigger-fit", key)
+                self.trigger.load_state_dict(tensors)
+                stage.reused()
+                self.reused.append("trigger-fit")
+                return
+            self._fit_trigger(key, parts)
+
+    def _fit_trigger(self, key: str, parts: dict[str, Any]) -> None:
+        assert self.spec.attack is not None and self.loaded.trigger is not None  # noqa: S101 - guarded by caller
         fit_ctx = FitContext(
             ctx=self.ctx(self.loaded.trigger),
             train_set=self.train_set,
@@ -263,7 +276,10 @@ class Runner:
 
     def _reuse(self, stage: str, key: str) -> None:
         self.reused.append(stage)
-        self.say(f"stage {stage}: reused finished stage {self.store.path(stage, key)}")
+        self.say(f"stage {stage}: {self._reused_text(stage, key)}")
+
+    def _reused_text(self, stage: str, key: str) -> str:
+        return f"reused finished stage {self.store.path(stage, key)}"
 
     def fresh_victim(self) -> Any:
         torch.manual_seed(derive_seed(self.seed, "victim-init"))
@@ -290,20 +306,26 @@ class Runner:
             self.say(f"stage clean-victim: loaded weights from {v.weights}")
         if self.spec.train.steps > 0:
             key = self._key("clean-victim", **self._victim_parts())
-            if self.store.done("clean-victim", key):
-                tensors, meta = self.store.load("clean-victim", key)
-                self._load_victim(victim, tensors)
-                self.artifacts["clean_history"] = meta.get("history", [])
-                self._reuse("clean-victim", key)
-            else:
-                if not self.resume:
-                    self.store.discard_partial("clean-victim", key)
-                self.say(
-                    f"stage clean-victim: training {self.loaded.victim.component.name} for {self.spec.train.steps} steps"
-                )
-                history = self._train_clean(victim, key)
-                self.artifacts["clean_history"] = history
-                self.store.save("clean-victim", key, self._victim_tensors(victim), {"history": history})
+            steps = self.spec.train.steps
+            reuse = self.store.done("clean-victim", key)
+            description = (
+                self._reused_text("clean-victim", key)
+                if reuse
+                else f"training {self.loaded.victim.component.name} for {steps} steps"
+            )
+            with self.stage("clean-victim", steps, description=description) as stage:
+                if reuse:
+                    tensors, meta = self.store.load("clean-victim", key)
+                    self._load_victim(victim, tensors)
+                    self.artifacts["clean_history"] = meta.get("history", [])
+                    stage.reused()
+                    self.reused.append("clean-victim")
+                else:
+                    if not self.resume:
+                        self.store.discard_partial("clean-victim", key)
+                    history = self._train_clean(victim, key, stage)
+                    self.artifacts["clean_history"] = history
+                    self.store.save("clean-victim", key, self._victim_tensors(victim), {"history": history})
         victim.eval()
         self._clean_victim = victim
         return victim
@@ -321,7 +343,7 @@ class Runner:
             if state:
                 trigger.load_state_dict(state)
 
-    def _train_clean(self, victim: Any, key: str) -> list[dict[str, float]]:
+    def _train_clean(self, victim: Any, key: str, stage: Stage) -> list[dict[str, float]]:
         settings = self.spec.train
         seed = derive_seed(self.seed, "clean-train")
         source = checks.who(self.loaded.victim)
@@ -340,7 +362,8 @@ class Runner:
             loss_fn=loss_fn,
             after_step=getattr(victim, "after_step", None),
             checkpointer=Checkpointer(self.store.partial("clean-victim", key), self.spec.run.checkpoint_every),
-            progress=self._progress("clean victim", settings.steps),
+            progress=stage.train_callback(),
+            log_every=self.spec.run.log_every,
         )
 
     def trainer_train(
@@ -365,16 +388,20 @@ class Runner:
                 return next(it)
 
         fn = loss_fn or victim.clean_loss
-        return train_loop(
-            modules={"victim": victim} if isinstance(victim, nn.Module) else {},
-            params=list(params if params is not None else victim.trainable_parameters("clean")),
-            settings=settings or attrs.evolve(self.spec.train, lr=lr),
-            steps=steps,
-            batch_fn=batch_fn,  # type: ignore[arg-type]
-            loss_fn=lambda batch, step: checks.loss_terms(fn(batch), f"{owner}: the training loss"),
-            after_step=getattr(victim, "after_step", None),
-            lr=lr,
-        )
+        # nested under whatever called it: "trigger-fit/train", "defense/fine-pruning/train"
+        with self.events.stage("train", steps) as stage:
+            return train_loop(
+                modules={"victim": victim} if isinstance(victim, nn.Module) else {},
+                params=list(params if params is not None else victim.trainable_parameters("clean")),
+                settings=settings or attrs.evolve(self.spec.train, lr=lr),
+                steps=steps,
+                batch_fn=batch_fn,  # type: ignore[arg-type]
+                loss_fn=lambda batch, step: checks.loss_terms(fn(batch), f"{owner}: the training loss"),
+                after_step=getattr(victim, "after_step", None),
+                lr=lr,
+                progress=stage.train_callback(),
+                log_every=self.spec.run.log_every,
+            )
 
     def poison_items(self) -> list[int]:
         """The fixed, seeded subset of training items the attacker poisons."""
@@ -405,28 +432,35 @@ class Runner:
         poison = self.poison_items()
         write_text(self.run_dir / "poison_index.json", json.dumps({"items": poison, "of": _num_items(self.train_set)}))
         victim = copy.deepcopy(self.clean_victim()) if attack.from_clean else self.fresh_victim()
-        if self.store.done("attack", key):
-            tensors, meta = self.store.load("attack", key)
-            self._load_victim(victim, tensors, self.trigger)
-            self.artifacts["attack_history"] = meta.get("history", [])
-            self._reuse("attack", key)
-            victim.eval()
-            return victim
-        if not self.resume:
-            self.store.discard_partial("attack", key)
-        self.say(
-            f"stage attack: {self.loaded.attack.component.name} ({threat}) with trigger "
+        reuse = self.store.done("attack", key)
+        description = (
+            self._reused_text("attack", key)
+            if reuse
+            else f"{self.loaded.attack.component.name} ({threat}) with trigger "
             f"{self.loaded.trigger.component.name if self.loaded.trigger else 'none'} for {attack.steps} steps"
         )
-        history = self._train_attack(victim, key, set(poison), threat)
-        self.artifacts["attack_history"] = history
-        self.store.save(
-            "attack", key, self._victim_tensors(victim, self.trigger), {"history": history, "poison": poison}
-        )
+        with self.stage("attack", attack.steps, description=description) as stage:
+            if reuse:
+                tensors, meta = self.store.load("attack", key)
+                self._load_victim(victim, tensors, self.trigger)
+                self.artifacts["attack_history"] = meta.get("history", [])
+                stage.reused()
+                self.reused.append("attack")
+                victim.eval()
+                return victim
+            if not self.resume:
+                self.store.discard_partial("attack", key)
+            history = self._train_attack(victim, key, set(poison), threat, stage)
+            self.artifacts["attack_history"] = history
+            self.store.save(
+                "attack", key, self._victim_tensors(victim, self.trigger), {"history": history, "poison": poison}
+            )
         victim.eval()
         return victim
 
-    def _train_attack(self, victim: Any, key: str, poison: set[int], threat: str) -> list[dict[str, float]]:
+    def _train_attack(
+        self, victim: Any, key: str, poison: set[int], threat: str, stage: Stage
+    ) -> list[dict[str, float]]:
         attack = self.spec.attack
         assert attack is not None  # noqa: S101
         seed = derive_seed(self.seed, "attack-train")
@@ -510,7 +544,8 @@ class Runner:
             loss_fn=loss_fn,
             after_step=after_step,
             checkpointer=Checkpointer(self.store.partial("attack", key), self.spec.run.checkpoint_every),
-            progress=self._progress("attack", attack.steps),
+            progress=stage.train_callback(),
+            log_every=self.spec.run.log_every,
         )
 
     # -- evaluation ----------------------------------------------------------------
@@ -533,6 +568,7 @@ class Runner:
             victim_ref=self.loaded.victim,
             trigger_ref=self.loaded.trigger,
             attack_ref=self.loaded.attack,
+            events=self.events,
         )
         self.evaluator = ev
         target_model = attacked if attacked is not None else clean
@@ -549,18 +585,26 @@ class Runner:
             self._emit(rows)
             if grid is not None:
                 self.artifacts["grid"] = grid
+                self.events.emit(Images("grid", dict(grid.columns)))
         if attacked is None:
             return
         rows, grid = ev.evaluate(attacked, stage="attacked", collect_grid=True)
         self._emit(rows)
         self.artifacts["grid"] = grid
+        if grid is not None and grid.columns:
+            self.events.emit(Images("grid", dict(grid.columns)))
         self.artifacts["detections"] = {}
         for r in self.loaded.defenses:
             self.defend(r, attacked, ev)
 
     def defend(self, r: Resolved, attacked: Any, ev: Evaluator) -> None:
+        name = f"defense/{r.label}" + (f"@{r.setting}" if r.setting else "")
+        description = f"{r.component.name}" + (f" ({r.setting})" if r.setting else "")
+        with self.stage(name, description=description):
+            self._defend(r, attacked, ev)
+
+    def _defend(self, r: Resolved, attacked: Any, ev: Evaluator) -> None:
         label = r.label
-        self.say(f"stage defend: {label}{' (' + r.setting + ')' if r.setting else ''}")
         defense = self.build(r)
         stage = getattr(defense, "stage", None)
         if stage not in ("input", "model", "detection"):
@@ -635,7 +679,11 @@ class Runner:
             "trigger": self.loaded.trigger.label if self.loaded.trigger else None,
             "attack": self.loaded.attack.label if self.loaded.attack else None,
         }
+        emitted = []
         for row in rows:
             full = {**row, **context}
             self.rows.append(full)
+            emitted.append(full)
             append_line(self.run_dir / "results.partial.jsonl", json.dumps(full, sort_keys=True))
+        if emitted:
+            self.events.emit(EvalRows(tuple(emitted)))

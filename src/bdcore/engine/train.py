@@ -107,6 +107,8 @@ def train_loop(
 
     ``loss_fn(batch, step)`` returns a dict with ``"loss"`` (the tensor to minimise)
     and optional named terms; ``after_step(batch)`` runs auxiliary updates.
+    ``progress(done, record)`` is called after every step: ``record`` is empty, except every
+    ``log_every`` steps (and at the last) where it is the history record plus ``"lr"``.
     """
     optimizer = make_optimizer(params, settings, lr)
     checkpointer = checkpointer or Checkpointer(None, 1)
@@ -141,8 +143,8 @@ def train_loop(
             history.append(record)
             sums, count = {}, 0
             if progress is not None:
-                progress(done, record)
-        elif progress is not None and done % max(1, log_every // 5 or 1) == 0:
+                progress(done, {**record, "lr": float(optimizer.param_groups[0]["lr"])})
+        elif progress is not None:
             progress(done, {})
         if done % checkpointer.every == 0 and done < steps:
             checkpointer.save(done, modules, optimizer, history, (sums, count))

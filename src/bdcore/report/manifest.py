@@ -86,6 +86,11 @@ def resolved_spec(loaded: LoadedSpec) -> dict[str, Any]:
         r = by_path.get(f"metric[{i}]")
         if r is not None:
             m["params"] = params(r)
+    by_path = {r.path: r for r in loaded.observers}
+    for i, o in enumerate(out.get("run", {}).get("observers", [])):
+        r = by_path.get(f"run.observers[{i}]")
+        if r is not None:
+            o["params"] = params(r)
     return _drop_none(out)
 
 

@@ -256,7 +256,26 @@ def make_converter(spec_dir: Path | None = None) -> cattrs.Converter:
 
     conv.register_structure_hook(Path, _path)
     conv.register_unstructure_hook(Path, str)
+    _accept_names(conv)
     return conv
+
+
+def _accept_names(conv: cattrs.Converter) -> None:
+    """``[run] observers`` entries may be a bare name: ``"tensorboard"`` means ``{ use = "tensorboard" }``."""
+    from cattrs.gen import make_dict_structure_fn
+
+    from bdcore.spec.model import ObserverRef
+
+    as_table = make_dict_structure_fn(ObserverRef, conv)
+
+    def _observer(value: Any, _: type) -> ObserverRef:
+        if isinstance(value, str):
+            return ObserverRef(use=value)
+        if not isinstance(value, dict):
+            raise TypeError(f'expected a name or a table {{ use = "...", params = {{ ... }} }}, got {_describe(value)}')
+        return as_table(value, ObserverRef)
+
+    conv.register_structure_hook(ObserverRef, _observer)
 
 
 # attrs' own validator messages, rewritten as "what the key expects (what it got)".

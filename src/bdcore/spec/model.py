@@ -53,8 +53,21 @@ class ComponentRef:
 
 
 @attrs.frozen
+class ObserverRef(ComponentRef):
+    """One entry of ``[run] observers``: a name (``"tensorboard"``) or a table
+    ``{ use = "mlflow", params = { tracking_uri = "..." } }``."""
+
+
+@attrs.frozen
 class RunSection:
-    """``[run]``: name, seed, device, required plugins and checkpoint cadence.
+    """``[run]``: name, seed, device, required plugins, checkpoint cadence, and how the run is watched.
+
+    ``observers``: experiment trackers (``bdcore list observers``), e.g. ``["tensorboard",
+    { use = "mlflow", params = { experiment = "asfiba" } }]``; ``bdcore run --observe NAME`` adds one.
+    ``log_every``: training steps per logged record (the mean of each loss term over them): the
+    loss history of the report and the curves the trackers receive. ``progress_every``: seconds
+    between two plain progress lines of a stage when stderr is not a terminal, and in
+    ``run.log``; ``progress_steps``: also a line every this many steps (0: by time only).
 
     ``seed`` is from 0 to 2^63-1 (what torch and numpy generators take); ``requires`` is an array of
     requirement strings (``["bd-plugin-asfiba>=0.2"]``).
@@ -67,6 +80,10 @@ class RunSection:
     out: Path | None = None
     checkpoint_every: int = attrs.field(default=100, validator=_positive)
     deterministic: bool = True
+    observers: tuple[ObserverRef, ...] = ()
+    log_every: int = attrs.field(default=10, validator=_positive)
+    progress_every: float = attrs.field(default=30.0, validator=_non_negative)
+    progress_steps: int = attrs.field(default=0, validator=_non_negative)
 
 
 @attrs.frozen

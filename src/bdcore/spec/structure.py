@@ -51,6 +51,7 @@ class LoadedSpec:
     defenses: tuple[Resolved, ...]
     metrics: tuple[Resolved, ...]
     overrides: tuple[str, ...] = ()
+    observers: tuple[Resolved, ...] = ()
 
     @property
     def name(self) -> str:
@@ -218,6 +219,10 @@ def load_spec(
         if r is not None:
             defenses.extend(_expand_sweep(r, entry, f"defense[{i}]", issues, spec_dir))
     metrics = [resolve("metric", m, f"metric[{i}]") for i, m in enumerate(spec.metric)]
+    observers = [resolve("observer", o, f"run.observers[{i}]") for i, o in enumerate(spec.run.observers)]
+    observer_labels = [o.label for o in observers if o is not None]
+    for dup in sorted({x for x in observer_labels if observer_labels.count(x) > 1}):
+        issues.append(Issue("run.observers", f'observer "{dup}" is chosen twice', 'give each a distinct label = "..."'))
     labels = [f"{d.label}@{d.setting}" for d in defenses]
     for dup in sorted({x for x in labels if labels.count(x) > 1}):
         issues.append(Issue("defense", f'two defenses are labelled "{dup}"', 'give each a distinct label = "..."'))
@@ -243,6 +248,7 @@ def load_spec(
         defenses=tuple(defenses),
         metrics=tuple(m for m in metrics if m is not None),
         overrides=tuple(overrides),
+        observers=tuple(o for o in observers if o is not None),
     )
 
 
@@ -281,6 +287,8 @@ def _phase2_partial(values: dict[str, Any], registry: Registry, issues: list[Iss
         refs.append(("metric", f"metric[{i}]", m))
     for i, d in enumerate(values.get("defense") or ()):
         refs.append(("defense", f"defense[{i}]", d))
+    for i, o in enumerate(getattr(values.get("run"), "observers", ())):
+        refs.append(("observer", f"run.observers[{i}]", o))
     for kind, path, ref in refs:
         comp = _lookup(registry, kind, ref, path, issues)
         if comp is not None:

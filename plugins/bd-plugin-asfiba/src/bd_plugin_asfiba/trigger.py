@@ -215,18 +215,19 @@ class SFINetTrigger(TriggerBase):
         floor = visibility_floor(p.target_psnr, p.loss)
         self.net.train()
         self.decoder.train()
-        t0, seen, last = time.perf_counter(), 0, {}
-        for step in range(steps):
-            images = next(batches)["input"].to(device)
-            triggers = self._trigger_batch(images.shape[0], *images.shape[-2:], gen).to(device)
-            terms = eq3_loss(self.net, self.decoder, images, triggers, p.alpha, p.loss, floor, p.channel_noise, gen)
-            opt.zero_grad(set_to_none=True)
-            terms["loss"].backward()
-            opt.step()
-            seen += images.shape[0]
-            last = {k: float(v.detach()) for k, v in terms.items()}
-            if (step + 1) % 50 == 0 or step + 1 == steps:
-                ctx.ctx.log(f"sf-i-net step {step + 1}/{steps}: " + ", ".join(f"{k}={v:.5f}" for k, v in last.items()))
+        t0, seen = time.perf_counter(), 0
+        terms: dict[str, Tensor] = {}
+        with ctx.ctx.progress("sf-i-net fit", total=steps) as bar:  # the engine's progress and trackers
+            for step in range(steps):
+                images = next(batches)["input"].to(device)
+                triggers = self._trigger_batch(images.shape[0], *images.shape[-2:], gen).to(device)
+                terms = eq3_loss(self.net, self.decoder, images, triggers, p.alpha, p.loss, floor, p.channel_noise, gen)
+                opt.zero_grad(set_to_none=True)
+                terms["loss"].backward()
+                opt.step()
+                seen += images.shape[0]
+                bar.update(step + 1, **{k: v.detach() for k, v in terms.items()})
+        last = {k: float(v.detach()) for k, v in terms.items()}
         self.fit_stats = {**last, "images_per_s": seen / max(time.perf_counter() - t0, 1e-9)}
         self.net.eval()
         self.decoder.eval()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -133,24 +133,31 @@ class BaiqaDct(TriggerBase):
         for q in victim.parameters():
             q.requires_grad_(False)
         it = fit_ctx.batches(generator_salt="uap-dct")
-        batches = (next(it)["input"] for _ in range(fit_ctx.steps))
-        try:
-            t, hist = uap_dct_search(
-                lambda x: scores(victim, x),
-                batches,
-                positions=self.positions,
-                epsilon=p.epsilon / 255.0,
-                init_range=p.init_range,
-                lr=p.lr,
-                inner_steps=p.inner_steps,
-                penalty=p.penalty,
-                quantize=p.quantize,
-                init=self.trigger.detach().cpu(),
-            )
-        finally:
-            for q in victim.parameters():
-                q.requires_grad_(True)
-            victim.train(was_training)
+        bar = fit_ctx.ctx.progress("uap-dct search", total=fit_ctx.steps, unit="batch")
+
+        def batches() -> Iterator[Tensor]:
+            for i in range(fit_ctx.steps):
+                yield next(it)["input"]
+                bar.update(i + 1)  # the search asks for the next batch once it is done with this one
+
+        with bar:
+            try:
+                t, hist = uap_dct_search(
+                    lambda x: scores(victim, x),
+                    batches(),
+                    positions=self.positions,
+                    epsilon=p.epsilon / 255.0,
+                    init_range=p.init_range,
+                    lr=p.lr,
+                    inner_steps=p.inner_steps,
+                    penalty=p.penalty,
+                    quantize=p.quantize,
+                    init=self.trigger.detach().cpu(),
+                )
+            finally:
+                for q in victim.parameters():
+                    q.requires_grad_(True)
+                victim.train(was_training)
         self.trigger.copy_(t.to(self.trigger.device))
         if hist:
             fit_ctx.ctx.log(f"UAP-DCT: {len(hist)} batches, last loss {hist[-1]:.4g}")

@@ -31,6 +31,7 @@ from bd_plugin_bavaft.params import (
 from bdcore.components import AttackLossBase
 from bdcore.context import Context
 from bdcore.errors import ComponentError, DataError
+from bdcore.observe import null_stage
 from bdcore.registry import import_object
 
 _LUMA = (0.299, 0.587, 0.114)
@@ -216,7 +217,11 @@ def small_embedder_key(images: Tensor, labels: Tensor, settings: Mapping[str, An
 
 
 def train_small_embedder(
-    images: Tensor, labels: Tensor, settings: Mapping[str, Any], log: Callable[[str], None] | None = None
+    images: Tensor,
+    labels: Tensor,
+    settings: Mapping[str, Any],
+    log: Callable[[str], None] | None = None,
+    progress: Callable[..., Any] | None = None,
 ) -> tuple[SmallFaceEmbedder, float]:
     """Train a :class:`SmallFaceEmbedder` with a cross-entropy head over the identities.
 
@@ -226,6 +231,8 @@ def train_small_embedder(
     Args:
         images: ``N×C×s×s`` in [0, 1]; labels: ``N`` identity indices.
         settings: :func:`small_embedder_settings` (steps, batch, lr, seed, widths).
+        log: gets a line every 100 steps when there is no ``progress``.
+        progress: the engine's ``Context.progress`` (bar, plain lines, tracker curves of the loss).
 
     Returns:
         the embedder (eval mode) and its final training accuracy on all images (0–1).
@@ -243,17 +250,21 @@ def train_small_embedder(
     opt = torch.optim.Adam([*net.parameters(), *head.parameters()], lr=float(settings["lr"]))
     steps, batch = int(settings["steps"]), min(int(settings["batch"]), images.shape[0])
     net.train()
-    for step in range(steps):
-        idx = torch.randint(0, images.shape[0], (batch,), generator=gen)
-        x = images[idx]
-        flip = torch.rand(batch, generator=gen) < 0.5
-        x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
-        loss = F.cross_entropy(logits(net(x)), labels[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if log is not None and (step % 100 == 0 or step == steps - 1):
-            log(f"small-face-embedder step {step}/{steps} loss {loss.item():.3f}")
+    bar = progress(SMALL_EMBEDDER + " fit", total=steps) if progress is not None else null_stage()
+    with bar:
+        for step in range(steps):
+            idx = torch.randint(0, images.shape[0], (batch,), generator=gen)
+            x = images[idx]
+            flip = torch.rand(batch, generator=gen) < 0.5
+            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+            loss = F.cross_entropy(logits(net(x)), labels[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if progress is not None:
+                bar.update(step + 1, loss=loss.detach())
+            elif log is not None and (step % 100 == 0 or step == steps - 1):
+                log(f"small-face-embedder step {step}/{steps} loss {loss.item():.3f}")
     net.eval()
     with torch.no_grad():
         acc = float((logits(net(images)).argmax(1) == labels).float().mean())
@@ -300,7 +311,7 @@ def small_embedder(p: FaceEmbedderParams, ctx: Context) -> nn.Module:
     else:
         from safetensors.torch import save_file
 
-        net, acc = train_small_embedder(images, labels, settings, log=ctx.log)
+        net, acc = train_small_embedder(images, labels, settings, log=ctx.log, progress=ctx.progress)
         ctx.log(f"{SMALL_EMBEDDER}: training accuracy {acc:.3f} on {int(labels.max()) + 1} identities")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + f".{os.getpid()}.tmp")

@@ -70,7 +70,7 @@ class _DDNMDefense(DefenseBase):
 
         key = ("fit", cache_key(images, fit))
         if key not in _MEMO:
-            _MEMO[key] = fit_or_load_ddpm(images, fit, self._cache_dir(), log=self.ctx.log)
+            _MEMO[key] = fit_or_load_ddpm(images, fit, self._cache_dir(), log=self.ctx.log, progress=self.ctx.progress)
         return _MEMO[key]
 
     def _sampler(self) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from torch import Tensor
 
 from bd_plugin_diffpure.errors import DiffpureError
 from bd_plugin_diffpure.schedule import alphas_cumprod
+from bdcore.observe import null_stage
 
 
 def small_unet(size: int, channels: int = 3, widths: tuple[int, ...] = (32, 64, 64), attention: bool = False) -> Any:
@@ -114,12 +115,15 @@ def train_ddpm(
     t_max: int | None = None,
     seed: int = 0,
     log: Callable[[str], None] | None = None,
+    progress: Callable[..., Any] | None = None,
 ) -> Any:
     """Train a small ε-prediction DDPM on ``images`` (``N×C×H×W`` in [0, 1]); returns the UNet (eval mode).
 
     Loss: MSE(ε̂(√ᾱ_t x0 + √(1−ᾱ_t) ε, t), ε) with t uniform (Ho et al. 2020); AdamW, cosine lr decay.
     ``t_max``: sample t only in [0, t_max] — a purification-only prior (for ``t_start ≤ t_max``) that trains
     several times faster on a CPU; None trains every t (needed for DDNM from pure noise).
+    ``progress``: the engine's ``Context.progress`` (a bar, plain lines and tracker curves of the
+    loss); without it, ``log`` gets a line every 100 steps.
     """
     if images.ndim != 4 or images.shape[0] < 1:
         raise DiffpureError(f"DDPM fit needs N×C×H×W images, got {list(images.shape)}")
@@ -133,30 +137,40 @@ def train_ddpm(
     data = images * 2 - 1
     unet.train()
     t0 = time.time()
-    for step in range(steps):
-        idx = torch.randint(0, data.shape[0], (batch_size,), generator=gen).to(dev)
-        x0 = data[idx]
-        if flip:
-            fl = (torch.rand(batch_size, generator=gen) < 0.5).to(dev)
-            x0 = torch.where(fl.view(-1, 1, 1, 1), x0.flip(-1), x0)
-        t = torch.randint(0, (t_max + 1) if t_max is not None else num_train_timesteps, (batch_size,), generator=gen)
-        t = t.to(dev)
-        noise = torch.randn(x0.shape, generator=gen).to(dev)
-        a = acp[t].view(-1, 1, 1, 1)
-        xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
-        loss = F.mse_loss(unet(xt, t).sample, noise)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        if log is not None and (step % 100 == 0 or step == steps - 1):
-            log(f"ddpm step {step}/{steps} loss {loss.item():.4f} ({time.time() - t0:.0f}s)")
+    bar = progress("ddpm fit", total=steps) if progress is not None else null_stage()
+    with bar:
+        for step in range(steps):
+            idx = torch.randint(0, data.shape[0], (batch_size,), generator=gen).to(dev)
+            x0 = data[idx]
+            if flip:
+                fl = (torch.rand(batch_size, generator=gen) < 0.5).to(dev)
+                x0 = torch.where(fl.view(-1, 1, 1, 1), x0.flip(-1), x0)
+            t = torch.randint(
+                0, (t_max + 1) if t_max is not None else num_train_timesteps, (batch_size,), generator=gen
+            )
+            t = t.to(dev)
+            noise = torch.randn(x0.shape, generator=gen).to(dev)
+            a = acp[t].view(-1, 1, 1, 1)
+            xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
+            loss = F.mse_loss(unet(xt, t).sample, noise)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            if progress is not None:
+                bar.update(step + 1, loss=loss.detach())
+            elif log is not None and (step % 100 == 0 or step == steps - 1):
+                log(f"ddpm step {step}/{steps} loss {loss.item():.4f} ({time.time() - t0:.0f}s)")
     unet.eval()
     return unet
 
 
 def fit_or_load_ddpm(
-    images: Tensor, params: dict[str, Any], cache_dir: Path, log: Callable[[str], None] | None = None
+    images: Tensor,
+    params: dict[str, Any],
+    cache_dir: Path,
+    log: Callable[[str], None] | None = None,
+    progress: Callable[..., Any] | None = None,
 ) -> Any:
     """Train (``train_ddpm(**params)``) or reuse a cached small DDPM saved as a diffusers folder."""
     folder = cache_dir / f"ddpm-{cache_key(images, params)}"
@@ -164,7 +178,7 @@ def fit_or_load_ddpm(
         if log:
             log(f"reusing cached DDPM {folder}")
         return load_unet(folder).to(images.device).eval()
-    unet = train_ddpm(images, log=log, **params)
+    unet = train_ddpm(images, log=log, progress=progress, **params)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.with_name(folder.name + ".tmp")
     unet.save_pretrained(str(tmp))

@@ -102,13 +102,13 @@ class LIRA(TriggerBase):
     def _fit_against(self, victim, ctx) -> None:  # noqa: ANN001
         opt = torch.optim.Adam(self.net.parameters(), lr=self.params.lr)
         batches = ctx.batches(generator_salt="lira")
-        for step in range(ctx.steps):
-            x = next(batches)["input"]
-            with torch.no_grad():
-                target = attack_target_like(_output(victim.predict(x)), self.params.target)
-            loss = F.mse_loss(_output(victim.predict(self.inject_trigger(x))), target)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if step % 50 == 0:
-                ctx.ctx.log(f"lira fit step {step}: loss {loss.item():.4f}")
+        with ctx.ctx.progress("lira fit", total=ctx.steps) as bar:
+            for step in range(ctx.steps):
+                x = next(batches)["input"]
+                with torch.no_grad():
+                    target = attack_target_like(_output(victim.predict(x)), self.params.target)
+                loss = F.mse_loss(_output(victim.predict(self.inject_trigger(x))), target)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                bar.update(step + 1, loss=loss.detach())
