@@ -21,6 +21,7 @@ import click
 from bdcore._version import __version__
 from bdcore.errors import EXIT_RUN_FAILED, BdcoreError, PluginError, SpecError
 from bdcore.registry import KINDS
+from bdcore.report.tables import FORMATS, TextTable
 
 KIND_BY_PLURAL = {plural: kind for kind, plural in KINDS.items()}
 
@@ -72,6 +73,26 @@ def _guard(fn: Callable[..., int]) -> Callable[..., None]:
 
 
 _traceback_opt = click.option("--traceback", is_flag=True, help="Show Python tracebacks on errors.")
+_format_opt = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="table",
+    show_default=True,
+    help="How to print the table: table (rich on a terminal, plain aligned text otherwise), csv, json, markdown.",
+)
+
+
+def _emit_table(table: TextTable, fmt: str) -> None:
+    """Print ``table`` to stdout in ``fmt``; nothing is ever cut to the terminal's (or a pipe's 80) columns."""
+    from bdcore.report.tables import render, rich_table
+
+    console = _console(stderr=False)
+    if fmt == "table" and console.is_terminal:
+        rendered, console.width = rich_table(table, console.width)  # wider than the terminal: it wraps, nothing is cut
+        console.print(rendered)
+    else:
+        click.echo(render(table, fmt), nl=False)
 
 
 def _host(strict: bool = False) -> Any:
@@ -138,13 +159,18 @@ def main() -> None:
 @click.option("--resume", is_flag=True, help="Continue the latest run of this spec from its checkpoints.")
 @click.option("--quiet", "-q", is_flag=True, help="Only warnings and the summary.")
 @_set_opt
+@_format_opt
 @_traceback_opt
-def run(spec: Path, out: Path | None, resume: bool, quiet: bool, overrides: tuple[str, ...], traceback: bool) -> None:
+def run(
+    spec: Path, out: Path | None, resume: bool, quiet: bool, overrides: tuple[str, ...], fmt: str, traceback: bool
+) -> None:
     """Run an experiment spec."""
-    _guard(_run)(spec, out, resume, quiet, overrides, traceback=traceback)
+    _guard(_run)(spec, out, resume, quiet, overrides, fmt, traceback=traceback)
 
 
-def _run(spec: Path, out: Path | None, resume: bool, quiet: bool, overrides: tuple[str, ...] = ()) -> int:
+def _run(
+    spec: Path, out: Path | None, resume: bool, quiet: bool, overrides: tuple[str, ...] = (), fmt: str = "table"
+) -> int:
     from bdcore.engine.run import execute
     from bdcore.report.html import pivot
 
@@ -158,17 +184,10 @@ def _run(spec: Path, out: Path | None, resume: bool, quiet: bool, overrides: tup
     with _Progress(quiet) as progress:
         result = execute(loaded, host, out_root=out_root, resume=resume, progress=progress)
     cols, body = pivot(result.rows)
-    from rich.markup import escape
-    from rich.table import Table
-
-    table = Table(title=f"{escape(loaded.name)}: results")
-    table.add_column("model")
-    for c in cols:
-        table.add_column(escape(c), justify="right")  # psnr[input,clean_input] is a name, not markup
-    for model, vals in body:
-        table.add_row(escape(model), *(f"{vals[c]:.4g}" if c in vals else "" for c in cols))
-    _console(stderr=False).print(table)
-    click.echo(f"run folder: {result.run_dir}\nreport: {result.run_dir / 'report.html'}")
+    rows = [[model, *(vals.get(c) for c in cols)] for model, vals in body]
+    _emit_table(TextTable.build(f"{loaded.name}: results", ["model", *cols], rows), fmt)
+    # with a machine format, stdout holds the table alone
+    click.echo(f"run folder: {result.run_dir}\nreport: {result.run_dir / 'report.html'}", err=fmt != "table")
     return 0
 
 
@@ -249,57 +268,81 @@ def _check(specs: tuple[Path, ...], check_paths: bool = True, overrides: tuple[s
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--all", "show_all", is_flag=True, help="Include bdcore's built-ins.")
+@click.option(
+    "--all", "show_all", is_flag=True, hidden=True, help="Kept for old scripts: the built-ins are always listed."
+)
 @click.option("--strict-plugins", is_flag=True, help="Exit 3 if any plugin failed to load.")
 @_traceback_opt
 def plugins(as_json: bool, show_all: bool, strict_plugins: bool, traceback: bool) -> None:
-    """List installed plugins, what they register, and plugins that failed to load."""
-    _guard(_plugins)(as_json, show_all, strict_plugins, traceback=traceback)
+    """List bdcore's built-ins and the installed plugins, what each registers, and plugins that failed to load."""
+    _guard(_plugins)(as_json, strict_plugins, traceback=traceback)
 
 
-def _plugins(as_json: bool, show_all: bool, strict: bool) -> int:
+def _plugins(as_json: bool, strict: bool) -> int:
     host = _host()
     data = host.describe()
-    if not show_all:
-        data["plugins"] = [p for p in data["plugins"] if not p["builtin"]]
     if as_json:
         click.echo(json.dumps(data, indent=2))
-    else:
-        for p in data["plugins"]:
-            comps = "; ".join(f"{k}: {', '.join(v)}" for k, v in p["components"].items())
-            click.echo(
-                f"{p['plugin']} ({p['distribution']} {p['version']}){' [builtin]' if p['builtin'] else ''}: {comps}"
-            )
-        if not data["plugins"]:
-            click.echo("no plugins installed (bdcore plugins --all shows the built-ins)")
-        for f in data["failed"]:
-            click.echo(f"FAILED to load: {f['plugin']} ({f['distribution']} {f['version']}): {f['error']}")
+        return 3 if (strict and host.failures) else 0
+    pad = max((len(f"{k} ({len(v)}):") for p in data["plugins"] for k, v in p["components"].items()), default=0)
+    for p in data["plugins"]:
+        where = "built in" if p["builtin"] else f"{p['distribution']} {p['version']}"
+        click.echo(f"{p['plugin']} ({where})")
+        kinds = p["components"]
+        for kind, names in kinds.items():
+            # the count keeps a component named "none" (core's no-op trigger) from reading as "no triggers"
+            click.echo(f"  {f'{kind} ({len(names)}):':<{pad}} {', '.join(names)}")
+        if not kinds:
+            click.echo("  (registers no components)")
+    if not any(not p["builtin"] for p in data["plugins"]):
+        click.echo("no plugins installed: only bdcore's built-ins (pip install a bd-plugin-... distribution)")
+    for f in data["failed"]:
+        click.echo(f"FAILED to load: {f['plugin']} ({f['distribution']} {f['version']}): {f['error']}")
     return 3 if (strict and host.failures) else 0
 
 
+class _KindType(click.ParamType):
+    """A component kind: plural (``triggers``), singular (``trigger``) or the kind's own name (``attack_loss``)."""
+
+    name = "kind"
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        # not "{triggers|...|attack-losses|...}": click wraps a long usage line at hyphens, inside a word
+        return "KIND"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        import difflib
+
+        text = str(value).strip().lower().replace("_", "-")
+        names = {n: plural for kind, plural in KINDS.items() for n in (plural, kind.replace("_", "-"))}
+        if text in names:
+            return names[text]
+        close = difflib.get_close_matches(text, sorted(names), n=1)
+        hint = f'did you mean "{close[0]}"? ' if close else ""
+        self.fail(f"{value!r} is not a component kind; {hint}kinds: {', '.join(KINDS.values())}", param, ctx)
+
+
 @main.command(name="list")
-@click.argument("kind", type=click.Choice(sorted(KIND_BY_PLURAL)))
-@click.option("--json", "as_json", is_flag=True)
+@click.argument("kind", type=_KindType())
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json: every field of each component.")
+@_format_opt
 @_traceback_opt
-def list_cmd(kind: str, as_json: bool, traceback: bool) -> None:
-    """List the components of one kind: name, summary, paper, distribution."""
-    _guard(_list)(kind, as_json, traceback=traceback)
+def list_cmd(kind: str, as_json: bool, fmt: str, traceback: bool) -> None:
+    """List the components of one KIND: name, summary, paper, distribution.
+
+    KIND: triggers, victims, attack-losses, defenses, metrics or datasets (singular works too).
+    """
+    _guard(_list)(kind, "json" if as_json else fmt, traceback=traceback)
 
 
-def _list(kind: str, as_json: bool) -> int:
+def _list(kind: str, fmt: str) -> int:
     host = _host()
     comps = host.registry.of_kind(KIND_BY_PLURAL[kind])
-    if as_json:
+    if fmt == "json":
         click.echo(json.dumps([c.describe() for c in comps], indent=2))
         return 0
-    from rich.table import Table
-
-    table = Table(title=kind)
-    for col in ("name", "summary", "paper", "distribution"):
-        table.add_column(col)
-    for c in comps:
-        table.add_row(c.name, c.summary, c.paper or "", f"{c.provenance.distribution} {c.provenance.version}")
-    _console(stderr=False).print(table)
+    rows = [[c.name, c.summary, c.paper or "", f"{c.provenance.distribution} {c.provenance.version}"] for c in comps]
+    _emit_table(TextTable.build(kind, ["name", "summary", "paper", "distribution"], rows), fmt)
     return 0
 
 
@@ -327,6 +370,7 @@ def _list(kind: str, as_json: bool) -> int:
     metavar="NAME",
     help="Keep only these metrics' columns, in this order (e.g. --metric asfiba-asr --metric stealth_psnr).",
 )
+@_format_opt
 @_traceback_opt
 def report(
     run_dirs: tuple[Path, ...],
@@ -334,10 +378,11 @@ def report(
     plots: tuple[str, ...],
     models: tuple[str, ...],
     metrics: tuple[str, ...],
+    fmt: str,
     traceback: bool,
 ) -> None:
     """Compare finished runs in one table (and rebuild it as HTML with --out)."""
-    _guard(_report)(run_dirs, out, plots, models, metrics, traceback=traceback)
+    _guard(_report)(run_dirs, out, plots, models, metrics, fmt, traceback=traceback)
 
 
 def _report(
@@ -346,6 +391,7 @@ def _report(
     plots: tuple[str, ...] = (),
     models: tuple[str, ...] = (),
     metrics: tuple[str, ...] = (),
+    fmt: str = "table",
 ) -> int:
     from bdcore.errors import UsageError
     from bdcore.report.compare import compare_runs, plot_pairs
@@ -362,16 +408,16 @@ def _report(
     if pairs and out is None:
         raise UsageError("--plot needs --out (the plots are written next to the HTML page)")
     table, html_text = compare_runs(list(run_dirs), models=models, metrics=metrics)
-    _console(stderr=False).print(table)
+    _emit_table(table, fmt)
     if out is not None:
         from bdcore.io.atomic import write_text
 
         images = plot_pairs(list(run_dirs), pairs, out)
         html_text += "".join(f'<h2>{html.escape(p.stem)}</h2><img src="{html.escape(p.name)}">' for p in images)
         write_text(out, html_text)
-        click.echo(f"comparison: {out}")
+        click.echo(f"comparison: {out}", err=fmt != "table")
         for p in images:
-            click.echo(f"plot: {p}")
+            click.echo(f"plot: {p}", err=fmt != "table")
     return 0
 
 
