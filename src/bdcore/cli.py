@@ -117,8 +117,10 @@ def _setup_logging(quiet: bool) -> None:
 
 
 def _load(host: Any, spec: Path, *, check_paths: bool = True, overrides: tuple[str, ...] = ()) -> Any:
+    from bdcore.spec.preflight import check_plugins
     from bdcore.spec.structure import load_spec
 
+    check_plugins(spec, host, overrides)  # a missing plugin is exit 3 with its pip line, before any "unknown" name
     return load_spec(spec, host.registry, check_paths=check_paths, overrides=overrides)
 
 
@@ -244,22 +246,21 @@ def check(specs: tuple[Path, ...], no_paths: bool, overrides: tuple[str, ...], t
 
 
 def _check(specs: tuple[Path, ...], check_paths: bool = True, overrides: tuple[str, ...] = ()) -> int:
+    from rich.markup import escape
+
     host = _host()
     worst = 0
     console = _console()
     for spec in specs:
         try:
             loaded = _load(host, spec, check_paths=check_paths, overrides=overrides)
-            problems = host.check_requires(loaded.spec.run.requires)
-            if problems:
-                raise PluginError(f"{spec}: run.requires: " + "; ".join(problems))
         except SpecError as exc:
             err = _spec_needs_failed_plugin(host, spec, exc) or exc
-            console.print(f"[red]{err}[/]" if not isinstance(err, SpecError) else str(err), markup=True)
+            console.print(f"[red]{escape(str(err))}[/]" if not isinstance(err, SpecError) else str(err), markup=True)
             worst = max(worst, err.exit_code)
             continue
         except PluginError as exc:
-            console.print(str(exc))
+            console.print(str(exc), markup=False)
             worst = max(worst, exc.exit_code)
             continue
         click.echo(f"{spec}: ok ({len(loaded.components())} components)")
