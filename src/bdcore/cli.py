@@ -151,6 +151,9 @@ def _spec_needs_failed_plugin(host: Any, spec: Path, exc: SpecError) -> PluginEr
 @click.version_option(__version__, prog_name="bdcore")
 def main() -> None:
     """bdcore: backdoor attacks and defenses on low-level vision models."""
+    from bdcore.third_party_warnings import silence_known_third_party_warnings
+
+    silence_known_third_party_warnings()
 
 
 @main.command()
