@@ -19,11 +19,15 @@ def test_the_command_line_installs_the_filters_for_known_warnings_only() -> None
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert CliRunner().invoke(cli.main, ["plugins", "--json"]).exit_code == 0
-        warnings.warn("`torch.jit.script` is deprecated. Please switch to `torch.compile` or `torch.export`.", FutureWarning)
+        warnings.warn(
+            "`torch.jit.script` is deprecated. Please switch to `torch.compile` or `torch.export`.",
+            FutureWarning,
+            stacklevel=2,
+        )
         with pytest.raises(FutureWarning, match="our own"):
-            warnings.warn("our own deprecation", FutureWarning)
+            warnings.warn("our own deprecation", FutureWarning, stacklevel=2)
         with pytest.raises(DeprecationWarning):  # same text, another category: not ours to hide
-            warnings.warn("`torch.jit.script` is deprecated.", DeprecationWarning)
+            warnings.warn("`torch.jit.script` is deprecated.", DeprecationWarning, stacklevel=2)
 
 
 def test_the_filter_matches_what_the_library_really_raises() -> None:
