@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bdcore.data.images import save_png
 from bdcore.engine.runner import Runner, RunResult, resolve_device
 from bdcore.errors import UsageError
 from bdcore.io.atomic import write_text
 from bdcore.plugins import PluginHost
+from bdcore.report.grid import save_grid
 from bdcore.report.html import write_report
 from bdcore.report.manifest import build_manifest, write_manifest, write_resolved_spec
 from bdcore.report.plots import plot_detections, plot_history, plot_metric_curves, plot_sweeps
@@ -111,23 +111,13 @@ def finalize(runner: Runner, host: PluginHost) -> None:
     plots += [str(p.relative_to(run_dir)) for p in plot_sweeps(rows, plots_dir)]
     plots += [str(p.relative_to(run_dir)) for p in plot_metric_curves(rows, plots_dir)]
     plots += [str(p.relative_to(run_dir)) for p in plot_detections(runner.artifacts.get("detections", {}), plots_dir)]
-    grid_files: dict[str, list[str]] = {}
-    grid = runner.artifacts.get("grid")
-    if grid is not None and grid.columns:
-        gdir = run_dir / "grid"
-        gdir.mkdir(exist_ok=True)
-        used: set[str] = set()
-        for col, imgs in grid.columns.items():
-            stem, k = _slug(col), 2
-            while stem in used:  # distinct labels that slug alike ("a b", "a-b") must not share files
-                stem, k = f"{_slug(col)}-{k}", k + 1
-            used.add(stem)
-            names = []
-            for i, img in enumerate(imgs):
-                name = f"grid/{stem}-{i}.png"
-                save_png(img, run_dir / name)
-                names.append(name)
-            grid_files[col] = names
+    grid = save_grid(
+        run_dir,
+        runner.artifacts.get("grids", {}),
+        requested=runner.spec.eval.grid,
+        attack=runner.loaded.attack is not None,
+        target_description=getattr(runner.attack_obj, "target_description", None),
+    )
     manifest = build_manifest(
         runner.loaded,
         host,
@@ -137,6 +127,12 @@ def finalize(runner: Runner, host: PluginHost) -> None:
     )
     write_manifest(run_dir, manifest)
     write_report(
-        run_dir, title=f"bdcore run: {runner.loaded.name}", rows=rows, manifest=manifest, grid=grid_files, plots=plots
+        run_dir,
+        title=f"bdcore run: {runner.loaded.name}",
+        rows=rows,
+        manifest=manifest,
+        grid=grid,
+        plots=plots,
+        test_set=runner.artifacts.get("test_set"),
     )
     write_text(run_dir / "COMPLETE", "")

@@ -526,16 +526,18 @@ class Runner:
             ev.set_reference(clean)
         if self.spec.eval.stealth:
             self._emit(ev.stealth_rows())
+        # the report's examples: each model's outputs on the same test samples (distinct source images)
+        self.artifacts["test_set"] = ev.test_set_summary()
+        grids: dict[str, Any] = self.artifacts.setdefault("grids", {})
         if clean is not None and self.spec.eval.clean_victim and attacked is not clean:
-            rows, grid = ev.evaluate(clean, stage="clean-victim", collect_grid=attacked is None)
+            rows, grid = ev.evaluate(clean, stage="clean-victim", collect_grid=True)
             self._emit(rows)
-            if grid is not None:
-                self.artifacts["grid"] = grid
+            grids["clean victim"] = grid
         if attacked is None:
             return
         rows, grid = ev.evaluate(attacked, stage="attacked", collect_grid=True)
         self._emit(rows)
-        self.artifacts["grid"] = grid
+        grids["attacked model" if attacked is not clean else "clean victim (under attack)"] = grid
         self.artifacts["detections"] = {}
         for r in self.loaded.defenses:
             self.defend(r, attacked, ev)
