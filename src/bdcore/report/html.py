@@ -23,7 +23,7 @@ th{background:#f3f3f3} td.l,th.l{text-align:left}
 .grid td{border:none;padding:2px;text-align:center;font-size:11px}
 img.px{image-rendering:pixelated;width:128px;height:128px;object-fit:contain}
 .meta{color:#666;font-size:12px}
-.grid th{font-size:11px;font-weight:normal;background:#eef;border:1px solid #ccd}
+.grid th{font-size:11px;font-weight:normal;background:#eef;border:1px solid #ccd;text-align:center}
 .grid td.l{text-align:left;vertical-align:middle;font-size:11px;color:#444}
 .good{color:#17803d} .bad{color:#b42318} .flat,.na{color:#888}
 details pre{font-size:11px;max-height:40em;overflow:auto;background:#fafafa;padding:6px}
