@@ -158,3 +158,55 @@ def test_usage_lines_never_break_inside_a_word() -> None:
         res = CliRunner().invoke(cli.main, [command, "--help"], terminal_width=40)
         usage = res.output.split("\n\n", 1)[0]
         assert not re.search(r"[\w-]-\n", usage) and "[OPTIONS]" in usage, usage
+
+
+RUN_SPEC = """
+[run]
+name = "wide"
+seed = 1
+[data]
+use = "toy-smooth"
+params = { count = 12, size = 8 }
+[victim]
+use = "toy-denoiser"
+params = { width = 4 }
+[train]
+steps = 2
+batch_size = 4
+[attack]
+poison_rate = 0.5
+steps = 2
+batch_size = 4
+[attack.trigger]
+use = "toy-patch"
+[attack.loss]
+use = "toy-invert"
+[[metric]]
+use = "psnr"
+label = "a-rather-long-metric-label-that-rich-used-to-cut"
+[eval]
+grid = 0
+"""
+
+
+def test_run_prints_every_column_and_json_holds_the_very_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bdcore.report.html import pivot
+    from bdcore.testing import make_host
+
+    monkeypatch.setattr(cli, "_host", lambda strict=False: make_host())
+    spec = tmp_path / "wide.toml"
+    spec.write_text(RUN_SPEC)
+    res = CliRunner().invoke(cli.main, ["run", str(spec), "--out", str(tmp_path / "runs"), "-q", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    records = json.loads(res.stdout)  # stdout holds the table alone; the run folder line went to stderr
+    run_dir = next((tmp_path / "runs").glob("wide-*"))
+    rows = [json.loads(x) for x in (run_dir / "results.jsonl").read_text().splitlines()]
+    cols, body = pivot(rows)
+    assert [r["model"] for r in records] == [m for m, _ in body]
+    for rec, (_, vals) in zip(records, body, strict=True):
+        assert {c: rec[c] for c in cols if rec[c] is not None} == vals
+    res = CliRunner().invoke(cli.main, ["report", str(run_dir)])
+    head = res.output.splitlines()[1]
+    assert "a-rather-long-metric-label-that-rich-used-to-cut [poisoned]" in head and "…" not in res.output
