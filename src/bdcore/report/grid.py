@@ -96,7 +96,7 @@ def save_grid(
     if "residual (amplified)" in inputs:
         notes.append("residual: |poisoned − clean input| of each image, scaled to its own maximum.")
     if target_description:
-        notes.append(f"Attack target: {target_description}")
+        notes.append(f"Attack target: {target_description.rstrip('.')}.")
     elif attack and "attack target" not in inputs:
         notes.append(
             "Attack target: not shown — it is not an image, or it is just the clean input or target (an "
