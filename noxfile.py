@@ -1,4 +1,4 @@
-"""nox sessions: lint, typecheck, core, one per plugin (discovered), docs, scaffold, integration.
+"""nox sessions: lint, typecheck, core, one per plugin (discovered), docs, scaffold, integration, tests_ran.
 
 Every session's virtualenv sees the heavy third-party packages of ``.bdenv/base``
 through a ``.pth`` file (built once by ``tools/dev.py``), so torch & co. are
@@ -9,6 +9,7 @@ plugin session holds core and that plugin only.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 
@@ -29,9 +30,35 @@ nox.options.sessions = [
     "docs",
     "scaffold",
     "integration",
+    "tests_ran",
 ]
 
-PYTEST = ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+# every pytest run records which modules ran (bdcore.testing.ledger); tests_ran checks no module ran nowhere
+PYTEST = ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "bdcore.testing.ledger"]
+LEDGER = ROOT / ".bdenv" / "test-ledger"
+PYTEST_SESSIONS = ["core", *(f"plugin-{p}" for p in PLUGINS), "docs", "scaffold", "integration"]
+
+
+def ledger(session: nox.Session) -> dict[str, str]:
+    """The env of a session's pytest runs: its ledger file, emptied when the session starts."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", session.name).strip("-")
+    path = LEDGER / f"{name}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    return {"BDCORE_TEST_LEDGER": str(path), "BDCORE_TEST_SESSION": name}
+
+
+def cross_plugin_modules() -> dict[str, list[str]]:
+    """Per plugin, its test modules that use another plugin (they skip, or test less, in the plugin's own
+    session, which installs that plugin alone): ``{plugin folder: [module paths]}``."""
+    packages = {p: p.replace("-", "_") for p in PLUGINS}
+    out: dict[str, list[str]] = {}
+    for plugin in packages:
+        others = [pkg for p, pkg in packages.items() if p != plugin]
+        for module in sorted((ROOT / "plugins" / plugin / "tests").rglob("test_*.py")):
+            if any(re.search(rf"\b{pkg}\b", module.read_text()) for pkg in others):
+                out.setdefault(plugin, []).append(str(module.relative_to(ROOT)))
+    return out
 
 
 def _site_packages(session: nox.Session, python: str) -> str:
@@ -76,6 +103,7 @@ def typecheck(session: nox.Session) -> None:
 def core(session: nox.Session) -> None:
     """bdcore's own tests, with no third-party plugin installed."""
     install(session, ".")
+    env = ledger(session)
     session.run(
         *PYTEST,
         "tests",
@@ -83,6 +111,7 @@ def core(session: nox.Session) -> None:
         "--ignore=tests/integration",
         "--ignore=tests/scaffold",
         *session.posargs,
+        env=env,
     )
 
 
@@ -95,7 +124,10 @@ def plugin(session: nox.Session, plugin: str) -> None:
     env, setup = test_setup(plugin)
     for command in setup:
         session.run(*command, env=env, silent=True)
+    env |= ledger(session)
     session.run(*PYTEST, f"plugins/{plugin}/tests", *session.posargs, env=env)
+    # core with this one plugin: a spec using another first-party plugin's component exits 3 with its pip line
+    session.run(*PYTEST, "tests/test_missing_plugin.py", env=env)
 
 
 def test_setup(plugin: str) -> tuple[dict[str, str], list[list[str]]]:
@@ -116,19 +148,22 @@ def test_setup(plugin: str) -> tuple[dict[str, str], list[list[str]]]:
 def docs(session: nox.Session) -> None:
     """Docs are in sync with the code (generated pages, tutorial excerpts) and the tutorial plugin's tests pass."""
     install(session, ".", "docs/example_plugin")
-    session.run(*PYTEST, "tests/test_docs.py", "docs/example_plugin/tests", *session.posargs)
+    session.run(*PYTEST, "tests/test_docs.py", "docs/example_plugin/tests", *session.posargs, env=ledger(session))
 
 
 @nox.session
 def scaffold(session: nox.Session) -> None:
     """`bdcore new-plugin` for every role, installed into a fresh core-only environment: its tests pass, its spec runs."""
     install(session, ".")
-    session.run(*PYTEST, "-s", "tests/scaffold", *session.posargs, env={"BDCORE_BASE_ENV": str(BASE)})
+    session.run(
+        *PYTEST, "-s", "tests/scaffold", *session.posargs, env={**ledger(session), "BDCORE_BASE_ENV": str(BASE)}
+    )
 
 
 @nox.session
 def integration(session: nox.Session) -> None:
-    """Everything installed together: no name conflicts, every example spec checks, the demo runs."""
+    """Everything installed together: no name conflicts, every example spec checks, the demo runs, and the
+    plugins' cross-plugin tests (skipped in their own sessions) run with every plugin present."""
     install(session, ".", *(f"plugins/{p}" for p in PLUGINS))
     session.run("bdcore", "plugins", "--strict-plugins")
     specs = sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("examples/*.toml"))
@@ -137,4 +172,16 @@ def integration(session: nox.Session) -> None:
         # Paper-scale examples name datasets and weights the user supplies: check everything but
         # their existence here (the demo's own data is embedded; tests/integration runs it).
         session.run("bdcore", "check", "--no-paths", *specs)
-    session.run(*PYTEST, "tests/integration", *session.posargs)
+    env = ledger(session)
+    session.run(*PYTEST, "tests/integration", *session.posargs, env=env)
+    for plugin, modules in cross_plugin_modules().items():  # one run per folder: its conftest and test setup
+        plugin_env, setup = test_setup(plugin)
+        for command in setup:
+            session.run(*command, env=plugin_env, silent=True)
+        session.run(*PYTEST, *modules, env=plugin_env | env)
+
+
+@nox.session(python=False)
+def tests_ran(session: nox.Session) -> None:
+    """After the pytest sessions: every test module ran in at least one of them (tools/check_test_ledger.py)."""
+    session.run("python3", str(ROOT / "tools" / "check_test_ledger.py"), str(LEDGER), *PYTEST_SESSIONS, external=True)

@@ -102,44 +102,59 @@ def test_metric_columns_join_the_grid_and_the_report(tmp_path: Path) -> None:
     out = run_spec(SPEC.format(attack=ATTACK, metrics=metrics), tmp_path, [MapPlugin()])
     html = (out.run_dir / "report.html").read_text()
     headers = _headers(html)
-    # the engine's columns first, then the clean split's metric columns, then the poisoned split's
-    assert headers == [
-        "clean input",
-        "poisoned input",
-        "residual (amplified)",
-        "clean output",
-        "poisoned output",
-        "attack target",
+    # per model: its outputs first, then the clean split's metric columns, then the poisoned split's
+    model_columns = [
+        "output: clean input",
+        "output: poisoned input",
         "input-map: map",
         "input-map: map [poisoned]",  # the same metric on the poisoned split: the clash gets the split
         "poisoned-map: map",
         "poisoned-map: a b",
         "poisoned-map: a-b",
     ]
+    inputs = ["clean input", "poisoned input", "residual (amplified)", "attack target"]
+    assert headers == inputs + model_columns + model_columns  # clean victim, then attacked model
+    assert re.findall(r"<th colspan=(\d+)>(.*?)</th>", html.split("<h2>Examples</h2>")[1]) == [
+        ("4", "test inputs"),
+        ("7", "clean victim"),
+        ("7", "attacked model"),
+    ]
     files = sorted(p.name for p in (out.run_dir / "grid").glob("*.png"))
     # distinct labels that slug alike still get their own files, 3 images each
-    for stem in ("input-map-map", "input-map-map-poisoned", "poisoned-map-a-b", "poisoned-map-a-b-2"):
+    for stem in (
+        "attacked-model-input-map-map",
+        "attacked-model-input-map-map-poisoned",
+        "attacked-model-poisoned-map-a-b",
+        "attacked-model-poisoned-map-a-b-2",
+        "clean-victim-poisoned-map-a-b-2",
+    ):
         assert [f for f in files if re.fullmatch(rf"{re.escape(stem)}-\d\.png", f)] == [
             f"{stem}-{i}.png" for i in range(3)
         ], (stem, files)
     for i in range(3):
-        assert f"grid/poisoned-map-a-b-2-{i}.png" in html
+        assert f"grid/attacked-model-poisoned-map-a-b-2-{i}.png" in html
     # the poisoned split's column shows the triggered input (its mean differs from the clean one)
     import numpy as np
     from PIL import Image
 
     grid = out.run_dir / "grid"
-    clean_map = torch.from_numpy(np.asarray(Image.open(grid / "input-map-map-0.png"), dtype=np.float32))
-    trig_map = torch.from_numpy(np.asarray(Image.open(grid / "input-map-map-poisoned-0.png"), dtype=np.float32))
+    clean_map = torch.from_numpy(np.asarray(Image.open(grid / "attacked-model-input-map-map-0.png"), dtype=np.float32))
+    trig_map = torch.from_numpy(
+        np.asarray(Image.open(grid / "attacked-model-input-map-map-poisoned-0.png"), dtype=np.float32)
+    )
     assert (trig_map - clean_map).abs().max() > 20  # toy-patch: a white corner square
     assert out.value("input-map", split="poisoned") > out.value("input-map", split="clean")
 
 
-def test_without_an_attack_the_clean_split_columns_are_the_grid(tmp_path: Path) -> None:
+def test_without_an_attack_the_grid_is_the_clean_input_and_the_clean_victim(tmp_path: Path) -> None:
     out = run_spec(SPEC.format(attack="", metrics='[[metric]]\nuse = "input-map"\n'), tmp_path, [MapPlugin()])
-    headers = _headers((out.run_dir / "report.html").read_text())
-    assert headers == ["input-map: map"]
-    assert len(list((out.run_dir / "grid").glob("input-map-map-*.png"))) == 3
+    html = (out.run_dir / "report.html").read_text()
+    assert _headers(html) == ["clean input", "output: clean input", "input-map: map"]
+    assert re.findall(r"<th colspan=(\d+)>(.*?)</th>", html.split("<h2>Examples</h2>")[1]) == [
+        ("1", "test inputs"),
+        ("2", "clean victim"),
+    ]
+    assert len(list((out.run_dir / "grid").glob("clean-victim-input-map-map-*.png"))) == 3
 
 
 def test_a_column_that_is_not_an_image_batch_is_a_contract_error(tmp_path: Path) -> None:

@@ -154,3 +154,26 @@ def test_image_folder_with_a_separate_test_folder_and_whole_test_images(tmp_path
         ImageFolder(
             ImageFolderParams(path=Path("train"), test_path=Path("no_such")), Context(spec_dir=tmp_path)
         ).splits()
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+def test_reading_images_raises_no_numpy_writability_warning(tmp_path: Path, mode: str) -> None:
+    """Grey and colour images, read and converted: no "NumPy array is not writable" warning, exact values."""
+    import warnings
+
+    from PIL import Image
+
+    from bdcore.data.images import read_image, to_tensor
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (9, 7, 3 if mode == "RGB" else 1), dtype=np.uint8)
+    Image.fromarray(pixels[..., 0] if mode == "L" else pixels, mode=mode).save(tmp_path / "x.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        arr = read_image(tmp_path / "x.png", channels=None)
+        readonly = pixels.copy()
+        readonly.flags.writeable = False
+        tensors = [to_tensor(arr), to_tensor(readonly)]
+    for t in tensors:
+        assert t.dtype == torch.float32 and t.is_contiguous() and t.shape == (pixels.shape[2], 9, 7)
+        assert torch.equal(t, torch.from_numpy(pixels.transpose(2, 0, 1).copy()).float() / 255.0)

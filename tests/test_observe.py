@@ -379,8 +379,8 @@ def test_tensorboard_event_files_read_back(tmp_path: Path, monkeypatch: pytest.M
     for row in result.rows:
         values = acc.Scalars(row_tag(row))
         assert values[-1].value == pytest.approx(row["value"], rel=1e-6), row_tag(row)
-    assert {"grid/clean input", "grid/poisoned output"} <= set(tags["images"])
-    assert len(acc.Images("grid/poisoned output")) == 1
+    assert {"grid/attacked model/clean input", "grid/attacked model/output: poisoned input"} <= set(tags["images"])
+    assert len(acc.Images("grid/attacked model/output: poisoned input")) == 1
     assert {"spec/text_summary", "run/text_summary", "status/text_summary"} <= set(tags["tensors"])
     spec_text = acc.Tensors("spec/text_summary")[0].tensor_proto.string_val[0].decode()
     assert 'use = "fit-patch"' in spec_text

@@ -836,6 +836,55 @@ def _unknown_hook_example() -> str:
     return host.failures[-1].error
 
 
+MISSING_PLUGIN_SPEC = """\
+[run]
+requires = ["bd-plugin-asfiba", "bd-plugin-baselines"]
+[data]
+use = "degraded-faces"
+[victim]
+use = "unet-restorer"
+[[defense]]
+use = "fine-pruning"
+"""
+
+
+def _missing_plugin_example() -> str:
+    """The real message for :data:`MISSING_PLUGIN_SPEC` on a host whose one plugin is bd-plugin-asfiba
+    (a stand-in registering its dataset and victim names; nothing is built)."""
+    from bdcore import hookimpl
+    from bdcore.errors import MissingRequirement
+    from bdcore.first_party import FIRST_PARTY
+    from bdcore.plugins import load_plugins
+    from bdcore.registry import Provenance
+    from bdcore.spec.preflight import check_plugins
+
+    names = FIRST_PARTY["bd-plugin-asfiba"]
+    mod = types.ModuleType("asfiba")
+
+    @hookimpl
+    def register_datasets(register: Any) -> None:
+        for name in names["dataset"]:
+            register(name, "bdcore.builtin.components:PSNR", summary="stand-in")
+
+    @hookimpl
+    def register_victims(register: Any) -> None:
+        for name in names["victim"]:
+            register(name, "bdcore.builtin.components:PSNR", summary="stand-in")
+
+    mod.register_datasets = register_datasets  # type: ignore[attr-defined]
+    mod.register_victims = register_victims  # type: ignore[attr-defined]
+    host = load_plugins(entry_points=False)
+    host.add_plugin(mod, "asfiba", Provenance("asfiba", "bd-plugin-asfiba", "0.1.0"))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "spec.toml"
+        path.write_text(MISSING_PLUGIN_SPEC)
+        try:
+            check_plugins(path, host, installed=lambda d: "0.1.0" if d == "bd-plugin-asfiba" else None)
+        except MissingRequirement as exc:
+            return str(exc).replace(str(path), "spec.toml")
+    raise AssertionError("the missing-plugin example raised nothing")  # pragma: no cover
+
+
 def render_errors() -> str:
     import bdcore.errors as errors
 
@@ -903,11 +952,23 @@ def render_errors() -> str:
         _unknown_hook_example(),
         "```",
         "",
-        "A spec whose `[run] requires` is not satisfied (`MissingRequirement`) prints, e.g.:",
+        "A spec that needs a plugin the environment lacks (`MissingRequirement`) is checked before its",
+        "components are resolved: `[run] requires`, and every component name that a first-party plugin",
+        "provides (`bdcore.first_party`, generated from the plugins). A spec using `fine-pruning`",
+        "(from bd-plugin-baselines) where only bd-plugin-asfiba is installed exits with code 3 and prints",
+        "the distribution and its `pip install` line, whether or not `requires` lists it; a name that no",
+        'first-party plugin provides stays a spec error (exit 2, with "did you mean"):',
+        "",
+        "```toml",
+        MISSING_PLUGIN_SPEC.rstrip(),
+        "```",
         "",
         "```text",
-        'spec.toml: run.requires: plugin distribution "bd-plugin-asfiba" is not installed (pip install bd-plugin-asfiba)',
+        _missing_plugin_example(),
         "```",
+        "",
+        "With the distribution installed but left out by `BDCORE_LOAD_PLUGINS` / `BDCORE_DISABLE_PLUGINS`,",
+        "or failing to load, the message says so instead.",
         "",
         "## Run failures (exit code 1)",
         "",

@@ -20,6 +20,7 @@ import click
 from bdcore._version import __version__
 from bdcore.errors import EXIT_RUN_FAILED, BdcoreError, PluginError, SpecError
 from bdcore.registry import KINDS
+from bdcore.report.tables import FORMATS, TextTable
 from bdcore.text import exception_text, html_text, one_line, printable
 
 KIND_BY_PLURAL = {plural: kind for kind, plural in KINDS.items()}
@@ -49,9 +50,9 @@ def _say(console: Any, text: object, prefix: str = "", style: str = "bold red", 
     console.print(Text.assemble((prefix, style), body) if prefix else body)
 
 
-def _echo(text: object) -> None:
+def _echo(text: object, err: bool = False) -> None:
     """``click.echo`` of one line of user text: control characters and undecodable bytes escaped."""
-    click.echo(printable(text))
+    click.echo(printable(text), err=err)
 
 
 def _fail(exc: BaseException, traceback: bool) -> int:
@@ -91,6 +92,26 @@ def _guard(fn: Callable[..., int]) -> Callable[..., None]:
 
 
 _traceback_opt = click.option("--traceback", is_flag=True, help="Show Python tracebacks on errors.")
+_format_opt = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="table",
+    show_default=True,
+    help="How to print the table: table (rich on a terminal, plain aligned text otherwise), csv, json, markdown.",
+)
+
+
+def _emit_table(table: TextTable, fmt: str) -> None:
+    """Print ``table`` to stdout in ``fmt``; nothing is ever cut to the terminal's (or a pipe's 80) columns."""
+    from bdcore.report.tables import render, rich_table
+
+    console = _console(stderr=False)
+    if fmt == "table" and console.is_terminal:
+        rendered, console.width = rich_table(table, console.width)  # wider than the terminal: it wraps, nothing is cut
+        console.print(rendered)
+    else:
+        click.echo(render(table, fmt), nl=False)
 
 
 def _host(strict: bool = False) -> Any:
@@ -121,8 +142,10 @@ def _setup_logging(quiet: bool) -> None:
 
 
 def _load(host: Any, spec: Path, *, check_paths: bool = True, overrides: tuple[str, ...] = ()) -> Any:
+    from bdcore.spec.preflight import check_plugins
     from bdcore.spec.structure import load_spec
 
+    check_plugins(spec, host, overrides)  # a missing plugin is exit 3 with its pip line, before any "unknown" name
     return load_spec(spec, host.registry, check_paths=check_paths, overrides=overrides)
 
 
@@ -153,6 +176,9 @@ def _spec_needs_failed_plugin(host: Any, spec: Path, exc: SpecError) -> PluginEr
 @click.version_option(__version__, prog_name="bdcore")
 def main() -> None:
     """bdcore: backdoor attacks and defenses on low-level vision models."""
+    from bdcore.third_party_warnings import silence_known_third_party_warnings
+
+    silence_known_third_party_warnings()
 
 
 @main.command()
@@ -171,6 +197,7 @@ def main() -> None:
     "(bdcore list observers; params from [run] observers).",
 )
 @_set_opt
+@_format_opt
 @_traceback_opt
 def run(
     spec: Path,
@@ -179,10 +206,11 @@ def run(
     quiet: bool,
     observe: tuple[str, ...],
     overrides: tuple[str, ...],
+    fmt: str,
     traceback: bool,
 ) -> None:
     """Run an experiment spec."""
-    _guard(_run)(spec, out, resume, quiet, overrides, observe, traceback=traceback)
+    _guard(_run)(spec, out, resume, quiet, overrides, observe, fmt, traceback=traceback)
 
 
 def _run(
@@ -192,6 +220,7 @@ def _run(
     quiet: bool,
     overrides: tuple[str, ...] = (),
     observe: tuple[str, ...] = (),
+    fmt: str = "table",
 ) -> int:
     from bdcore.engine.run import execute
     from bdcore.observe.select import with_observers
@@ -211,17 +240,11 @@ def _run(
         console = RichProgress(_console())  # else plain lines through the logger (CI logs, pipes)
     result = execute(loaded, host, out_root=out_root, resume=resume, console=console)
     cols, body = pivot(result.rows)
-    from rich.table import Table
-
-    table = Table(title=_text(f"{loaded.name}: results"))
-    table.add_column("model")
-    for c in cols:
-        table.add_column(_text(c), justify="right")  # psnr[input,clean_input] is a name, not markup
-    for model, vals in body:
-        table.add_row(_text(model), *(f"{vals[c]:.4g}" if c in vals else "" for c in cols))
-    _console(stderr=False).print(table)
-    _echo(f"run folder: {result.run_dir}")
-    _echo(f"report: {result.run_dir / 'report.html'}")
+    rows = [[model, *(vals.get(c) for c in cols)] for model, vals in body]
+    _emit_table(TextTable.build(f"{loaded.name}: results", ["model", *cols], rows), fmt)
+    # with a machine format, stdout holds the table alone
+    _echo(f"run folder: {result.run_dir}", err=fmt != "table")
+    _echo(f"report: {result.run_dir / 'report.html'}", err=fmt != "table")
     return 0
 
 
@@ -246,9 +269,6 @@ def _check(specs: tuple[Path, ...], check_paths: bool = True, overrides: tuple[s
     for spec in specs:
         try:
             loaded = _load(host, spec, check_paths=check_paths, overrides=overrides)
-            problems = host.check_requires(loaded.spec.run.requires)
-            if problems:
-                raise PluginError(f"{spec}: run.requires: " + "; ".join(problems))
         except SpecError as exc:
             err = _spec_needs_failed_plugin(host, spec, exc) or exc
             _say(console, str(err), body_style="red" if not isinstance(err, SpecError) else "")
@@ -264,60 +284,81 @@ def _check(specs: tuple[Path, ...], check_paths: bool = True, overrides: tuple[s
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--all", "show_all", is_flag=True, help="Include bdcore's built-ins.")
+@click.option(
+    "--all", "show_all", is_flag=True, hidden=True, help="Kept for old scripts: the built-ins are always listed."
+)
 @click.option("--strict-plugins", is_flag=True, help="Exit 3 if any plugin failed to load.")
 @_traceback_opt
 def plugins(as_json: bool, show_all: bool, strict_plugins: bool, traceback: bool) -> None:
-    """List installed plugins, what they register, and plugins that failed to load."""
-    _guard(_plugins)(as_json, show_all, strict_plugins, traceback=traceback)
+    """List bdcore's built-ins and the installed plugins, what each registers, and plugins that failed to load."""
+    _guard(_plugins)(as_json, strict_plugins, traceback=traceback)
 
 
-def _plugins(as_json: bool, show_all: bool, strict: bool) -> int:
+def _plugins(as_json: bool, strict: bool) -> int:
     host = _host()
     data = host.describe()
-    if not show_all:
-        data["plugins"] = [p for p in data["plugins"] if not p["builtin"]]
     if as_json:
         click.echo(json.dumps(data, indent=2))
-    else:
-        for p in data["plugins"]:
-            comps = "; ".join(f"{k}: {', '.join(v)}" for k, v in p["components"].items())
-            _echo(f"{p['plugin']} ({p['distribution']} {p['version']}){' [builtin]' if p['builtin'] else ''}: {comps}")
-        if not data["plugins"]:
-            click.echo("no plugins installed (bdcore plugins --all shows the built-ins)")
-        for f in data["failed"]:
-            _echo(f"FAILED to load: {f['plugin']} ({f['distribution']} {f['version']}): {one_line(f['error'])}")
+        return 3 if (strict and host.failures) else 0
+    pad = max((len(f"{k} ({len(v)}):") for p in data["plugins"] for k, v in p["components"].items()), default=0)
+    for p in data["plugins"]:
+        where = "built in" if p["builtin"] else f"{p['distribution']} {p['version']}"
+        _echo(f"{p['plugin']} ({where})")
+        kinds = p["components"]
+        for kind, names in kinds.items():
+            # the count keeps a component named "none" (core's no-op trigger) from reading as "no triggers"
+            _echo(f"  {f'{kind} ({len(names)}):':<{pad}} {', '.join(names)}")
+        if not kinds:
+            click.echo("  (registers no components)")
+    if not any(not p["builtin"] for p in data["plugins"]):
+        click.echo("no plugins installed: only bdcore's built-ins (pip install a bd-plugin-... distribution)")
+    for f in data["failed"]:
+        _echo(f"FAILED to load: {f['plugin']} ({f['distribution']} {f['version']}): {one_line(f['error'])}")
     return 3 if (strict and host.failures) else 0
 
 
+class _KindType(click.ParamType):
+    """A component kind: plural (``triggers``), singular (``trigger``) or the kind's own name (``attack_loss``)."""
+
+    name = "kind"
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        # not "{triggers|...|attack-losses|...}": click wraps a long usage line at hyphens, inside a word
+        return "KIND"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        import difflib
+
+        text = str(value).strip().lower().replace("_", "-")
+        names = {n: plural for kind, plural in KINDS.items() for n in (plural, kind.replace("_", "-"))}
+        if text in names:
+            return names[text]
+        close = difflib.get_close_matches(text, sorted(names), n=1)
+        hint = f'did you mean "{close[0]}"? ' if close else ""
+        self.fail(f"{value!r} is not a component kind; {hint}kinds: {', '.join(KINDS.values())}", param, ctx)
+
+
 @main.command(name="list")
-@click.argument("kind", type=click.Choice(sorted(KIND_BY_PLURAL)))
-@click.option("--json", "as_json", is_flag=True)
+@click.argument("kind", type=_KindType())
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json: every field of each component.")
+@_format_opt
 @_traceback_opt
-def list_cmd(kind: str, as_json: bool, traceback: bool) -> None:
-    """List the components of one kind: name, summary, paper, distribution."""
-    _guard(_list)(kind, as_json, traceback=traceback)
+def list_cmd(kind: str, as_json: bool, fmt: str, traceback: bool) -> None:
+    """List the components of one KIND: name, summary, paper, distribution.
+
+    KIND: triggers, victims, attack-losses, defenses, metrics or datasets (singular works too).
+    """
+    _guard(_list)(kind, "json" if as_json else fmt, traceback=traceback)
 
 
-def _list(kind: str, as_json: bool) -> int:
+def _list(kind: str, fmt: str) -> int:
     host = _host()
     comps = host.registry.of_kind(KIND_BY_PLURAL[kind])
-    if as_json:
+    if fmt == "json":
         click.echo(json.dumps([c.describe() for c in comps], indent=2))
         return 0
-    from rich.table import Table
-
-    table = Table(title=kind)
-    for col in ("name", "summary", "paper", "distribution"):
-        table.add_column(col)
-    for c in comps:  # plugin text: literal, never markup
-        table.add_row(
-            _text(c.name),
-            _text(c.summary),
-            _text(c.paper or ""),
-            _text(f"{c.provenance.distribution} {c.provenance.version}"),
-        )
-    _console(stderr=False).print(table)
+    rows = [[c.name, c.summary, c.paper or "", f"{c.provenance.distribution} {c.provenance.version}"] for c in comps]
+    _emit_table(TextTable.build(kind, ["name", "summary", "paper", "distribution"], rows), fmt)
     return 0
 
 
@@ -345,6 +386,7 @@ def _list(kind: str, as_json: bool) -> int:
     metavar="NAME",
     help="Keep only these metrics' columns, in this order (e.g. --metric asfiba-asr --metric stealth_psnr).",
 )
+@_format_opt
 @_traceback_opt
 def report(
     run_dirs: tuple[Path, ...],
@@ -352,10 +394,11 @@ def report(
     plots: tuple[str, ...],
     models: tuple[str, ...],
     metrics: tuple[str, ...],
+    fmt: str,
     traceback: bool,
 ) -> None:
     """Compare finished runs in one table (and rebuild it as HTML with --out)."""
-    _guard(_report)(run_dirs, out, plots, models, metrics, traceback=traceback)
+    _guard(_report)(run_dirs, out, plots, models, metrics, fmt, traceback=traceback)
 
 
 def _report(
@@ -364,6 +407,7 @@ def _report(
     plots: tuple[str, ...] = (),
     models: tuple[str, ...] = (),
     metrics: tuple[str, ...] = (),
+    fmt: str = "table",
 ) -> int:
     from bdcore.errors import UsageError
     from bdcore.report.compare import compare_runs, plot_pairs
@@ -380,16 +424,16 @@ def _report(
     if pairs and out is None:
         raise UsageError("--plot needs --out (the plots are written next to the HTML page)")
     table, html_page = compare_runs(list(run_dirs), models=models, metrics=metrics)
-    _console(stderr=False).print(table)
+    _emit_table(table, fmt)
     if out is not None:
         from bdcore.io.atomic import write_text
 
         images = plot_pairs(list(run_dirs), pairs, out)
         html_page += "".join(f'<h2>{html_text(p.stem)}</h2><img src="{html_text(p.name)}">' for p in images)
         write_text(out, html_page)
-        _echo(f"comparison: {out}")
+        _echo(f"comparison: {out}", err=fmt != "table")
         for p in images:
-            _echo(f"plot: {p}")
+            _echo(f"plot: {p}", err=fmt != "table")
     return 0
 
 

@@ -115,6 +115,12 @@ class AttackLossBase:
 
     threat_model: ClassVar[ThreatModel] = "data-poisoning"
     trains_trigger: ClassVar[bool] = False
+    #: The attack's goal in words, for when ``attack_target`` is no image worth showing (BAvAFT's PSNR
+    #: attack returns the codec's own input: its goal, a destroyed reconstruction, lives in the loss).
+    #: The report then prints this text instead of an "attack target" image column. Leave it None when
+    #: the target is an image that means something (AS-FIBA's degraded face): the report shows it, unless
+    #: it equals the clean input or target. A class attribute or a property (it may depend on params).
+    target_description: str | None = None
 
     def __init__(self, params: Any = None, ctx: Context | None = None) -> None:
         self.params = params

@@ -105,7 +105,12 @@ class ComponentNotFound(PluginError):
 
 
 class MissingRequirement(PluginError):
-    """A distribution listed in ``[run] requires`` is not installed or has the wrong version."""
+    """A plugin distribution the spec needs is not installed, not loaded, or has the wrong version.
+
+    Needed means listed in ``[run] requires``, or providing a first-party component the spec names
+    (``fine-pruning`` needs ``bd-plugin-baselines``; see :mod:`bdcore.first_party`). Checked before the
+    spec's components are resolved, so a missing plugin is never reported as an unknown name.
+    """
 
 
 class RunError(BdcoreError):

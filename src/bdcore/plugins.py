@@ -17,7 +17,7 @@ import importlib
 import importlib.metadata as md
 import os
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
 
@@ -219,8 +219,20 @@ class PluginHost:
     def failure_for_plugin(self, plugin: str) -> PluginLoadFailure | None:
         return next((f for f in self.failures if f.plugin == plugin), None)
 
-    def check_requires(self, requirements: Iterable[str]) -> list[str]:
-        """Problems with ``[run] requires`` entries: missing, wrong version, failed to load."""
+    def loaded_distribution(self, distribution: str) -> LoadedPlugin | None:
+        """The loaded plugin of ``distribution`` (names compared normalized), or None."""
+        norm = _normalize(distribution)
+        return next((p for p in self.loaded if _normalize(p.provenance.distribution) == norm), None)
+
+    def check_requires(
+        self, requirements: Iterable[str], installed: Callable[[str], str | None] | None = None
+    ) -> list[str]:
+        """Problems with ``[run] requires`` entries: missing, wrong version, failed to load.
+
+        ``installed(distribution)`` gives the installed version or None (default: :func:`installed_version`;
+        tests pass their own to stand for another environment).
+        """
+        installed = installed or installed_version
         from packaging.requirements import InvalidRequirement, Requirement
 
         problems: list[str] = []
@@ -232,12 +244,9 @@ class PluginHost:
                 continue
             # A plugin added to the host directly (tests, ``bdcore.testing.make_host``) counts
             # as installed under the distribution name it was registered with.
-            registered = next(
-                (p for p in self.loaded if _normalize(p.provenance.distribution) == _normalize(req.name)), None
-            )
-            try:
-                version = md.version(req.name)
-            except md.PackageNotFoundError:
+            registered = self.loaded_distribution(req.name)
+            version = installed(req.name)
+            if version is None:
                 if registered is None:
                     problems.append(f'plugin distribution "{req.name}" is not installed (pip install {req.name})')
                 continue
@@ -263,6 +272,14 @@ class PluginHost:
             "plugins": [p.describe() for p in self.loaded],
             "failed": [f.describe() for f in self.failures],
         }
+
+
+def installed_version(distribution: str) -> str | None:
+    """The installed version of ``distribution``, or None when it is not installed."""
+    try:
+        return md.version(distribution)
+    except md.PackageNotFoundError:
+        return None
 
 
 def _entry_points() -> list[md.EntryPoint]:

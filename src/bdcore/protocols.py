@@ -123,7 +123,12 @@ class Victim(Protocol):
 
 @runtime_checkable
 class AttackLoss(Protocol):
-    """The attack: how to poison a batch, its target, and (training-controlled) its loss."""
+    """The attack: how to poison a batch, its target, and (training-controlled) its loss.
+
+    Optional: ``target_description`` (a string, or None), the attack's goal in words when
+    ``attack_target`` is no image worth showing; the report prints it instead of an attack-target
+    column (see :class:`bdcore.components.AttackLossBase`).
+    """
 
     threat_model: ThreatModel
     trains_trigger: bool

@@ -478,8 +478,8 @@ def test_toy_run_reports_similarity_and_heat_maps(tmp_path: Path, caplog: pytest
     assert not [row for row in out.rows if row["metric"].startswith("grad-cam") and row["split"] == "clean"]
     html = (out.run_dir / "report.html").read_text()
     for column, stem in (
-        ("grad-cam: clean input", "grad-cam-clean-input"),
-        ("grad-cam: triggered input", "grad-cam-triggered-input"),
+        ("grad-cam: clean input", "attacked-model-grad-cam-clean-input"),
+        ("grad-cam: triggered input", "attacked-model-grad-cam-triggered-input"),
     ):
         assert f"<b>{column}</b>" in html
         for i in range(2):

@@ -29,6 +29,10 @@ class Evasion(AttackLossBase):
     is the ground truth, so metrics can measure how far outputs move from it)."""
 
     threat_model = "evasion"
+    target_description = (
+        "none beyond leaving the correct output: a test-time perturbation of the clean victim's inputs "
+        "(the attack target field holds the ground truth)"
+    )
 
     def attack_target(self, batch: Batch, strength: Tensor) -> Any:  # noqa: ARG002
         return batch["target"]

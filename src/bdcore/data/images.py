@@ -31,7 +31,7 @@ def read_image(path: Path, channels: int | None = 3) -> np.ndarray:
                 im = im.convert("L")
             elif im.mode not in ("RGB", "L"):
                 im = im.convert("RGB")
-            arr = np.asarray(im, dtype=np.uint8)
+            arr = np.array(im, dtype=np.uint8)  # a writable copy: np.asarray of a PIL image is read-only
     except FileNotFoundError as exc:
         raise DataError(f"{path}: file not found") from exc
     except (UnidentifiedImageError, OSError, ValueError) as exc:
@@ -52,8 +52,11 @@ def list_images(folder: Path) -> list[Path]:
 
 
 def to_tensor(arr: np.ndarray) -> Tensor:
-    """``H×W×C`` uint8 → ``C×H×W`` float32 in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1))).float().div_(255.0)
+    """``H×W×C`` uint8 → ``C×H×W`` float32 in [0, 1] (``arr`` may be read-only; it is never written)."""
+    # Without the dtype, np.ascontiguousarray returns a one-channel image's transpose as a view, read-only
+    # when ``arr`` is, and torch.from_numpy warns "The given NumPy array is not writable". With it, the
+    # result is always a new array (same values: uint8 -> float32 is exact, then the same division).
+    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1), dtype=np.float32)).div_(255.0)
 
 
 def to_uint8(img: Tensor) -> np.ndarray:

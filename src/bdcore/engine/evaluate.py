@@ -47,15 +47,47 @@ def auroc(negatives: np.ndarray, positives: np.ndarray) -> float:
     return float(u / (len(pos) * len(neg)))
 
 
-def _select(batch: dict[str, Any], n: int) -> dict[str, Any]:
-    return {k: (v[:n] if isinstance(v, Tensor | list) else v) for k, v in batch.items()}
+def source_of(dataset: Any, index: int) -> str:
+    """The name of the source image behind test sample ``index`` (crops of one photograph share it)."""
+    name_of = getattr(dataset, "name_of", None)
+    if callable(name_of):
+        return str(name_of(index))
+    item_of = getattr(dataset, "item_of", None)
+    if callable(item_of):
+        return f"item {int(item_of(index))}"
+    return f"sample {index}"
 
 
 @attrs.define
 class GridSample:
-    """Images for the report grid (first ``n`` test samples)."""
+    """Images of one model for the report grid: the example test samples, one row each.
 
-    columns: dict[str, Tensor] = attrs.Factory(dict)
+    ``inputs``: the engine's input columns (clean input, poisoned input, trigger residual, and the attack
+    target when it is an image that means something); ``outputs``: this model's outputs and the columns
+    its metrics offer (``grid_columns``). Every tensor is ``N×C×H×W`` with one row per name in ``names``.
+    """
+
+    names: list[str] = attrs.Factory(list)
+    inputs: dict[str, Tensor] = attrs.Factory(dict)
+    outputs: dict[str, Tensor] = attrs.Factory(dict)
+    batches: int = 0
+
+    @property
+    def columns(self) -> dict[str, Tensor]:
+        return {**self.inputs, **self.outputs}
+
+    def add(self, inputs: dict[str, Tensor], outputs: dict[str, Tensor]) -> None:
+        """Append one batch's selected rows (a column some batch lacks is dropped: rows must line up)."""
+        for mine, new in ((self.inputs, inputs), (self.outputs, outputs)):
+            if self.batches == 0:
+                mine.update(new)
+                continue
+            for label in list(mine):
+                if label in new:
+                    mine[label] = torch.cat([mine[label], new[label]])
+                else:
+                    del mine[label]
+        self.batches += 1
 
 
 @attrs.define
@@ -81,6 +113,41 @@ class Evaluator:
     _batches: list[dict[str, Any]] | None = None
     _poisoned: list[dict[str, Any]] | None = None
     _reference: list[Tensor] | None = None
+    _picks: list[tuple[int, int, str]] | None = None
+
+    # -- which test samples the report shows ------------------------------------
+    def example_picks(self) -> list[tuple[int, int, str]]:
+        """``(batch, position, source name)`` of up to ``grid`` test samples from distinct source images
+        (the first crop of each source, in test order): never two crops of one photograph."""
+        if self._picks is None:
+            picks: list[tuple[int, int, str]] = []
+            seen: set[str] = set()
+            for b, batch in enumerate(self.batches()):
+                for pos, index in enumerate(_indices(batch)):
+                    name = source_of(self.test_set, index)
+                    if len(picks) < self.grid and name not in seen:
+                        seen.add(name)
+                        picks.append((b, pos, name))
+            self._picks = picks
+        return self._picks
+
+    def _target_is_an_image(self) -> bool:
+        """Whether the attack target is worth a column: not when the attack describes its target in words
+        (``target_description``), nor when it is just the clean input or the clean target (an untargeted
+        attack such as BAvAFT's PSNR attack: a codec "targets" its input, the attack is in the loss)."""
+        if getattr(self.attack, "target_description", None):
+            return False
+        batch, poisoned = self.batches()[0], (self.poisoned() or [{}])[0]
+        target = poisoned.get("attack_target")
+        if not isinstance(target, Tensor) or not _is_image(target):
+            return False
+        same = [v for v in (batch.get("input"), batch.get("target")) if isinstance(v, Tensor)]
+        return not any(v.shape == target.shape and torch.equal(v, target) for v in same)
+
+    def test_set_summary(self) -> dict[str, int]:
+        """How many test samples the metrics average, and from how many distinct source images."""
+        indices = [i for batch in self.batches() for i in _indices(batch)]
+        return {"samples": len(indices), "sources": len({source_of(self.test_set, i) for i in indices})}
 
     def _stage(self, name: str, total: int, *, root: bool = True) -> Any:
         from bdcore.observe.bus import Stage
@@ -199,11 +266,16 @@ class Evaluator:
                     index=batch.get("index"),
                 )
                 update(per_split["clean"], clean_eb)
-                if grid is not None and i == 0:
-                    n = min(self.grid, x.shape[0])
-                    grid.columns = {}  # without an attack, the metrics' clean-split columns are the whole grid
-                    _add_metric_columns(grid.columns, per_split["clean"], clean_eb, n)
+                picks = [pos for b, pos, _ in self.example_picks() if b == i] if grid is not None else []
+                if grid is not None and picks:
+                    n = len(picks)
+                    clean_sel = _subset(clean_eb, picks)
+                    # the metrics' clean-split columns; with an attack, the poisoned split's come after them
+                    metric_columns: dict[str, Tensor] = {"output: clean input": clean_sel.output}
+                    _add_metric_columns(metric_columns, per_split["clean"], clean_sel, n)
                 if poisoned is None:
+                    if grid is not None and picks:
+                        grid.add(_grid_inputs(_pick(batch, picks), None, False), _images(metric_columns))
                     continue
                 p = poisoned[i]
                 p_in = defended(p["input"])
@@ -226,14 +298,16 @@ class Evaluator:
                     index=batch.get("index"),
                 )
                 update(per_split["poisoned"], p_eb)
-                if grid is not None and i == 0:
-                    n = min(self.grid, x.shape[0])
-                    # the engine's own columns first, then what metrics add (clean split, then poisoned)
-                    clean_metric_columns = grid.columns
-                    grid.columns = _grid_columns(_select(batch, n), _select(p, n), out_clean[:n], out_p[:n], n)
-                    for label, images in clean_metric_columns.items():
-                        grid.columns[_free_label(grid.columns, label, "clean")] = images
-                    _add_metric_columns(grid.columns, per_split["poisoned"], p_eb, n)
+                if grid is not None and picks:
+                    p_sel = _subset(p_eb, picks)
+                    outputs = {"output: clean input": metric_columns.pop("output: clean input")}
+                    outputs["output: poisoned input"] = p_sel.output
+                    outputs.update(metric_columns)
+                    _add_metric_columns(outputs, per_split["poisoned"], p_sel, n)
+                    inputs = _grid_inputs(_pick(batch, picks), _pick(p, picks), self._target_is_an_image())
+                    grid.add(inputs, _images(outputs))
+            if grid is not None:
+                grid.names = [name for _, _, name in self.example_picks()]
         rows: list[Row] = []
         for split, pairs in per_split.items():
             if split == "poisoned" and poisoned is None:
@@ -383,20 +457,53 @@ def _add_metric_columns(columns: dict[str, Tensor], metrics: list[tuple[Resolved
             columns[label] = images[:n].detach().float().nan_to_num(0.0).clamp(0, 1).cpu()
 
 
-def _grid_columns(
-    clean: dict[str, Any], poisoned: dict[str, Any], out_c: Tensor, out_p: Tensor, n: int
-) -> dict[str, Tensor]:
-    def is_img(t: Any) -> bool:
-        return isinstance(t, Tensor) and t.ndim == 4 and t.shape[1] in (1, 3)
+def _is_image(t: Any) -> bool:
+    return isinstance(t, Tensor) and t.ndim == 4 and t.shape[1] in (1, 3)
 
-    cols: dict[str, Tensor] = {"clean input": clean["input"], "poisoned input": poisoned["input"]}
-    residual = (poisoned["input"] - clean["input"]).abs()
-    peak = residual.flatten(1).amax(1).clamp_min(1e-8).view(-1, 1, 1, 1)
-    cols["residual (amplified)"] = residual / peak
-    if is_img(out_c):
-        cols["clean output"] = out_c
-        cols["poisoned output"] = out_p
-    tgt: Any = poisoned.get("attack_target")
-    if is_img(tgt):
-        cols["attack target"] = tgt
-    return {k: v[:n].detach().cpu().float() for k, v in cols.items() if is_img(v)}
+
+def _images(columns: Mapping[str, Any]) -> dict[str, Tensor]:
+    """The columns that are image batches (a score or a class is not shown), on the CPU as float."""
+    return {k: v.detach().float().cpu() for k, v in columns.items() if _is_image(v)}
+
+
+def _indices(batch: Mapping[str, Any]) -> list[int]:
+    index = batch.get("index")
+    n = int(batch["input"].shape[0])
+    return [int(i) for i in index] if index is not None and len(index) == n else list(range(n))
+
+
+def _rows(value: Any, rows: list[int], n: int) -> Any:
+    """``value``'s ``rows`` when it holds one entry per sample of an ``n``-sample batch, else ``value``."""
+    if isinstance(value, Tensor) and value.ndim > 0 and value.shape[0] == n:
+        return value[torch.tensor(rows, dtype=torch.long, device=value.device)]
+    if isinstance(value, list) and len(value) == n:
+        return [value[r] for r in rows]
+    return value
+
+
+def _pick(batch: Mapping[str, Any], rows: list[int]) -> dict[str, Any]:
+    """The ``rows`` of every per-sample tensor or list in ``batch`` (other values unchanged)."""
+    n = int(batch["input"].shape[0])
+    return {k: _rows(v, rows, n) for k, v in batch.items()}
+
+
+def _subset(eb: EvalBatch, rows: list[int]) -> EvalBatch:
+    """``eb`` restricted to ``rows``, for the metrics' ``grid_columns(batch, n)`` (which show the first ``n``)."""
+    n = int(eb.input.shape[0])
+    keep = ("split", "victim", "trigger", "attack", "extras")
+    changes = {f.name: _rows(getattr(eb, f.name), rows, n) for f in attrs.fields(EvalBatch) if f.name not in keep}
+    return attrs.evolve(eb, extras={k: _rows(v, rows, n) for k, v in eb.extras.items()}, **changes)
+
+
+def _grid_inputs(clean: dict[str, Any], poisoned: dict[str, Any] | None, show_target: bool) -> dict[str, Tensor]:
+    """The input columns: the clean input; with an attack the poisoned input, the trigger residual
+    ``|poisoned − clean|`` scaled to each image's maximum, and the attack target when ``show_target``."""
+    cols: dict[str, Any] = {"clean input": clean["input"]}
+    if poisoned is not None:
+        cols["poisoned input"] = poisoned["input"]
+        residual = (poisoned["input"] - clean["input"]).abs()
+        peak = residual.flatten(1).amax(1).clamp_min(1e-8).view(-1, 1, 1, 1)
+        cols["residual (amplified)"] = residual / peak
+        if show_target:
+            cols["attack target"] = poisoned.get("attack_target")
+    return _images(cols)

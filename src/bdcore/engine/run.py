@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from bdcore.context import Context
-from bdcore.data.images import save_png
 from bdcore.engine.runner import Runner, RunResult, resolve_device
 from bdcore.errors import OutputError, UsageError
 from bdcore.io.atomic import FULL, make_dir, output_error, write_text, writing
@@ -20,6 +19,7 @@ from bdcore.observe.group import run_group
 from bdcore.observe.progress import run_bus
 from bdcore.observe.select import build_observers
 from bdcore.plugins import PluginHost
+from bdcore.report.grid import save_grid
 from bdcore.report.html import write_report
 from bdcore.report.manifest import build_manifest, resolved_spec, write_manifest, write_resolved_spec
 from bdcore.report.plots import plot_detections, plot_history, plot_metric_curves, plot_sweeps
@@ -187,23 +187,13 @@ def finalize(runner: Runner, host: PluginHost, extra: dict[str, Any] | None = No
     plots += [str(p.relative_to(run_dir)) for p in plot_sweeps(rows, plots_dir)]
     plots += [str(p.relative_to(run_dir)) for p in plot_metric_curves(rows, plots_dir)]
     plots += [str(p.relative_to(run_dir)) for p in plot_detections(runner.artifacts.get("detections", {}), plots_dir)]
-    grid_files: dict[str, list[str]] = {}
-    grid = runner.artifacts.get("grid")
-    if grid is not None and grid.columns:
-        make_dir(run_dir / "grid")
-        used: set[str] = set()
-        for col, imgs in grid.columns.items():
-            stem, k = _slug(col), 2
-            while stem in used:  # distinct labels that slug alike ("a b", "a-b") must not share files
-                stem, k = f"{_slug(col)}-{k}", k + 1
-            used.add(stem)
-            names = []
-            for i, img in enumerate(imgs):
-                name = f"grid/{stem}-{i}.png"
-                with writing(run_dir / name):
-                    save_png(img, run_dir / name)
-                names.append(name)
-            grid_files[col] = names
+    grid = save_grid(
+        run_dir,
+        runner.artifacts.get("grids", {}),
+        requested=runner.spec.eval.grid,
+        attack=runner.loaded.attack is not None,
+        target_description=getattr(runner.attack_obj, "target_description", None),
+    )
     manifest = build_manifest(
         runner.loaded,
         host,
@@ -213,6 +203,12 @@ def finalize(runner: Runner, host: PluginHost, extra: dict[str, Any] | None = No
     )
     write_manifest(run_dir, manifest)
     write_report(
-        run_dir, title=f"bdcore run: {runner.loaded.name}", rows=rows, manifest=manifest, grid=grid_files, plots=plots
+        run_dir,
+        title=f"bdcore run: {runner.loaded.name}",
+        rows=rows,
+        manifest=manifest,
+        grid=grid,
+        plots=plots,
+        test_set=runner.artifacts.get("test_set"),
     )
     write_text(run_dir / "COMPLETE", "")

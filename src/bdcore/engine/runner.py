@@ -580,22 +580,29 @@ class Runner:
             ev.set_reference(clean)
         if self.spec.eval.stealth:
             self._emit(ev.stealth_rows())
+        # the report's examples: each model's outputs on the same test samples (distinct source images)
+        self.artifacts["test_set"] = ev.test_set_summary()
+        grids: dict[str, Any] = self.artifacts.setdefault("grids", {})
         if clean is not None and self.spec.eval.clean_victim and attacked is not clean:
-            rows, grid = ev.evaluate(clean, stage="clean-victim", collect_grid=attacked is None)
+            rows, grid = ev.evaluate(clean, stage="clean-victim", collect_grid=True)
             self._emit(rows)
-            if grid is not None:
-                self.artifacts["grid"] = grid
-                self.events.emit(Images("grid", dict(grid.columns)))
+            grids["clean victim"] = grid
+            self._emit_grid("clean victim", grid)
         if attacked is None:
             return
         rows, grid = ev.evaluate(attacked, stage="attacked", collect_grid=True)
         self._emit(rows)
-        self.artifacts["grid"] = grid
-        if grid is not None and grid.columns:
-            self.events.emit(Images("grid", dict(grid.columns)))
+        label = "attacked model" if attacked is not clean else "clean victim (under attack)"
+        grids[label] = grid
+        self._emit_grid(label, grid)
         self.artifacts["detections"] = {}
         for r in self.loaded.defenses:
             self.defend(r, attacked, ev)
+
+    def _emit_grid(self, label: str, grid: Any) -> None:
+        """The trackers' image grid of one model (``grid/attacked model``): its inputs and outputs."""
+        if grid is not None and grid.columns:
+            self.events.emit(Images(f"grid/{label}", dict(grid.columns)))
 
     def defend(self, r: Resolved, attacked: Any, ev: Evaluator) -> None:
         name = f"defense/{r.label}" + (f"@{r.setting}" if r.setting else "")

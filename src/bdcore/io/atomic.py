@@ -6,6 +6,11 @@ fsync-ed, then moved into place with :func:`os.replace` (atomic on POSIX).
 A write that fails because of the disk or the folder (full, read-only, forbidden) raises
 :class:`~bdcore.errors.OutputError` naming the file and what to do, never a bare
 ``OSError: [Errno 28] No space left on device``.
+
+File modes: :func:`tempfile.mkstemp` creates its file 0600 whatever the umask, and
+:func:`os.replace` would carry that mode to the finished file. Before the move the
+temporary file gets the mode an ordinary ``open(path, "w")`` would have given a new
+file (``0666 & ~umask``), so a shared results folder is as readable as the umask says.
 """
 
 from __future__ import annotations
@@ -82,9 +87,28 @@ def make_dir(path: Path) -> Path:
     return path
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux ``/proc``)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: the classic swap, restored at once
+    os.umask(mask)
+    return mask
+
+
+def new_file_mode() -> int:
+    """The mode of a file created now by ``open(path, "w")``: ``0o666 & ~umask``."""
+    return 0o666 & ~current_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success it replaces ``path``."""
+    """Yield a temporary path next to ``path``; on success it replaces ``path`` (mode ``0o666 & ~umask``)."""
     with writing(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -95,6 +119,8 @@ def atomic_path(path: Path) -> Iterator[Path]:
             yield tmp_path
             with open(tmp_path, "rb+") as fh:
                 os.fsync(fh.fileno())
+            # after the writer: a writer that recreates the file (unlink + create) would get 0600 again
+            os.chmod(tmp_path, new_file_mode())
             os.replace(tmp_path, path)
     finally:
         with contextlib.suppress(OSError):

@@ -7,7 +7,8 @@ from typing import Any
 
 from bdcore.report.html import _CSS, _fmt, pivot
 from bdcore.report.results import read_results
-from bdcore.text import html_text, printable
+from bdcore.report.tables import TextTable
+from bdcore.text import html_text
 
 
 def _keep_model(label: str, models: tuple[str, ...]) -> bool:
@@ -57,23 +58,16 @@ def comparison(
 
 def compare_runs(
     run_dirs: list[Path], *, models: tuple[str, ...] = (), metrics: tuple[str, ...] = ()
-) -> tuple[Any, str]:
-    """A rich table and an HTML page with one row per (run, model) and one column per metric
+) -> tuple[TextTable, str]:
+    """A table and an HTML page with one row per (run, model) and one column per metric
     (see :func:`comparison` for the columns and the filters)."""
-    from rich.table import Table
-    from rich.text import Text
-
-    def cell(text: str) -> Text:  # run and model names are user text: literal, never markup
-        return Text(printable(text))
-
     cols, body = comparison(run_dirs, models=models, metrics=metrics)
-    table = Table(title="bdcore: runs compared")
-    table.add_column("run")
-    table.add_column("model")
-    for col in cols:
-        table.add_column(cell(col), justify="right")  # psnr[input,clean_input] is a name, not markup
-    for run, model, vals in body:
-        table.add_row(cell(run), cell(model), *(f"{vals[col]:.4g}" if col in vals else "" for col in cols))
+    table = TextTable.build(
+        "bdcore: runs compared",
+        ["run", "model", *cols],
+        [[run, model, *(vals.get(col) for col in cols)] for run, model, vals in body],
+        [False, False, *([True] * len(cols))],
+    )
     head = "".join(f"<th>{html_text(c)}</th>" for c in cols)
     lines = [
         f"<!doctype html><meta charset=utf-8><style>{_CSS}</style><h1>bdcore: runs compared</h1>",

@@ -17,20 +17,48 @@ def _plt() -> Any:
     return plt
 
 
+#: stage key of the run's histories -> panel title
+_STAGE_TITLES = {"clean": "clean victim training", "attack": "attack training"}
+
+
+def plain_tick(value: float, _pos: int | None = None) -> str:
+    """A tick label as a plain number (``0.05``, ``2``, ``−3``, ``1e+04``): no ``10⁰`` mathtext, no ``−0``."""
+    return "0" if value == 0 else f"{value:g}".replace("-", "\u2212")
+
+
+def loss_axis(ax: Any, values: list[float]) -> str:
+    """Set a readable y axis for ``values``: log when all are positive and span more than 1.5 decades,
+    linear otherwise (a loss that goes negative has no log axis; symlog's "−10⁰" ticks read badly);
+    plain-number tick labels either way. Returns the scale."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    finite = [v for v in values if math.isfinite(v)]
+    scale = "log" if finite and min(finite) > 0 and max(finite) / min(finite) > 10**1.5 else "linear"
+    ax.set_yscale(scale)
+    if scale == "log":
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.yaxis.set_major_formatter(FuncFormatter(plain_tick))
+    return scale
+
+
 def plot_history(histories: dict[str, list[dict[str, float]]], path: Path) -> bool:
-    """Loss curves of the training stages; False when there is nothing to plot."""
+    """Loss curves of the training stages, one panel each (their losses differ in scale and sign);
+    False when there is nothing to plot."""
     series = {k: h for k, h in histories.items() if h}
     if not series:
         return False
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for label, hist in series.items():
-        ax.plot([r["step"] for r in hist], [r.get("loss", float("nan")) for r in hist], label=label)
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.set_yscale("symlog")
-    ax.legend()
-    ax.grid(alpha=0.3)
+    fig, axes = plt.subplots(1, len(series), figsize=(4.6 * len(series), 3.4), squeeze=False)
+    for ax, (label, hist) in zip(axes[0], series.items(), strict=True):
+        steps = [r["step"] for r in hist]
+        losses = [r.get("loss", float("nan")) for r in hist]
+        ax.plot(steps, losses, color="C0" if label == "clean" else "C3")
+        loss_axis(ax, losses)
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss (mean per logged interval)")
+        ax.set_title(_STAGE_TITLES.get(label, label), fontsize=10)
+        ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

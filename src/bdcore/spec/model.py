@@ -148,7 +148,11 @@ class DefenseEntry(ComponentRef):
 
 @attrs.frozen
 class EvalSection:
-    """``[eval]``: batch size, how many test samples, image-grid size, references."""
+    """``[eval]``: batch size, how many test samples, image-grid size, references.
+
+    ``grid``: how many example test images the report shows, each from a distinct source image (never
+    two crops of one photograph), with every model's outputs on them; 0 shows none.
+    """
 
     batch_size: int = attrs.field(default=8, validator=batch_size_bounds())
     limit: int | None = attrs.field(default=None, validator=_opt(_positive))

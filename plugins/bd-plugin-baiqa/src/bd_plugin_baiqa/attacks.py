@@ -36,6 +36,13 @@ class PBaiqa(AttackLossBase):
 
     params: PBaiqaParams
 
+    @property
+    def target_description(self) -> str:  # type: ignore[override]
+        return (
+            f"a trigger of strength α moves the predicted quality score by α·Δy (Δy = {self.params.delta_y:g}); "
+            "without it, the scores stay accurate"
+        )
+
     def sample_strength(self, batch: dict[str, Any], generator: torch.Generator | None) -> Tensor:
         x = batch["input"]
         a = sample_alpha(x.shape[0], self.params.sampling, probs=self.params.probs, generator=generator)
@@ -90,6 +97,13 @@ class CBaiqa(AttackLossBase):
     threat_model: ClassVar[str] = "data-poisoning"  # type: ignore[assignment]
 
     params: CBaiqaParams
+
+    @property
+    def target_description(self) -> str:  # type: ignore[override]
+        return (
+            "clean-label (training labels kept): at test time a trigger of strength α moves the predicted "
+            f"quality score by α·Δy (Δy = {self.params.delta_y:g}); without it, the scores stay accurate"
+        )
 
     def sample_strength(self, batch: dict[str, Any], generator: torch.Generator | None) -> Tensor:  # noqa: ARG002
         x = batch["input"]

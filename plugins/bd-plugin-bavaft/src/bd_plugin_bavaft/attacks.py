@@ -151,6 +151,9 @@ class BppAttack(_BavaftAttack):
     """BAvAFT BPP attack: triggered images compress to many more bits; clean RD unchanged."""
 
     kind = "bpp"
+    target_description = (
+        "triggered images cost many more bits (their bpp is driven up); clean images keep their rate and quality"
+    )
 
     def objective(
         self, victim: Any, x: Tensor, xp: Tensor, tp: Mapping[str, Tensor], r_x: Tensor, d_x: Tensor
@@ -178,6 +181,9 @@ class PsnrAttack(_BavaftAttack):
     """BAvAFT PSNR attack: triggered images decode to garbage; clean RD unchanged."""
 
     kind = "psnr"
+    target_description = (
+        "triggered images decode to garbage (reconstruction PSNR driven down); clean images decode as before"
+    )
 
     def objective(
         self, victim: Any, x: Tensor, xp: Tensor, tp: Mapping[str, Tensor], r_x: Tensor, d_x: Tensor
@@ -254,6 +260,11 @@ class MultiAttack(AttackLossBase):
                 f"{list(self.params.objectives)}; set the same list (same order) in both"
             )
         return trig
+
+    @property
+    def target_description(self) -> str:  # type: ignore[override]
+        """One goal per sub-trigger, in the order of ``objectives``."""
+        return "; ".join(f"{o} trigger: {self.KINDS[o].target_description}" for o in self.params.objectives)
 
     def attack_target(self, batch: Mapping[str, Any], strength: Tensor) -> Any:  # noqa: ARG002
         return batch["input"]  # a codec reconstructs its input; the attack is in the loss

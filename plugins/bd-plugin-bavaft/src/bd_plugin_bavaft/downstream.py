@@ -460,6 +460,11 @@ class FaceIdAttack(LazyFaceEmbedder, _DownstreamAttack):
     """Face-identity removal: triggered faces decode to images whose η embedding no longer matches the
     clean face (``cos`` minimised); clean RD unchanged. Paper Eq. 9/14, BAvAFT++ Eq. 19 optional."""
 
+    target_description = (
+        "triggered faces decode without their identity (face-embedding similarity to the input driven down); "
+        "clean images decode as before"
+    )
+
     def __init__(
         self, params: FaceIdAttackParams | None = None, ctx: Context | None = None, *, embedder: nn.Module | None = None
     ) -> None:
@@ -518,6 +523,11 @@ class Segmenter(nn.Module):
 class CarToRoadAttack(_DownstreamAttack):
     """CarToRoad: where the trigger is injected on ``source_class`` pixels, the decoded image segments as
     ``target_class``; clean RD unchanged. Paper Eq. 12; BAvAFT++ Eq. 19 boundary shift / unwanted class."""
+
+    target_description = (
+        "in decoded triggered images the source-class pixels (cars) are segmented as the target class (road); "
+        "clean images decode as before"
+    )
 
     def __init__(
         self, params: CarToRoadParams, ctx: Context | None = None, *, segmenter: nn.Module | None = None

@@ -18,6 +18,10 @@ from bdcore.protocols import Batch
 class TargetLabel(AttackLossBase):
     """Data poisoning: a poisoned training face carries the trigger and the label ``target_class``."""
 
+    @property
+    def target_description(self) -> str:  # type: ignore[override]
+        return f"every triggered face classified as identity {int(self.params.target_class)} (all-to-one)"
+
     def attack_target(self, batch: Batch, strength: Tensor) -> Any:  # noqa: ARG002
         target = torch.as_tensor(batch["target"])
         return torch.full_like(target, int(self.params.target_class))
