@@ -11,6 +11,7 @@ from typing import Any
 
 from bdcore.data.images import save_png
 from bdcore.engine.runner import Runner, RunResult, resolve_device
+from bdcore.engine.store import StageStore
 from bdcore.errors import UsageError
 from bdcore.io.atomic import write_text
 from bdcore.plugins import PluginHost
@@ -66,8 +67,13 @@ def execute(
     out_root: Path,
     resume: bool = False,
     progress: Any = None,
+    store: StageStore | None = None,
 ) -> RunResult:
-    """Run ``loaded`` and write every output into a run folder under ``out_root``."""
+    """Run ``loaded`` and write every output into a run folder under ``out_root``.
+
+    ``store``: where finished stages are kept and looked up (default ``out_root/.stages``); a sweep
+    passes one stage store shared by all its cells (:mod:`bdcore.sweep.store`).
+    """
     host.require(loaded.spec.run.requires)
     out_root.mkdir(parents=True, exist_ok=True)
     run_dir = None
@@ -87,7 +93,7 @@ def execute(
     device = resolve_device(loaded.spec.run.device)
     write_resolved_spec(run_dir, loaded)
     write_manifest(run_dir, build_manifest(loaded, host, device, "running"))
-    runner = Runner(loaded, host, out_root=out_root, run_dir=run_dir, resume=resume, progress=progress)
+    runner = Runner(loaded, host, out_root=out_root, run_dir=run_dir, resume=resume, progress=progress, store=store)
     try:
         result = runner.run()
     except BaseException as exc:
