@@ -211,6 +211,72 @@ class _Progress:
 
 
 @main.command()
+@click.argument("spec", type=click.Path(path_type=Path))
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Where cells run: this machine, or Ray tasks (pip install 'bdcore[ray]').",
+)
+@click.option(
+    "--address",
+    default=None,
+    metavar="ADDR",
+    help="Ray cluster to join: auto, or ray://host:10001 (default: start a local Ray).",
+)
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Cells at once (local: worker processes, default 1; ray: at most this many in flight).",
+)
+@click.option(
+    "--resume", is_flag=True, help="Continue the latest sweep of this spec: skip finished cells, resume the others."
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Print the cells, the stages they share and the trainings needed; run nothing."
+)
+@click.option(
+    "--out", "out", type=click.Path(path_type=Path), default=None, help="Output root (default: [run] out, else ./runs)."
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars and no table at the end.")
+@_set_opt
+@_traceback_opt
+def sweep(
+    spec: Path,
+    executor: str,
+    address: str | None,
+    jobs: int | None,
+    resume: bool,
+    dry_run: bool,
+    out: Path | None,
+    quiet: bool,
+    overrides: tuple[str, ...],
+    traceback: bool,
+) -> None:
+    """Run the grid of a spec's [sweep] table (a paper's whole table), locally or on Ray.
+
+    Shared stages are trained once; results are aggregated over seeds (mean ± std).
+    """
+    from bdcore.sweep.command import sweep_command
+
+    _guard(sweep_command)(
+        spec,
+        executor=executor,
+        address=address,
+        jobs=jobs,
+        resume=resume,
+        dry_run=dry_run,
+        out=out,
+        overrides=overrides,
+        quiet=quiet,
+        traceback=traceback,
+    )
+
+
+@main.command()
 @click.argument("specs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "--no-paths",
@@ -228,9 +294,11 @@ def _check(specs: tuple[Path, ...], check_paths: bool = True, overrides: tuple[s
     host = _host()
     worst = 0
     console = _console()
+    from bdcore.sweep.command import check_spec
+
     for spec in specs:
         try:
-            loaded = _load(host, spec, check_paths=check_paths, overrides=overrides)
+            loaded, note = check_spec(host, spec, check_paths=check_paths, overrides=overrides)
             problems = host.check_requires(loaded.spec.run.requires)
             if problems:
                 raise PluginError(f"{spec}: run.requires: " + "; ".join(problems))
@@ -243,7 +311,7 @@ def _check(specs: tuple[Path, ...], check_paths: bool = True, overrides: tuple[s
             console.print(str(exc))
             worst = max(worst, exc.exit_code)
             continue
-        click.echo(f"{spec}: ok ({len(loaded.components())} components)")
+        click.echo(f"{spec}: ok ({len(loaded.components())} components{note})")
     return worst
 
 
@@ -349,7 +417,12 @@ def _report(
 ) -> int:
     from bdcore.errors import UsageError
     from bdcore.report.compare import compare_runs, plot_pairs
+    from bdcore.sweep.command import is_sweep_dir, report_command
 
+    if any(is_sweep_dir(d) for d in run_dirs):
+        if len(run_dirs) > 1 or out is not None or plots:
+            raise UsageError("a sweep folder is reported alone, without --out or --plot (its report.html is rebuilt)")
+        return report_command(run_dirs[0], models=models, metrics=metrics)
     for d in run_dirs:
         if not (d / "results.jsonl").is_file() and not (d / "results.partial.jsonl").is_file():
             raise UsageError(f"{d}: not a bdcore run folder (no results.jsonl)")
