@@ -160,8 +160,9 @@ class GridSection:
     one ``zip`` group move together (equal lengths); ``seeds`` repeats every cell once per
     ``run.seed`` (results are aggregated as mean ± std over them); ``exclude`` drops the cells
     matching every key of one of its tables (axis key or short name = a value or its label).
-    ``labels`` gives an axis's values readable names (default: from the values). Cells are
-    named ``name=label,...,seed=N`` from them. Cells whose stages have equal keys (same data,
+    ``labels`` gives an axis's values readable names (default: from the values), ``names`` an
+    axis a short name (default: the last part of its key, e.g. ``quality``). Cells are named
+    ``name=label,...,seed=N`` from them (a ``zip`` group by its first axis). Cells whose stages have equal keys (same data,
     victim, clean training, attack) share one trained artifact in the stage ``store`` (a folder,
     or any fsspec URL such as ``s3://bucket/stages``; default: the sweep folder's ``.stages``;
     relative paths resolve against the spec file). ``shared_first``: start a cell only once
@@ -187,6 +188,7 @@ class GridSection:
     seeds: Any = attrs.field(default=(), metadata={"toml_type": "array of integer"})
     exclude: Any = attrs.field(default=(), metadata={"toml_type": "array of tables (axis → value)"})
     labels: Any = attrs.field(factory=dict, metadata={"toml_type": "table: axis key → array of string"})
+    names: Any = attrs.field(factory=dict, metadata={"toml_type": "table: axis key → string"})
     store: str | None = None
     shared_first: bool = True
     max_retries: int = attrs.field(default=3, validator=_non_negative)

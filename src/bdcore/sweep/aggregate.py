@@ -183,7 +183,9 @@ def make_pivot(summary: list[dict[str, Any]], axes: list[dict[str, Any]], table:
     keep = filter_summary(summary, table)
     order = _orders(keep, axes, table)
     for a in axes:
-        if a["name"] not in rows_f + cols_f and len({s[a["name"]] for s in keep}) > 1:
+        if a.get("follows") or a["name"] in rows_f + cols_f:
+            continue  # an axis of a zip group moves with the group's first axis
+        if len({s[a["name"]] for s in keep}) > 1:
             rows_f.append(a["name"])
     for f in RESULT_FIELDS:
         if f not in rows_f + cols_f and len({s[f] for s in keep}) > 1:
@@ -242,7 +244,8 @@ def render_markdown(p: Pivot, title: str | None = None) -> str:
         "|" + "---|" * len(head),
     ]
     lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in body]
-    return "\n".join(lines) + f"\n\n{_n_note(p)}.\n"
+    legend = f" Columns: {' · '.join(p.col_fields)}." if p.col_fields else ""
+    return "\n".join(lines) + f"\n\n{_n_note(p).capitalize()}.{legend}\n"
 
 
 def render_csv(p: Pivot) -> str:
@@ -311,7 +314,7 @@ def x_axis(axes: list[dict[str, Any]], table: dict[str, Any]) -> dict[str, Any] 
     if table.get("x"):
         name = _resolve_field(str(table["x"]), axes)
         return next((a for a in axes if a["name"] == name), None)
-    varying = [a for a in axes if len(a["values"]) > 1]
+    varying = [a for a in axes if len(a["values"]) > 1 and not a.get("follows")]
     numeric = [a for a in varying if all(_is_number(v) for v in a["values"])]
     chosen = numeric or varying[-1:]
     return chosen[0] if chosen else None
@@ -335,7 +338,7 @@ def plot_figures(
     xname = axis["name"]
     numeric = all(_is_number(v) for v in axis["values"])
     xpos = {lab: (float(v) if numeric else i) for i, (lab, v) in enumerate(zip(axis["labels"], axis["values"]))}
-    others = [a["name"] for a in axes if a["name"] != xname and len(a["values"]) > 1]
+    others = [a["name"] for a in axes if a["name"] != xname and len(a["values"]) > 1 and not a.get("follows")]
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for s in keep:
         groups.setdefault((s["metric"], s["split"]), []).append(s)

@@ -61,19 +61,12 @@ def sweep_command(
 
 
 def _print_table(pivot: Any) -> None:
-    from rich.table import Table
+    """The table as Markdown on stdout (plain text: never truncated to the terminal's width)."""
+    import click
 
-    from bdcore.cli import _console
-    from bdcore.sweep.aggregate import _grid
+    from bdcore.sweep.aggregate import render_markdown
 
-    head, body = _grid(pivot)
-    table = Table()
-    for i, h in enumerate(head):
-        table.add_column(h, justify="left" if i == 0 else "right")
-    for row in body:
-        table.add_row(*row)
-    console = _console(stderr=False)
-    console.print(table, markup=False)
+    click.echo(render_markdown(pivot))
 
 
 def check_spec(host: Any, spec: Path, *, check_paths: bool, overrides: tuple[str, ...]) -> tuple[Any, str]:

@@ -277,7 +277,14 @@ def _info(sweep_dir: Path, sweep: LoadedSweep, plan: Plan, opts: SweepOptions, l
         "store": location,
         "seconds": old.get("seconds", 0.0),
         "axes": [
-            {"key": a.key, "name": a.name, "values": list(a.values), "labels": list(a.labels)} for a in sweep.grid.axes
+            {
+                "key": a.key,
+                "name": a.name,
+                "values": list(a.values),
+                "labels": list(a.labels),
+                "follows": sweep.grid.follows.get(a.name),
+            }
+            for a in sweep.grid.axes
         ],
         "seeds": list(sweep.grid.seeds),
         "table": attrs.asdict(section.table),

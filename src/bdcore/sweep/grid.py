@@ -27,6 +27,8 @@ from bdcore.spec.overrides import split_key
 RESULT_FIELDS = ("model", "split", "metric")
 #: Keys an axis may not set: the sweep sets them itself.
 RESERVED = ("run.seed", "run.name", "sweep")
+#: Names an axis may not take: columns of a sweep's results.
+RESERVED_NAMES = ("seed", "cell", "config", "value", *RESULT_FIELDS)
 
 _SAFE = re.compile(r"[^A-Za-z0-9._+-]+")
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -70,10 +72,14 @@ class Cell:
 
 @attrs.frozen
 class Grid:
+    """The cells of a sweep; ``follows`` maps the name of each axis that moves with another (the
+    second and later axes of a ``zip`` group) to that group's first axis."""
+
     axes: tuple[Axis, ...]
     seeds: tuple[int, ...]
     cells: tuple[Cell, ...]
     excluded: int = 0
+    follows: dict[str, str] = attrs.Factory(dict)
 
     def axis(self, ref: str) -> Axis | None:
         """The axis named ``ref`` (its dotted key or its short name)."""
@@ -156,7 +162,11 @@ def axis_names(keys: Sequence[str]) -> dict[str, str]:
     depth = dict.fromkeys(keys, 1)
     while True:
         names = {k: ".".join(parts[k][-depth[k] :]) for k in keys}
-        clash = [k for k in keys if list(names.values()).count(names[k]) > 1 and depth[k] < len(parts[k])]
+        clash = [
+            k
+            for k in keys
+            if (list(names.values()).count(names[k]) > 1 or names[k] in RESERVED_NAMES) and depth[k] < len(parts[k])
+        ]
         if not clash:
             break
         for k in clash:
@@ -220,6 +230,28 @@ def _axes_of(section: Any, issues: list[Issue]) -> list[Axis]:
         labels = {}
     keys = list(raw)
     names = axis_names(keys)
+    given_names = section.names
+    if not isinstance(given_names, dict):
+        issues.append(Issue("sweep.names", f"expected a table of axis key → name, got {_kind(given_names)}"))
+        given_names = {}
+    for key, name in given_names.items():
+        where = f'sweep.names."{key}"'
+        if key not in keys:
+            issues.append(Issue(where, "is not an axis", _did_you_mean(key, keys)))
+        elif not isinstance(name, str) or slug(name) != name or name in RESERVED_NAMES:
+            issues.append(
+                Issue(
+                    where,
+                    f"{name!r} is not a usable name",
+                    "letters, digits and ._+- only; not seed/model/split/metric",
+                )
+            )
+        else:
+            names[key] = name
+    taken = [names[k] for k in keys]
+    for key in keys:
+        if taken.count(names[key]) > 1 and key in given_names:
+            issues.append(Issue(f'sweep.names."{key}"', f'"{names[key]}" names another axis too'))
     out: list[Axis] = []
     seen: dict[tuple[str, ...], str] = {}
     for key in keys:
@@ -424,6 +456,8 @@ def expand(section: Any, run_name: str) -> Grid:
         else:
             groups.append([a])
     per_group = [range(min(len(a.values) for a in g)) for g in groups]
+    follows = {a.name: g[0].name for g in groups for a in g[1:]}
+    followers = {a.key for g in groups for a in g[1:]}
     rules = list(section.exclude) if isinstance(section.exclude, list | tuple) else []
     cells: list[Cell] = []
     excluded = 0
@@ -434,8 +468,8 @@ def expand(section: Any, run_name: str) -> Grid:
             if _excluded(rules, axes, chosen, seed):
                 excluded += 1
                 continue
-            cells.append(_cell(chosen, seed, run_name))
-    return Grid(tuple(axes), seeds, tuple(cells), excluded)
+            cells.append(_cell(chosen, seed, run_name, followers))
+    return Grid(tuple(axes), seeds, tuple(cells), excluded, follows)
 
 
 def _excluded(rules: list[Any], axes: list[Axis], chosen: list[tuple[Axis, int]], seed: int | None) -> bool:
@@ -459,8 +493,10 @@ def _excluded(rules: list[Any], axes: list[Axis], chosen: list[tuple[Axis, int]]
     return False
 
 
-def _cell(chosen: list[tuple[Axis, int]], seed: int | None, run_name: str) -> Cell:
-    parts = [f"{a.name}={a.slugs[i]}" for a, i in chosen]
+def _cell(chosen: list[tuple[Axis, int]], seed: int | None, run_name: str, followers: set[str]) -> Cell:
+    """One cell; the axes in ``followers`` (the second and later members of a zip group) stay out
+    of its name: they move with the group's first axis."""
+    parts = [f"{a.name}={a.slugs[i]}" for a, i in chosen if a.key not in followers]
     config = ",".join(parts) or "base"
     name = ",".join([*parts, *([f"seed={seed}"] if seed is not None else [])]) or "base"
     overrides = [f"{a.key}={toml_inline(a.values[i])}" for a, i in chosen]
