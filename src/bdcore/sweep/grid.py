@@ -447,6 +447,7 @@ def expand(section: Any, run_name: str) -> Grid:
     zips = section.zip if isinstance(section.zip, list | tuple) else []
     for group in zips:
         members = [a for ref in group if isinstance(ref, str) and (a := _resolve(axes, ref)) is not None]
+        members.sort(key=axes.index)  # the group sits (and is named) at its axis written first
         for a in members:
             grouped[a.key] = members
     for a in axes:
