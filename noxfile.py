@@ -1,4 +1,4 @@
-"""nox sessions: lint, typecheck, core, one per plugin (discovered), integration, docs.
+"""nox sessions: lint, typecheck, core, ray, one per plugin (discovered), integration, docs.
 
 Every session's virtualenv sees the heavy third-party packages of ``.bdenv/base``
 through a ``.pth`` file (built once by ``tools/dev.py``), so torch & co. are
@@ -21,7 +21,7 @@ CONSTRAINTS = str(ROOT / "constraints.txt")
 
 nox.options.default_venv_backend = "venv"
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["lint", "typecheck", "core", *(["plugin"] if PLUGINS else []), "docs", "integration"]
+nox.options.sessions = ["lint", "typecheck", "core", "ray", *(["plugin"] if PLUGINS else []), "docs", "integration"]
 
 PYTEST = ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider"]
 
@@ -68,7 +68,21 @@ def typecheck(session: nox.Session) -> None:
 def core(session: nox.Session) -> None:
     """bdcore's own tests, with no third-party plugin installed."""
     install(session, ".")
-    session.run(*PYTEST, "tests", "--ignore=tests/test_docs.py", "--ignore=tests/integration", *session.posargs)
+    session.run(
+        *PYTEST,
+        "tests",
+        "--ignore=tests/test_docs.py",
+        "--ignore=tests/integration",
+        "--ignore=tests/ray",
+        *session.posargs,
+    )
+
+
+@nox.session
+def ray(session: nox.Session) -> None:
+    """bdcore sweep on Ray: a local Ray, a simulated two-node cluster, lost workers (Ray from the base env)."""
+    install(session, ".")
+    session.run(*PYTEST, "tests/ray", *session.posargs)
 
 
 @nox.session

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from bdcore.testing.toy import DenoiserParams, ToyDenoiser
 class FragileParams(DenoiserParams):
     die_at: int = -1
     marker: str = ""
+    sleep: float = 0.0  # seconds per training step, to make two cells overlap in time
 
 
 class FragileDenoiser(ToyDenoiser):
@@ -31,12 +33,15 @@ class FragileDenoiser(ToyDenoiser):
         self.die_at = params.die_at
         self.marker = Path(params.marker) if params.marker else None
         self.calls = 0
+        self.sleep = params.sleep
 
     def clean_loss(self, batch: dict[str, Any]) -> Any:
         self.calls += 1
         if self.marker is not None and self.calls == self.die_at and not self.marker.exists():
             self.marker.write_text(str(os.getpid()))
             os.kill(os.getpid(), signal.SIGKILL)
+        if self.sleep and self.training:
+            time.sleep(self.sleep)
         return super().clean_loss(batch)
 
 

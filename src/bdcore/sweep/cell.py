@@ -148,6 +148,7 @@ def _execute(task: CellTask, attempt: int, emit: Sink) -> dict[str, Any]:
             run_dir=run_dir.relative_to(cell_dir).as_posix(),
             stages=stages,
             reused=list(result.reused),
+            waited=list(store.waited),
             resumed=resume,
             rows=list(result.rows),
         )
@@ -191,7 +192,7 @@ def _run_name(task: CellTask) -> str | None:
 def outcome(base: dict[str, Any], status: str, seconds: float, **fields: Any) -> dict[str, Any]:
     """A cell's outcome: ``cell``, ``status`` (``done`` / ``failed``), ``seconds``, ``run_dir``
     (relative to the cell folder), ``stages`` (stage → key), ``reused`` (stages loaded from the
-    store), ``error``, ``error_class``, ``exit_code`` (1 run failed, 2 bad spec, 3 plugin), ``attempt``,
+    store), ``waited`` (stages it waited for while another worker computed them), ``error``, ``error_class``, ``exit_code`` (1 run failed, 2 bad spec, 3 plugin), ``attempt``,
     and for a finished cell its result ``rows`` (sent back to the driver, so the sweep folder needs no
     file system shared with the workers to aggregate them)."""
     record = {

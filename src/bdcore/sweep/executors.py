@@ -275,7 +275,11 @@ def _run_in_ray(task: CellTask, events: Any) -> dict[str, Any]:
         with contextlib.suppress(Exception):  # progress is best effort
             events.put_nowait(event)
 
-    return run_cell(task, sink=sink)
+    result = run_cell(task, sink=sink)
+    import ray
+
+    result["ray_node"] = ray.get_runtime_context().get_node_id()
+    return result
 
 
 def make_executor(

@@ -81,6 +81,8 @@ class SharedStageStore(StageStore):
         self.lock_dir = lock_dir or root / ".locks"
         self.lock_dir.mkdir(parents=True, exist_ok=True)
         self._held: dict[tuple[str, str], Any] = {}
+        #: stages this store waited for while another worker computed them (for the sweep's records)
+        self.waited: list[str] = []
 
     # -- what the runner calls ---------------------------------------------------------------
     def done(self, stage: str, key: str) -> bool:
@@ -98,6 +100,7 @@ class SharedStageStore(StageStore):
             lock.acquire(timeout=0)
         except Timeout:
             log.info("stage %s-%s: another worker is computing it; waiting for it", stage, key)
+            self.waited.append(stage)
             lock.acquire()
         if self._finished(stage, key):
             lock.release()
