@@ -71,7 +71,9 @@ def test_exclude_by_key_short_name_label_and_seed() -> None:
     assert [c.name for c in g.cells] == ["loss=psnr,quality=90", "loss=psnr,quality=50", "loss=bpp,quality=50"]
     assert g.excluded == 1
     g = grid(axes=axes, labels={"quality": ["high", "mid"]}, exclude=[{"quality": "mid"}], seeds=[0, 1])
-    assert [c.name for c in g.cells] == ["loss=psnr,quality=high,seed=0", "loss=psnr,quality=high,seed=1"] + [
+    assert [c.name for c in g.cells] == [
+        "loss=psnr,quality=high,seed=0",
+        "loss=psnr,quality=high,seed=1",
         "loss=bpp,quality=high,seed=0",
         "loss=bpp,quality=high,seed=1",
     ]

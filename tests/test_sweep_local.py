@@ -62,7 +62,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Any
 
 
 def test_local_sweep_runs_every_cell_and_shares_the_clean_victim(reference: tuple[Path, Path, Any]) -> None:
-    spec, sweep_dir, result = reference
+    _spec, sweep_dir, result = reference
     info = info_of(sweep_dir)
     assert result.exit_code == 0 and info["status"] == "complete"
     cells = info["cells"]
@@ -176,9 +176,11 @@ def test_dry_run_prints_cells_shared_stages_and_trainings(
 def test_failing_cell_is_recorded_and_the_others_go_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     spec = tmp_path / "toy.toml"
     # count = 2 leaves no test image: the run fails (DataError) after the spec validated
-    spec.write_text(sweepplug.toy_sweep(seeds="[0]", extra='zip = [["loss", "data.params.count"]]').replace(
-        '"attack.trigger.params.size" = [0.25, 0.5]', '"data.params.count" = [12, 2]'
-    ).replace('columns = ["size", "metric"]', 'columns = ["metric"]'))
+    spec.write_text(
+        sweepplug.toy_sweep(seeds="[0]", extra='zip = [["loss", "data.params.count"]]')
+        .replace('"attack.trigger.params.size" = [0.25, 0.5]', '"data.params.count" = [12, 2]')
+        .replace('columns = ["size", "metric"]', 'columns = ["metric"]')
+    )
     monkeypatch.setattr(cell_mod, "default_host", make_host)
     res = CliRunner().invoke(cli.main, ["sweep", str(spec), "--out", str(tmp_path / "runs"), "-q"])
     assert res.exit_code == 1, res.output
@@ -276,12 +278,23 @@ def test_resume_after_kill_9_of_the_driver_finishes_only_what_was_missing(
     assert values(sweep_dir) == values(reference.sweep_dir)
 
 
-def test_worker_processes_give_the_same_results(reference: tuple[Path, Path, Any], tmp_path: Path) -> None:
-    spec, ref_dir, _ = reference
-    result = sweep(spec, tmp_path / "runs", jobs=2, host_factory=sweepplug.host)
-    assert result.exit_code == 0
+def test_worker_processes_give_the_same_results_and_a_dead_worker_is_replaced(
+    reference: tuple[Path, Path, Any], tmp_path: Path
+) -> None:
+    _spec, ref_dir, _ = reference
+    marker = tmp_path / "died"
+    fragile = tmp_path / "fragile.toml"  # the same grid; the first worker to reach step 3 of a training dies
+    fragile.write_text(
+        sweepplug.toy_sweep(
+            victim="fragile-denoiser", victim_params=f'{{ width = 8, die_at = 3, marker = "{marker}" }}'
+        )
+    )
+    result = sweep(fragile, tmp_path / "runs", jobs=2, host_factory=sweepplug.host)
+    assert marker.is_file() and result.exit_code == 0
     info = info_of(result.sweep_dir)
-    assert len({c["pid"] for c in info["cells"]}) == 2
+    assert {c["status"] for c in info["cells"]} == {"done"}
+    assert sorted(c["attempt"] for c in info["cells"])[-1] == 2  # a cell lost with its worker ran again
+    assert len({c["pid"] for c in info["cells"]}) >= 2
     assert values(result.sweep_dir) == values(ref_dir)
 
 

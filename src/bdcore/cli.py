@@ -294,6 +294,8 @@ def _check(specs: tuple[Path, ...], check_paths: bool = True, overrides: tuple[s
     host = _host()
     worst = 0
     console = _console()
+    from rich.markup import escape
+
     from bdcore.sweep.command import check_spec
 
     for spec in specs:
@@ -304,7 +306,8 @@ def _check(specs: tuple[Path, ...], check_paths: bool = True, overrides: tuple[s
                 raise PluginError(f"{spec}: run.requires: " + "; ".join(problems))
         except SpecError as exc:
             err = _spec_needs_failed_plugin(host, spec, exc) or exc
-            console.print(f"[red]{err}[/]" if not isinstance(err, SpecError) else str(err), markup=True)
+            text = escape(str(err))  # messages name TOML tables like [sweep]: not markup
+            console.print(f"[red]{text}[/]" if not isinstance(err, SpecError) else text, markup=True)
             worst = max(worst, err.exit_code)
             continue
         except PluginError as exc:

@@ -164,8 +164,8 @@ class GridSection:
     axis a short name (default: the last part of its key, e.g. ``quality``). Cells are named
     ``name=label,...,seed=N`` from them (a ``zip`` group by its first axis). Cells whose stages have equal keys (same data,
     victim, clean training, attack) share one trained artifact in the stage ``store`` (a folder,
-    or any fsspec URL such as ``s3://bucket/stages``; default: the sweep folder's ``.stages``;
-    relative paths resolve against the spec file). ``shared_first``: start a cell only once
+    or any fsspec URL such as ``s3://bucket/stages``; default: ``.stages`` in the output root, as
+    for ``bdcore run``; relative paths resolve against the spec file). ``shared_first``: start a cell only once
     the stages it shares with earlier cells are finished (others run meanwhile). ``max_retries``:
     how often Ray reruns a cell whose worker was lost.
 

@@ -113,6 +113,7 @@ class ProcessExecutor(Executor):
         self.pool: cf.ProcessPoolExecutor | None = None
         self.futures: dict[cf.Future[dict[str, Any]], CellTask] = {}
         self.retries: dict[str, int] = {}
+        self.given_up: list[tuple[CellTask, dict[str, Any]]] = []
 
     def start(self) -> None:
         self.events = self.ctx.Queue()
@@ -125,14 +126,18 @@ class ProcessExecutor(Executor):
 
     def submit(self, task: CellTask) -> None:
         assert self.pool is not None  # noqa: S101 - started by the driver
-        self.futures[self.pool.submit(_run_in_worker, task)] = task
+        try:
+            self.futures[self.pool.submit(_run_in_worker, task)] = task
+        except cf.process.BrokenProcessPool:  # a worker died since the last poll
+            self._recover([task])
 
     def in_flight(self) -> list[str]:
-        return [t.cell for t in self.futures.values()]
+        return [t.cell for t in self.futures.values()] + [t.cell for t, _ in self.given_up]
 
     def poll(self, timeout: float) -> Polled:
         done, _ = cf.wait(list(self.futures), timeout=timeout, return_when=cf.FIRST_COMPLETED)
-        finished: list[tuple[str, dict[str, Any]]] = []
+        finished: list[tuple[str, dict[str, Any]]] = [(t.cell, r) for t, r in self.given_up]
+        self.given_up.clear()
         lost: list[CellTask] = []
         for fut in done:
             task = self.futures.pop(fut)
@@ -143,20 +148,26 @@ class ProcessExecutor(Executor):
             except BaseException as exc:  # noqa: BLE001 - e.g. an unpicklable result
                 finished.append((task.cell, _lost(task, f"{type(exc).__name__}: {exc}")))
         if lost:
-            # A dead worker breaks the whole pool: every cell in flight is lost with it.
-            lost += list(self.futures.values())
-            self.futures.clear()
-            assert self.pool is not None  # noqa: S101
-            self.pool.shutdown(wait=False, cancel_futures=True)
-            self._new_pool()
-            for task in lost:
-                n = self.retries.get(task.cell, 0)
-                if n < self.max_retries:
-                    self.retries[task.cell] = n + 1
-                    self.submit(task)
-                else:
-                    finished.append((task.cell, _lost(task, f"its worker process died ({n + 1} attempts)")))
+            self._recover(lost)
+            finished += [(t.cell, r) for t, r in self.given_up]
+            self.given_up.clear()
         return finished, self._drain()
+
+    def _recover(self, lost: list[CellTask]) -> None:
+        """A dead worker breaks the whole pool (the others are stopped with it): every cell in
+        flight is lost. Start a new pool and resubmit them, each at most ``max_retries`` times."""
+        lost = lost + [t for t in self.futures.values() if t not in lost]
+        self.futures.clear()
+        assert self.pool is not None  # noqa: S101
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self._new_pool()
+        for task in lost:
+            n = self.retries.get(task.cell, 0)
+            if n < self.max_retries:
+                self.retries[task.cell] = n + 1
+                self.futures[self.pool.submit(_run_in_worker, task)] = task  # type: ignore[union-attr]
+            else:
+                self.given_up.append((task, _lost(task, f"its worker process died ({n + 1} attempts)")))
 
     def _drain(self) -> list[dict[str, Any]]:
         events = []

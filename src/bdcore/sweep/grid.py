@@ -325,7 +325,7 @@ def _check_zip(groups: Any, axes: list[Axis], issues: list[Issue]) -> None:
             where = f"sweep.zip[{i}][{j}]"
             axis = _resolve(axes, ref) if isinstance(ref, str) else None
             if axis is None:
-                issues.append(Issue(where, f"{ref!r} is not an axis", _did_you_mean(str(ref), [a.key for a in axes])))
+                issues.append(Issue(where, f"{ref!r} is not an axis", _did_you_mean(str(ref), _refs(axes))))
                 continue
             if axis.key in used:
                 issues.append(Issue(where, f'"{axis.key}" is already in zip group {used[axis.key]}'))
@@ -370,7 +370,7 @@ def _check_exclude(rules: Any, axes: list[Axis], seeds: Any, issues: list[Issue]
                 continue
             axis = _resolve(axes, ref)
             if axis is None:
-                issues.append(Issue(where, "is not an axis", _did_you_mean(ref, [a.key for a in axes] + ["seed"])))
+                issues.append(Issue(where, "is not an axis", _did_you_mean(ref, [*_refs(axes), "seed"])))
             elif not any(_same(value, x) for x in axis.values) and value not in axis.labels:
                 issues.append(
                     Issue(where, f"{value!r} is none of this axis's values", f"values: {', '.join(axis.labels)}")
@@ -407,6 +407,11 @@ def _check_table(table: Any, axes: list[Axis], names: list[str], issues: list[Is
         issues.append(Issue("sweep.table.x", f'"{table.x}" is not an axis', _did_you_mean(table.x, names)))
     if table.export is not None and not table.export.strip():
         issues.append(Issue("sweep.table.export", "must not be empty"))
+
+
+def _refs(axes: Sequence[Axis]) -> list[str]:
+    """What may name an axis: its short name or its dotted key."""
+    return [a.name for a in axes] + [a.key for a in axes if a.key != a.name]
 
 
 def _did_you_mean(word: str, choices: Sequence[str]) -> str | None:

@@ -50,8 +50,9 @@ class SharedStageStore(StageStore):
     Args:
         location: a folder, or an fsspec URL (see the module docs).
         mirror: local folder for an fsspec URL's downloaded stages and checkpoints (required then).
-        lock_dir: folder of the lock files (default: ``location/.locks``, or ``mirror/.locks``
-            for a URL).
+        lock_dir: folder of the lock files (default: ``location/.locks``; for a ``file://`` URL the
+            folder it names; for another URL ``mirror/.locks``, which excludes the workers of one
+            node only).
         storage_options: passed to fsspec (credentials, endpoints).
     """
 
@@ -78,7 +79,11 @@ class SharedStageStore(StageStore):
         else:
             root = Path(location)
         super().__init__(root)
-        self.lock_dir = lock_dir or root / ".locks"
+        if lock_dir is None:
+            # a file:// URL is a shared folder too: its locks live there; an object store has none
+            local = self.remote is not None and "file" in _protocols(self.remote)
+            lock_dir = Path(self.remote_root) / ".locks" if local else root / ".locks"
+        self.lock_dir = lock_dir
         self.lock_dir.mkdir(parents=True, exist_ok=True)
         self._held: dict[tuple[str, str], Any] = {}
         #: stages this store waited for while another worker computed them (for the sweep's records)
@@ -149,6 +154,7 @@ class SharedStageStore(StageStore):
     def _upload(self, stage: str, key: str, folder: Path) -> None:
         if self.remote.exists(self._remote_path(stage, key, MARKER)):
             return  # another worker uploaded it first: keep theirs
+        self.remote.makedirs(f"{self.remote_root}/{stage}-{key}", exist_ok=True)
         self.remote.put_file(str(folder / TENSORS), self._remote_path(stage, key, TENSORS))
         self.remote.put_file(str(folder / MARKER), self._remote_path(stage, key, MARKER))
 
@@ -163,3 +169,8 @@ class SharedStageStore(StageStore):
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             os.replace(tmp, final)
+
+
+def _protocols(fs: Any) -> tuple[str, ...]:
+    protocol = fs.protocol
+    return (protocol,) if isinstance(protocol, str) else tuple(protocol)
