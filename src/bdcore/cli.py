@@ -155,6 +155,10 @@ def _run(spec: Path, out: Path | None, resume: bool, quiet: bool, overrides: tup
     except SpecError as exc:
         raise _spec_needs_failed_plugin(host, spec, exc) or exc from None
     out_root = out or loaded.spec.run.out or Path("runs")
+    if loaded.spec.sweep is not None:
+        logging.getLogger("bdcore").warning(
+            "%s declares a [sweep] grid: bdcore run runs the spec as written; bdcore sweep runs the grid", spec
+        )
     with _Progress(quiet) as progress:
         result = execute(loaded, host, out_root=out_root, resume=resume, progress=progress)
     cols, body = pivot(result.rows)

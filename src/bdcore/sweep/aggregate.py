@@ -409,8 +409,8 @@ def write_outputs(
     if export is not None:
         head = f"Produced by `{command}`" if command else "Produced by bdcore sweep"
         md = f"<!-- {head}; bdcore {info.get('bdcore')}; {info.get('created')} -->\n\n" + render_markdown(pivot)
-        write_text(export.with_suffix(".md"), md)
-        write_text(export.with_suffix(".csv"), summary_csv(summary, names, comment=head.replace("`", "")))
+        write_text(export.parent / f"{export.name}.md", md)
+        write_text(export.parent / f"{export.name}.csv", summary_csv(summary, names, comment=head.replace("`", "")))
     return pivot
 
 

@@ -152,7 +152,7 @@ def run_sweep(spec: Path, opts: SweepOptions) -> SweepResult:
         opts.echo(f"  {c['name']}: {c['status']}: {c.get('error') or ''}")
     opts.echo(f"sweep folder: {sweep_dir}\nreport: {sweep_dir / 'report.html'}")
     if export is not None:
-        opts.echo(f"exported: {export.with_suffix('.md')}, {export.with_suffix('.csv')}")
+        opts.echo(f"exported: {export.parent / (export.name + '.md')}, {export.parent / (export.name + '.csv')}")
     return SweepResult(sweep_dir, plan, statuses, 0 if not failed else 1, table)
 
 
@@ -316,6 +316,7 @@ def _loop(
     pending = [c["name"] for c in info["cells"] if c["status"] != DONE]
     settled = {c["name"] for c in info["cells"] if c["status"] == DONE}
     finished_stages: set[tuple[str, str]] = set(plan.done)
+    leaders = {c.cell: plan.leaders(c.cell) for c in plan.cells}
     total = len(info["cells"])
     display = opts.progress
     if hasattr(executor, "listener") and display is not None:
@@ -327,7 +328,7 @@ def _loop(
                 cap = executor.capacity
                 if cap is not None and len(executor.in_flight()) >= cap:
                     break
-                if shared_first and not _ready(name, plan, settled, finished_stages, store):
+                if shared_first and not _ready(leaders[name], settled, finished_stages, store):
                     continue
                 executor.submit(tasks[name])
                 pending.remove(name)
@@ -355,10 +356,10 @@ def _loop(
         executor.close()
 
 
-def _ready(name: str, plan: Plan, settled: set[str], finished: set[tuple[str, str]], store: Any) -> bool:
-    """A cell may start once every stage it shares with an earlier cell is finished (or that
-    earlier cell is settled: if it failed, this cell computes the stage itself)."""
-    for ref, leader in plan.leaders(name).items():
+def _ready(leaders: dict[tuple[str, str], str], settled: set[str], finished: set[tuple[str, str]], store: Any) -> bool:
+    """A cell may start once every stage it shares with an earlier cell (``leaders``: stage → that
+    cell) is finished, or that cell is settled (if it failed, this cell computes the stage itself)."""
+    for ref, leader in leaders.items():
         if leader in settled or ref in finished:
             continue
         if store.exists(*ref):
