@@ -125,6 +125,7 @@ def integration(session: nox.Session) -> None:
     session.run("bdcore", "plugins", "--strict-plugins")
     specs = sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("examples/*.toml"))
     specs += sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("plugins/*/examples/*.toml"))
+    specs += sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("plugins/*/tables/*.toml"))  # sweeps: every cell
     if specs:
         # Paper-scale examples name datasets and weights the user supplies: check everything but
         # their existence here (the demo's own data is embedded; tests/integration runs it).

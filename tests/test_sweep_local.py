@@ -289,13 +289,18 @@ def test_worker_processes_give_the_same_results_and_a_dead_worker_is_replaced(
             victim="fragile-denoiser", victim_params=f'{{ width = 8, die_at = 3, marker = "{marker}" }}'
         )
     )
-    result = sweep(fragile, tmp_path / "runs", jobs=2, host_factory=sweepplug.host)
+    progress = sweepplug.Collect()
+    result = sweep(fragile, tmp_path / "runs", jobs=2, host_factory=sweepplug.host, progress=progress)
     assert marker.is_file() and result.exit_code == 0
     info = info_of(result.sweep_dir)
     assert {c["status"] for c in info["cells"]} == {"done"}
     assert sorted(c["attempt"] for c in info["cells"])[-1] == 2  # a cell lost with its worker ran again
     assert len({c["pid"] for c in info["cells"]}) >= 2
     assert values(result.sweep_dir) == values(ref_dir)
+    # progress came back from the worker processes
+    assert {e["cell"] for e in progress.events if e["type"] == "start"} == {c["name"] for c in info["cells"]}
+    assert any(e["type"] == "progress" and e["stage"] == "clean victim" for e in progress.events)
+    assert sorted(progress.done) == sorted(c["name"] for c in info["cells"])
 
 
 def test_cells_know_their_sweep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

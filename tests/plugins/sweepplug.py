@@ -117,3 +117,17 @@ def toy_sweep(
         victim_params=victim_params,
         extra=extra,
     )
+
+
+class Collect:
+    """A progress display that keeps what it is shown."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.done: list[str] = []
+
+    def event(self, event: dict[str, Any]) -> None:
+        self.events.append(event)
+
+    def finished(self, cell: str, line: str) -> None:
+        self.done.append(cell)

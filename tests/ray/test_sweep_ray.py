@@ -55,9 +55,12 @@ def test_ray_gives_the_local_executor_s_results(tmp_path: Path) -> None:
     spec = tmp_path / "toy.toml"
     spec.write_text(sweepplug.toy_sweep())
     local = run_sweep(spec, SweepOptions(out=tmp_path / "local", host_factory=make_host, echo=lambda s: None))
+    progress = sweepplug.Collect()
     on_ray = run_sweep(
         spec,
-        SweepOptions(out=tmp_path / "ray", executor="ray", host_factory=sweepplug.host, echo=lambda s: None),
+        SweepOptions(
+            out=tmp_path / "ray", executor="ray", host_factory=sweepplug.host, echo=lambda s: None, progress=progress
+        ),
     )
     assert local.exit_code == on_ray.exit_code == 0
     assert values(on_ray.sweep_dir) == values(local.sweep_dir)
@@ -66,6 +69,12 @@ def test_ray_gives_the_local_executor_s_results(tmp_path: Path) -> None:
     assert ray.is_initialized(), "a Ray the driver did not start is left running"
     # the clean victim of each seed trained once on Ray too
     assert sum("clean-victim" in c["trained"] for c in ran) == 2
+    # progress came back from the workers: every cell started and stepped through its training
+    kinds = {(e["type"], e["cell"]) for e in progress.events}
+    assert {("start", c["name"]) for c in ran} <= kinds
+    steps = [e for e in progress.events if e["type"] == "progress" and e["stage"] == "attack"]
+    assert {e["cell"] for e in steps} == {c["name"] for c in ran} and any(e["step"] == e["total"] for e in steps)
+    assert sorted(progress.done) == sorted(c["name"] for c in ran)
 
 
 def test_a_lost_worker_is_retried_and_the_sweep_completes(tmp_path: Path) -> None:

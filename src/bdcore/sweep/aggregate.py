@@ -408,7 +408,10 @@ def write_outputs(
     write_text(sweep_dir / "report.html", _report_html(info, pivot, plots, sweep_dir, title))
     if export is not None:
         head = f"Produced by `{command}`" if command else "Produced by bdcore sweep"
-        md = f"<!-- {head}; bdcore {info.get('bdcore')}; {info.get('created')} -->\n\n" + render_markdown(pivot)
+        md = (
+            f"# {info.get('name')}\n\n{head} (bdcore {info.get('bdcore')}, sweep started {info.get('created')}; "
+            f"{len(info.get('cells', []))} cells, {info.get('seconds', 0):.0f} s).\n\n" + render_markdown(pivot)
+        )
         write_text(export.parent / f"{export.name}.md", md)
         write_text(export.parent / f"{export.name}.csv", summary_csv(summary, names, comment=head.replace("`", "")))
     return pivot

@@ -349,6 +349,9 @@ def _loop(
                     display.finished(name, line)
                 else:
                     opts.echo(line)
+        if display is not None:  # the last events of the last cells
+            for event in executor.poll(timeout=0.0)[1]:
+                display.event(event)
     except KeyboardInterrupt:
         executor.cancel()
         raise
