@@ -73,7 +73,7 @@ def core(session: nox.Session) -> None:
         "tests",
         "--ignore=tests/test_docs.py",
         "--ignore=tests/integration",
-        "--ignore=tests/ray",
+        "--ignore=tests/sweep_ray",
         *session.posargs,
     )
 
@@ -82,7 +82,7 @@ def core(session: nox.Session) -> None:
 def ray(session: nox.Session) -> None:
     """bdcore sweep on Ray: a local Ray, a simulated two-node cluster, lost workers (Ray from the base env)."""
     install(session, ".")
-    session.run(*PYTEST, "tests/ray", *session.posargs)
+    session.run(*PYTEST, "tests/sweep_ray", *session.posargs)
 
 
 @nox.session
