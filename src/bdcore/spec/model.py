@@ -134,7 +134,7 @@ class GridTable:
     still varies but is named nowhere is added to the columns (axes to the rows). ``values``,
     ``models`` and ``splits`` keep only those metrics, models and splits (empty: all), in that
     order. ``x``: the axis on the x axis of the report's figures (default: the first axis with
-    numbers, else the last axis). ``export``: also write the table as ``EXPORT.md`` and the
+    numbers, else the first axis). ``export``: also write the table as ``EXPORT.md`` and the
     aggregated rows as ``EXPORT.csv`` (a path without suffix, relative to the spec file), e.g. for
     a committed results file.
     """

@@ -309,14 +309,14 @@ def render_html(p: Pivot) -> str:
 
 
 def x_axis(axes: list[dict[str, Any]], table: dict[str, Any]) -> dict[str, Any] | None:
-    """The axis the figures put on x: ``[sweep.table] x``, else the first numeric axis, else the last
+    """The axis the figures put on x: ``[sweep.table] x``, else the first numeric axis, else the first
     axis with two or more values (None: no axis varies)."""
     if table.get("x"):
         name = _resolve_field(str(table["x"]), axes)
         return next((a for a in axes if a["name"] == name), None)
     varying = [a for a in axes if len(a["values"]) > 1 and not a.get("follows")]
     numeric = [a for a in varying if all(_is_number(v) for v in a["values"])]
-    chosen = numeric or varying[-1:]
+    chosen = numeric or varying
     return chosen[0] if chosen else None
 
 
