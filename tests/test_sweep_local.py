@@ -169,7 +169,7 @@ def test_dry_run_prints_cells_shared_stages_and_trainings(
     assert "sweep toy: 8 cells (0 excluded)" in out
     assert "trainings needed: 10 (16 stage uses, 10 distinct, 0 already in the store" in out
     assert out.count("clean-victim") >= 10 and "shared stages (2):" in out
-    assert "--set 'attack.trigger.params.size=0.5'" in out
+    assert "--set attack.trigger.params.size=0.5 " in out and "--set 'attack.loss.use=\"toy-invert\"'" in out
     assert not list(tmp_path.glob("toy-*")), "a dry run creates no sweep folder"
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -184,9 +185,8 @@ def describe_plan(sweep: LoadedSweep, plan: Plan, location: str) -> list[str]:
     for cell, cp in zip(sweep.grid.cells, plan.cells, strict=True):
         stages = ", ".join(f"{label} {key}" for label, (_, key) in cp.stages.items()) or "no stored stages"
         lines.append(f"  {cell.name}: {stages}")
-        lines.append(
-            f"    bdcore run {sweep.file} " + " ".join(f"--set '{o}'" for o in (*sweep.overrides, *cell.overrides))
-        )
+        sets = " ".join(f"--set {shlex.quote(o)}" for o in (*sweep.overrides, *cell.overrides))
+        lines.append(f"    bdcore run {shlex.quote(str(sweep.file))} {sets}")
     shared = plan.shared
     lines.append(f"shared stages ({len(shared)}):" if shared else "shared stages: none")
     for (stage, key), cells in shared.items():
