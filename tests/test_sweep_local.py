@@ -308,10 +308,12 @@ def test_cells_know_their_sweep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     from bdcore.testing import toy
 
     seen: list[Any] = []
+    groups: list[str | None] = []
     init = toy.ToySmooth.__init__
 
     def spy(self: Any, params: Any, ctx: Any) -> None:
         seen.append(identity.current())
+        groups.append(os.environ.get("BDCORE_RUN_GROUP"))
         init(self, params, ctx)
 
     monkeypatch.setattr(toy.ToySmooth, "__init__", spy)
@@ -321,4 +323,5 @@ def test_cells_know_their_sweep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert [s.cell for s in seen] == ["loss=toy-invert,size=0.25,seed=3", "loss=toy-invert-controlled,size=0.25,seed=3"]
     assert {s.sweep for s in seen} == {"idtest"} and {s.sweep_dir for s in seen} == {str(result.sweep_dir)}
     assert seen[0].config == "loss=toy-invert,size=0.25"
-    assert identity.current() is None
+    assert groups == [result.sweep_dir.name] * 2
+    assert identity.current() is None and "BDCORE_RUN_GROUP" not in os.environ

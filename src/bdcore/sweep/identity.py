@@ -11,7 +11,9 @@ run, a TensorBoard folder per sweep) and the variables also reach any subprocess
 ``BDCORE_SWEEP_CONFIG``     the cell's name without its seed (the cells averaged together)
 ==========================  ====================================================================
 
-Read them with :func:`current`; outside a sweep it returns None.
+Read them with :func:`current`; outside a sweep it returns None. ``BDCORE_RUN_GROUP`` is set too,
+to the sweep folder's name (``robustness-20261206-021719``: one group per sweep run), the group
+the experiment trackers nest a run under.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from collections.abc import Iterator
 
 import attrs
 
+#: The trackers' group of a run (``bdcore.observe.group``).
+GROUP_ENV = "BDCORE_RUN_GROUP"
 _VARS = {
     "sweep": "BDCORE_SWEEP_NAME",
     "sweep_dir": "BDCORE_SWEEP_DIR",
@@ -51,10 +55,11 @@ def current() -> CellIdentity | None:
 @contextlib.contextmanager
 def running(identity: CellIdentity) -> Iterator[None]:
     """Set the variables for the duration of one cell."""
-    before = {var: os.environ.get(var) for var in _VARS.values()}
+    before = {var: os.environ.get(var) for var in [*_VARS.values(), GROUP_ENV]}
     try:
         for field, var in _VARS.items():
             os.environ[var] = str(getattr(identity, field))
+        os.environ[GROUP_ENV] = os.path.basename(os.path.normpath(identity.sweep_dir))
         yield
     finally:
         for var, value in before.items():
