@@ -1,4 +1,4 @@
-"""nox sessions: lint, typecheck, core, one per plugin (discovered), docs, scaffold, integration, tests_ran.
+"""nox sessions: lint, typecheck, core, ray, one per plugin (discovered), docs, scaffold, integration, tests_ran.
 
 Every session's virtualenv sees the heavy third-party packages of ``.bdenv/base``
 through a ``.pth`` file (built once by ``tools/dev.py``), so torch & co. are
@@ -26,6 +26,7 @@ nox.options.sessions = [
     "lint",
     "typecheck",
     "core",
+    "ray",
     *(["plugin"] if PLUGINS else []),
     "docs",
     "scaffold",
@@ -36,7 +37,7 @@ nox.options.sessions = [
 # every pytest run records which modules ran (bdcore.testing.ledger); tests_ran checks no module ran nowhere
 PYTEST = ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "bdcore.testing.ledger"]
 LEDGER = ROOT / ".bdenv" / "test-ledger"
-PYTEST_SESSIONS = ["core", *(f"plugin-{p}" for p in PLUGINS), "docs", "scaffold", "integration"]
+PYTEST_SESSIONS = ["core", "ray", *(f"plugin-{p}" for p in PLUGINS), "docs", "scaffold", "integration"]
 
 
 def ledger(session: nox.Session) -> dict[str, str]:
@@ -110,9 +111,17 @@ def core(session: nox.Session) -> None:
         "--ignore=tests/test_docs.py",
         "--ignore=tests/integration",
         "--ignore=tests/scaffold",
+        "--ignore=tests/sweep_ray",
         *session.posargs,
         env=env,
     )
+
+
+@nox.session
+def ray(session: nox.Session) -> None:
+    """bdcore sweep on Ray: a local Ray, a simulated two-node cluster, lost workers (Ray from the base env)."""
+    install(session, ".")
+    session.run(*PYTEST, "tests/sweep_ray", *session.posargs, env=ledger(session))
 
 
 @nox.session
@@ -168,6 +177,7 @@ def integration(session: nox.Session) -> None:
     session.run("bdcore", "plugins", "--strict-plugins")
     specs = sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("examples/*.toml"))
     specs += sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("plugins/*/examples/*.toml"))
+    specs += sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("plugins/*/tables/*.toml"))  # sweeps: every cell
     if specs:
         # Paper-scale examples name datasets and weights the user supplies: check everything but
         # their existence here (the demo's own data is embedded; tests/integration runs it).

@@ -67,7 +67,9 @@ def rst_to_md(text: str) -> str:
                 block.pop()
             while block and not block[0].strip():
                 block.pop(0)
-            out += ["", "```python", textwrap.dedent("\n".join(block)), "```", ""]
+            code = textwrap.dedent("\n".join(block))
+            lang = "toml" if code.lstrip().startswith("[") else "python"  # a spec excerpt
+            out += ["", f"```{lang}", code, "```", ""]
             continue
         out.append(line)
         i += 1
@@ -632,7 +634,8 @@ def fields_table(cls: type) -> str:
     for f in attrs.fields(cls):
         validator = describe_validator(f.validator)
         rows.append(
-            f"| `{f.name}` | {_fmt_type(hints.get(f.name, f.type))} | {_cell(_fmt_default(f))} | {_cell(validator)} |"
+            f"| `{f.name}` | {f.metadata.get('toml_type') or _fmt_type(hints.get(f.name, f.type))} "
+            f"| {_cell(_fmt_default(f))} | {_cell(validator)} |"
         )
     return "\n".join(rows) + "\n"
 

@@ -233,6 +233,10 @@ def _run(
     except SpecError as exc:
         raise _spec_needs_failed_plugin(host, spec, exc) or exc from None
     out_root = out or loaded.spec.run.out or Path("runs")
+    if loaded.spec.sweep is not None:
+        logging.getLogger("bdcore").warning(
+            "%s declares a [sweep] grid: bdcore run runs the spec as written; bdcore sweep runs the grid", spec
+        )
     console = None
     if not quiet and sys.stderr.isatty():
         from bdcore.observe.progress import RichProgress
@@ -246,6 +250,72 @@ def _run(
     _echo(f"run folder: {result.run_dir}", err=fmt != "table")
     _echo(f"report: {result.run_dir / 'report.html'}", err=fmt != "table")
     return 0
+
+
+@main.command()
+@click.argument("spec", type=click.Path(path_type=Path))
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Where cells run: this machine, or Ray tasks (pip install 'bdcore[ray]').",
+)
+@click.option(
+    "--address",
+    default=None,
+    metavar="ADDR",
+    help="Ray cluster to join: auto, or ray://host:10001 (default: start a local Ray).",
+)
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Cells at once (local: worker processes, default 1; ray: at most this many in flight).",
+)
+@click.option(
+    "--resume", is_flag=True, help="Continue the latest sweep of this spec: skip finished cells, resume the others."
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Print the cells, the stages they share and the trainings needed; run nothing."
+)
+@click.option(
+    "--out", "out", type=click.Path(path_type=Path), default=None, help="Output root (default: [run] out, else ./runs)."
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars and no table at the end.")
+@_set_opt
+@_traceback_opt
+def sweep(
+    spec: Path,
+    executor: str,
+    address: str | None,
+    jobs: int | None,
+    resume: bool,
+    dry_run: bool,
+    out: Path | None,
+    quiet: bool,
+    overrides: tuple[str, ...],
+    traceback: bool,
+) -> None:
+    """Run the grid of a spec's [sweep] table (a paper's whole table), locally or on Ray.
+
+    Shared stages are trained once; results are aggregated over seeds (mean ± std).
+    """
+    from bdcore.sweep.command import sweep_command
+
+    _guard(sweep_command)(
+        spec,
+        executor=executor,
+        address=address,
+        jobs=jobs,
+        resume=resume,
+        dry_run=dry_run,
+        out=out,
+        overrides=overrides,
+        quiet=quiet,
+        traceback=traceback,
+    )
 
 
 @main.command()
@@ -266,9 +336,13 @@ def _check(specs: tuple[Path, ...], check_paths: bool = True, overrides: tuple[s
     host = _host()
     worst = 0
     console = _console()
+    from bdcore.spec.preflight import check_plugins
+    from bdcore.sweep.command import check_spec
+
     for spec in specs:
         try:
-            loaded = _load(host, spec, check_paths=check_paths, overrides=overrides)
+            check_plugins(spec, host, overrides)  # a missing plugin is exit 3 with its pip line
+            loaded, note = check_spec(host, spec, check_paths=check_paths, overrides=overrides)
         except SpecError as exc:
             err = _spec_needs_failed_plugin(host, spec, exc) or exc
             _say(console, str(err), body_style="red" if not isinstance(err, SpecError) else "")
@@ -278,7 +352,7 @@ def _check(specs: tuple[Path, ...], check_paths: bool = True, overrides: tuple[s
             _say(console, str(exc))
             worst = max(worst, exc.exit_code)
             continue
-        _echo(f"{spec}: ok ({len(loaded.components())} components)")
+        _echo(f"{spec}: ok ({len(loaded.components())} components{note})")
     return worst
 
 
@@ -411,7 +485,12 @@ def _report(
 ) -> int:
     from bdcore.errors import UsageError
     from bdcore.report.compare import compare_runs, plot_pairs
+    from bdcore.sweep.command import is_sweep_dir, report_command
 
+    if any(is_sweep_dir(d) for d in run_dirs):
+        if len(run_dirs) > 1 or out is not None or plots:
+            raise UsageError("a sweep folder is reported alone, without --out or --plot (its report.html is rebuilt)")
+        return report_command(run_dirs[0], models=models, metrics=metrics)
     for d in run_dirs:
         if not (d / "results.jsonl").is_file() and not (d / "results.partial.jsonl").is_file():
             raise UsageError(f"{d}: not a bdcore run folder (no results.jsonl)")

@@ -12,6 +12,7 @@ from typing import Any
 
 from bdcore.context import Context
 from bdcore.engine.runner import Runner, RunResult, resolve_device
+from bdcore.engine.store import StageStore
 from bdcore.errors import OutputError, UsageError
 from bdcore.io.atomic import FULL, make_dir, output_error, write_text, writing
 from bdcore.observe.events import RunEnded, RunStarted
@@ -76,6 +77,7 @@ def execute(
     resume: bool = False,
     console: Any = None,
     group: str | None = None,
+    store: StageStore | None = None,
 ) -> RunResult:
     """Run ``loaded`` and write every output into a run folder under ``out_root``.
 
@@ -83,6 +85,8 @@ def execute(
     rich bars on a terminal); default: plain lines through the ``bdcore`` logger.
     ``group``: the group the run belongs to in the trackers (a sweep's name; default
     ``$BDCORE_RUN_GROUP``, see :mod:`bdcore.observe.group`).
+    ``store``: where finished stages are kept and looked up (default ``out_root/.stages``); a sweep
+    passes one stage store shared by all its cells (:mod:`bdcore.sweep.store`).
     """
     host.require(loaded.spec.run.requires)
     spec_dir = loaded.file.parent.resolve()
@@ -134,7 +138,7 @@ def execute(
                 resumed=resume,
             )
         )
-        runner = Runner(loaded, host, out_root=out_root, run_dir=run_dir, resume=resume, events=events)
+        runner = Runner(loaded, host, out_root=out_root, run_dir=run_dir, resume=resume, events=events, store=store)
         result = runner.run()
         reported = events.failures()
         finalize(runner, host, {**observing, **({"observer_failures": reported} if reported else {})})

@@ -22,12 +22,11 @@ import attrs
 import torch
 from torch import nn
 
-from bdcore._version import __version__
 from bdcore.context import Context, DefenseContext, FitContext, Trainer, derive_seed
 from bdcore.data.loading import batch_at
-from bdcore.engine import checks
+from bdcore.engine import checks, keys
 from bdcore.engine.evaluate import Evaluator, Row
-from bdcore.engine.store import StageStore, prefix_state, split_state, stage_key
+from bdcore.engine.store import StageStore, prefix_state, split_state
 from bdcore.engine.train import Checkpointer, train_loop
 from bdcore.errors import BdcoreError, ComponentError, ContractError, DataError, RunError
 from bdcore.io.atomic import append_line, write_text
@@ -83,6 +82,7 @@ class Runner:
         run_dir: Path,
         resume: bool = False,
         events: EventBus | None = None,
+        store: StageStore | None = None,
     ) -> None:
         self.loaded = loaded
         self.spec = loaded.spec
@@ -90,7 +90,7 @@ class Runner:
         self.out_root = out_root
         self.run_dir = run_dir
         self.resume = resume
-        self.store = StageStore(out_root / ".stages")
+        self.store = store if store is not None else StageStore(out_root / ".stages")
         self.device = resolve_device(self.spec.run.device)
         self.seed = self.spec.run.seed
         self.reused: list[str] = []
@@ -127,9 +127,7 @@ class Runner:
         return obj
 
     def part(self, r: Resolved | None) -> Any:
-        if r is None:
-            return None
-        return {"use": r.component.name, "params": r.params, "dist": str(r.component.provenance)}
+        return keys.part(r)
 
     @contextlib.contextmanager
     def timed(self, stage: str) -> Iterator[None]:
@@ -215,29 +213,16 @@ class Runner:
         return trig
 
     def _key(self, stage: str, **parts: Any) -> str:
-        base = {"bdcore": __version__, "seed": self.seed, "data": self.part(self.loaded.data)}
-        key = stage_key({"stage": stage, **base, **parts})
+        key = keys.key_of(self.loaded, stage, parts)
         self.keys[stage] = key
         return key
 
     def _victim_parts(self) -> dict[str, Any]:
-        v = self.spec.victim
-        return {
-            "victim": self.part(self.loaded.victim),
-            "weights": str(v.weights) if v.weights else None,
-            "sha256": v.sha256,
-            "train": self.spec.train,
-        }
+        return keys.victim_parts(self.loaded)
 
     def fit_trigger(self) -> None:
         assert self.spec.attack is not None and self.loaded.trigger is not None  # noqa: S101 - guarded by caller
-        parts = {
-            "trigger": self.part(self.loaded.trigger),
-            "fit_steps": self.spec.attack.fit_steps,
-            "batch_size": self.spec.attack.batch_size,
-        }
-        if getattr(self.trigger, "needs_victim", False):
-            parts["victim"] = self._victim_parts()
+        parts = keys.trigger_fit_parts(self.loaded, needs_victim=bool(getattr(self.trigger, "needs_victim", False)))
         key = self._key("trigger-fit", **parts)
         reuse = self.store.done("trigger-fit", key)
         description = (
@@ -417,17 +402,7 @@ class Runner:
         threat = getattr(self.attack_obj, "threat_model", None)
         if threat not in ("data-poisoning", "training-controlled"):
             raise ContractError(f'attack loss "{self.loaded.attack.component.name}" has threat_model {threat!r}')
-        settings = {
-            f.name: getattr(attack, f.name) for f in attrs.fields(type(attack)) if f.name not in ("trigger", "loss")
-        }
-        parts = {
-            **self._victim_parts(),
-            "trigger": self.part(self.loaded.trigger),
-            "loss": self.part(self.loaded.attack),
-            "attack": settings,
-        }
-        if attack.fit_steps > 0 and "trigger-fit" in self.keys:
-            parts["trigger_fit"] = self.keys["trigger-fit"]
+        parts = keys.attack_parts(self.loaded, trigger_fit_key=self.keys.get("trigger-fit"))
         key = self._key("attack", **parts)
         poison = self.poison_items()
         write_text(self.run_dir / "poison_index.json", json.dumps({"items": poison, "of": _num_items(self.train_set)}))
@@ -632,7 +607,7 @@ class Runner:
         if stage == "model":
             # the defended model: the attacked one, or the clean one under an evasion attack
             model_key = self.keys.get("attack") or self.keys.get("clean-victim")
-            key = self._key("defense", attack=model_key, defense=self.part(r))
+            key = self._key("defense", **keys.defense_parts(model_key, r))
             if self.store.done("defense", key):
                 victim = copy.deepcopy(attacked)
                 tensors, meta = self.store.load("defense", key)

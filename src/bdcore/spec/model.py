@@ -133,7 +133,12 @@ class AttackSection(TrainSettings):
 
 @attrs.frozen
 class Sweep:
-    """Evaluate a defense once per value of one of its params (a curve)."""
+    """Evaluate a defense once per value of one of its params (a curve), inside one run.
+
+    ``[[defense]] sweep = { param = "quality", values = [90, 50, 10] }`` reuses the run's attacked
+    model for every value. A grid of whole runs (attacks × victims × seeds) is the ``[sweep]``
+    section and ``bdcore sweep`` (see :class:`GridSection`).
+    """
 
     param: str
     values: tuple[Any, ...] = attrs.field(validator=v.min_len(1))
@@ -162,6 +167,93 @@ class EvalSection:
 
 
 @attrs.frozen
+class GridResources:
+    """``[sweep.resources]``: what one cell asks of a worker under ``bdcore sweep --executor ray``
+    (Ray task resources; fractions share a GPU between cells)."""
+
+    cpus: float = attrs.field(default=1.0, validator=v.gt(0))
+    gpus: float = attrs.field(default=0.0, validator=_non_negative)
+
+
+@attrs.frozen
+class GridTable:
+    """``[sweep.table]``: the paper-shaped table of a sweep (mean ± std over seeds).
+
+    Fields that ``rows`` and ``columns`` can name: an axis (its dotted key, or its short name
+    such as ``quality`` for ``defense[0].params.quality``), ``model`` (``clean-victim``,
+    ``attacked``, a defense label), ``split`` (``clean``, ``poisoned``) and ``metric``. A field that
+    still varies but is named nowhere is added to the columns (axes to the rows). ``values``,
+    ``models`` and ``splits`` keep only those metrics, models and splits (empty: all), in that
+    order. ``x``: the axis on the x axis of the report's figures (default: the first axis with
+    numbers, else the first axis). ``export``: also write the table as ``EXPORT.md`` and the
+    aggregated rows as ``EXPORT.csv`` (a path without suffix, relative to the spec file), e.g. for
+    a committed results file.
+    """
+
+    rows: Any = attrs.field(default=(), metadata={"toml_type": "array of string"})
+    columns: Any = attrs.field(default=(), metadata={"toml_type": "array of string"})
+    values: Any = attrs.field(default=(), metadata={"toml_type": "array of string"})
+    models: Any = attrs.field(default=(), metadata={"toml_type": "array of string"})
+    splits: Any = attrs.field(default=(), metadata={"toml_type": "array of string"})
+    digits: int = attrs.field(default=3, validator=[v.ge(0), v.le(12)])
+    x: str | None = None
+    export: str | None = None
+
+
+@attrs.frozen
+class GridSection:
+    """``[sweep]``: a grid of runs for ``bdcore sweep`` (a paper's whole table).
+
+    Each cell is an ordinary run of this spec with some values changed, exactly as ``bdcore run
+    SPEC --set KEY=VALUE ...`` would change them: ``axes`` maps dotted keys (the keys ``--set``
+    takes, e.g. ``"attack.loss.use"``, ``"defense[0].params.quality"``, or a whole
+    ``"defense"`` array) to the values to try. Cells are the product of the axes; the axes of
+    one ``zip`` group move together (equal lengths); ``seeds`` repeats every cell once per
+    ``run.seed`` (results are aggregated as mean ± std over them); ``exclude`` drops the cells
+    matching every key of one of its tables (axis key or short name = a value or its label).
+    ``labels`` gives an axis's values readable names (default: from the values), ``names`` an
+    axis a short name (default: the last part of its key, e.g. ``quality``). Cells are named
+    ``name=label,...,seed=N`` from them (a ``zip`` group by its first axis). Cells whose stages have equal keys (same data,
+    victim, clean training, attack) share one trained artifact in the stage ``store`` (a folder,
+    or any fsspec URL such as ``s3://bucket/stages``; default: ``.stages`` in the output root, as
+    for ``bdcore run``; relative paths resolve against the spec file). ``shared_first``: start a cell only once
+    the stages it shares with earlier cells are finished (others run meanwhile). ``max_retries``:
+    how often Ray reruns a cell whose worker was lost.
+
+    Example::
+
+        [sweep]
+        seeds = [0, 1, 2]
+        axes = { "attack.loss.use" = ["toy-invert", "toy-invert-controlled"], "attack.poison_rate" = [0.1, 0.5] }
+        exclude = [{ "attack.loss.use" = "toy-invert-controlled", poison_rate = 0.5 }]
+
+        [sweep.table]
+        rows = ["loss"]
+        columns = ["poison_rate", "metric"]
+        values = ["psnr"]
+    """
+
+    name: str | None = None
+    axes: Any = attrs.field(factory=dict, metadata={"toml_type": "table: dotted key → array of values"})
+    zip: Any = attrs.field(default=(), metadata={"toml_type": "array of arrays of axis keys"})
+    seeds: Any = attrs.field(default=(), metadata={"toml_type": "array of integer"})
+    exclude: Any = attrs.field(default=(), metadata={"toml_type": "array of tables (axis → value)"})
+    labels: Any = attrs.field(factory=dict, metadata={"toml_type": "table: axis key → array of string"})
+    names: Any = attrs.field(factory=dict, metadata={"toml_type": "table: axis key → string"})
+    store: str | None = None
+    shared_first: bool = True
+    max_retries: int = attrs.field(default=3, validator=_non_negative)
+    resources: GridResources = attrs.Factory(GridResources)
+    table: GridTable = attrs.Factory(GridTable)
+
+    def validate(self) -> list[Any]:
+        """Cross-field checks of the grid (axes, zip, labels, exclude, seeds, table fields)."""
+        from bdcore.sweep.grid import section_issues
+
+        return section_issues(self)
+
+
+@attrs.frozen
 class Spec:
     """A whole experiment."""
 
@@ -173,3 +265,4 @@ class Spec:
     defense: tuple[DefenseEntry, ...] = ()
     metric: tuple[ComponentRef, ...] = ()
     eval: EvalSection = attrs.Factory(EvalSection)
+    sweep: GridSection | None = None

@@ -1,0 +1,329 @@
+"""bdcore sweep on the local executor: a 4-cell × 2-seed toy grid, shared stages, aggregation,
+faults (a failing cell, Ctrl-C, kill -9 of the driver) and resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import attrs
+import pytest
+import sweepplug
+from click.testing import CliRunner
+
+import bdcore.cli as cli
+from bdcore.spec.structure import load_spec
+from bdcore.sweep import cell as cell_mod
+from bdcore.sweep.driver import SweepOptions, run_sweep
+from bdcore.sweep.plan import cell_stages
+from bdcore.testing import make_host, run_spec
+
+PLUGINS = str(Path(__file__).parent / "plugins")
+
+
+def sweep(spec: Path, out: Path, **kw: Any) -> Any:
+    lines: list[str] = []
+    kw.setdefault("host_factory", make_host)
+    result = run_sweep(spec, SweepOptions(out=out, echo=lines.append, **kw))
+    return SimpleNamespace(**attrs.asdict(result, recurse=False), lines=lines)
+
+
+def info_of(sweep_dir: Path) -> dict[str, Any]:
+    return json.loads((sweep_dir / "sweep.json").read_text())
+
+
+def values(sweep_dir: Path) -> list[tuple[str, ...]]:
+    """results.csv without the header, as (cell, model, split, metric, value) tuples."""
+    with open(sweep_dir / "results.csv") as fh:
+        return sorted((r["cell"], r["model"], r["split"], r["metric"], r["value"]) for r in csv.DictReader(fh))
+
+
+def run_dir(sweep_dir: Path, cell: dict[str, Any]) -> Path:
+    return sweep_dir / "cells" / cell["name"] / cell["run_dir"]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Any]:
+    """The 4-cell × 2-seed toy sweep, run once in order in this process."""
+    tmp = tmp_path_factory.mktemp("reference")
+    spec = tmp / "toy.toml"
+    spec.write_text(sweepplug.toy_sweep())
+    result = sweep(spec, tmp / "runs")
+    return spec, result.sweep_dir, result
+
+
+def test_local_sweep_runs_every_cell_and_shares_the_clean_victim(reference: tuple[Path, Path, Any]) -> None:
+    _spec, sweep_dir, result = reference
+    info = info_of(sweep_dir)
+    assert result.exit_code == 0 and info["status"] == "complete"
+    cells = info["cells"]
+    assert len(cells) == 8 and {c["status"] for c in cells} == {"done"}
+    assert {c["seed"] for c in cells} == {0, 1}
+    # one clean victim per seed, trained once, reused by the three other cells of its seed (counted in the logs)
+    logs = [(run_dir(sweep_dir, c) / "run.log").read_text() for c in cells]
+    assert sum("stage clean-victim: training" in log for log in logs) == 2
+    assert sum("stage clean-victim: reused finished stage" in log for log in logs) == 6
+    assert sum("stage attack: toy-invert" in log for log in logs) == 8  # every attack differs
+    plan = info["plan"]
+    assert plan["trainings_needed"] == 10 and plan["stage_computations"] == 16
+    assert [len(s["cells"]) for s in plan["shared"]] == [4, 4]
+    assert sum(len(c["trained"]) for c in cells) == 10
+    assert all(c["seconds"] > 0 and c["attempt"] == 1 for c in cells)
+    for name in ("results.csv", "summary.csv", "table.md", "table.csv", "table.tex", "report.html"):
+        assert (sweep_dir / name).is_file(), name
+    assert any(line.startswith("sweep toy: 8 of 8 cells done") for line in result.lines)
+
+
+def test_planned_stage_keys_are_the_runner_s(reference: tuple[Path, Path, Any]) -> None:
+    spec, sweep_dir, _ = reference
+    for c in info_of(sweep_dir)["cells"]:
+        manifest = json.loads((run_dir(sweep_dir, c) / "manifest.json").read_text())
+        assert c["planned_stages"] == manifest["stages"] == c["stages"]
+        loaded = load_spec(spec, make_host().registry, overrides=c["overrides"])
+        assert {k: v[1] for k, v in cell_stages(loaded).items()} == manifest["stages"]
+
+
+def test_a_cell_is_an_ordinary_run_with_its_overrides(reference: tuple[Path, Path, Any], tmp_path: Path) -> None:
+    spec, sweep_dir, _ = reference
+    cell = info_of(sweep_dir)["cells"][5]
+    from bdcore.engine.run import execute
+
+    host = make_host()
+    loaded = load_spec(spec, host.registry, overrides=cell["overrides"])
+    alone = execute(loaded, host, out_root=tmp_path / "alone")
+    assert (alone.run_dir / "results.jsonl").read_bytes() == (run_dir(sweep_dir, cell) / "results.jsonl").read_bytes()
+
+
+def test_results_csv_and_mean_std_over_seeds(reference: tuple[Path, Path, Any]) -> None:
+    _, sweep_dir, _ = reference
+    info = info_of(sweep_dir)
+    # independent: every cell's own run folder, grouped by hand
+    by_config: dict[tuple[str, str, str, str], list[float]] = {}
+    n_rows = 0
+    for c in info["cells"]:
+        for line in (run_dir(sweep_dir, c) / "results.jsonl").read_text().splitlines():
+            r = json.loads(line)
+            model = r["defense"] or r["stage"]
+            by_config.setdefault((c["config"], model, r["split"] or "", r["metric"]), []).append(r["value"])
+            n_rows += 1
+    with open(sweep_dir / "results.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == n_rows
+    assert set(rows[0]) >= {"cell", "config", "seed", "loss", "size", "model", "split", "metric", "value"}
+    with open(sweep_dir / "summary.csv") as fh:
+        summary = list(csv.DictReader(fh))
+    assert len(summary) == len(by_config)
+    for s in summary:
+        vals = by_config[(s["config"], s["model"], s["split"], s["metric"])]
+        assert int(s["n"]) == len(vals) == 2
+        assert float(s["mean"]) == pytest.approx(sum(vals) / 2, rel=1e-12)
+        assert float(s["std"]) == pytest.approx(statistics.stdev(vals), rel=1e-9)
+    # the pivot: rows = loss, columns = size × metric, attacked model on the poisoned split
+    md = (sweep_dir / "table.md").read_text()
+    assert md.splitlines()[0] == "| loss | 0.25 · psnr | 0.25 · ssim | 0.5 · psnr | 0.5 · ssim |"
+    vals = by_config[("loss=toy-invert-controlled,size=0.5", "attacked", "poisoned", "psnr")]
+    expected = f"{statistics.fmean(vals):.3f} ± {statistics.stdev(vals):.3f}"
+    assert md.splitlines()[3].startswith("| toy-invert-controlled |") and expected in md.splitlines()[3]
+    assert "mean ± std over 2 seeds" in md.lower()
+    tex = (sweep_dir / "table.tex").read_text()
+    assert "\\begin{tabular}{lrrrr}" in tex and expected.replace(" ± ", " $\\pm$ ") in tex
+    table_csv = (sweep_dir / "table.csv").read_text().splitlines()
+    assert table_csv[0] == "loss,0.25 · psnr mean,0.25 · psnr std,0.25 · psnr n,0.25 · ssim mean,0.25 · ssim std," + (
+        "0.25 · ssim n,0.5 · psnr mean,0.5 · psnr std,0.5 · psnr n,0.5 · ssim mean,0.5 · ssim std,0.5 · ssim n"
+    )
+    html = (sweep_dir / "report.html").read_text()
+    assert "loss=toy-invert,size=0.25,seed=0" in html and "plots/psnr-poisoned.png" in html
+    assert (sweep_dir / "plots" / "psnr-poisoned.png").is_file()
+
+
+def test_report_rebuilds_a_sweep_folder(reference: tuple[Path, Path, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    _, sweep_dir, _ = reference
+    (sweep_dir / "table.md").unlink()
+    res = CliRunner().invoke(cli.main, ["report", str(sweep_dir)])
+    assert res.exit_code == 0, res.output
+    assert "| loss | 0.25 · psnr |" in res.output and (sweep_dir / "table.md").is_file()
+    res = CliRunner().invoke(cli.main, ["report", str(sweep_dir), "--metric", "ssim"])
+    assert res.exit_code == 0 and "psnr" not in res.output.split("report:")[0], res.output
+    res = CliRunner().invoke(cli.main, ["report", str(sweep_dir), "--out", str(sweep_dir / "x.html")])
+    assert res.exit_code == 2 and "sweep folder" in res.output
+    CliRunner().invoke(cli.main, ["report", str(sweep_dir)])  # leave the full table for the other tests
+
+
+def test_dry_run_prints_cells_shared_stages_and_trainings(
+    reference: tuple[Path, Path, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec, _, _ = reference
+    monkeypatch.setattr(cell_mod, "default_host", make_host)
+    res = CliRunner().invoke(cli.main, ["sweep", str(spec), "--dry-run", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    out = res.output
+    assert "sweep toy: 8 cells (0 excluded)" in out
+    assert "trainings needed: 10 (16 stage uses, 10 distinct, 0 already in the store" in out
+    assert out.count("clean-victim") >= 10 and "shared stages (2):" in out
+    assert "--set attack.trigger.params.size=0.5 " in out and "--set 'attack.loss.use=\"toy-invert\"'" in out
+    assert not list(tmp_path.glob("toy-*")), "a dry run creates no sweep folder"
+
+
+def test_failing_cell_is_recorded_and_the_others_go_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = tmp_path / "toy.toml"
+    # fail_at = 2: the second cell's victim raises a DataError in training, after the spec validated
+    spec.write_text(
+        sweepplug.toy_sweep(
+            seeds="[0]", victim="fragile-denoiser", extra='zip = [["loss", "victim.params.fail_at"]]'
+        )
+        .replace('"attack.trigger.params.size" = [0.25, 0.5]', '"victim.params.fail_at" = [-1, 2]')
+        .replace('columns = ["size", "metric"]', 'columns = ["metric"]')
+    )
+    monkeypatch.setattr(cell_mod, "default_host", sweepplug.host)
+    res = CliRunner().invoke(cli.main, ["sweep", str(spec), "--out", str(tmp_path / "runs"), "-q"])
+    assert res.exit_code == 1, res.output
+    assert "Traceback" not in res.output
+    (sweep_dir,) = (tmp_path / "runs").glob("toy-*")
+    cells = {c["name"]: c for c in info_of(sweep_dir)["cells"]}
+    bad = cells["loss=toy-invert-controlled,seed=0"]
+    assert bad["status"] == "failed" and bad["error_class"] == "DataError" and bad["exit_code"] == 1
+    assert "unreadable image" in bad["error"] and "unreadable image" in res.output
+    assert cells["loss=toy-invert,seed=0"]["status"] == "done"
+    assert info_of(sweep_dir)["status"] == "failed"
+    assert {r[0] for r in values(sweep_dir)} == {"loss=toy-invert,seed=0"}
+
+
+def test_ctrl_c_leaves_a_resumable_sweep(
+    reference: tuple[Path, Path, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bdcore.testing import toy
+
+    spec, ref_dir, _ = reference
+    monkeypatch.setattr(cell_mod, "default_host", make_host)
+    calls = {"n": 0}
+    original = toy.ToyInvert.attack_target
+
+    def interrupted(self: Any, batch: Any, strength: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 20:  # in the third cell's attack
+            raise KeyboardInterrupt
+        return original(self, batch, strength)
+
+    monkeypatch.setattr(toy.ToyInvert, "attack_target", interrupted)
+    out = tmp_path / "runs"
+    res = CliRunner().invoke(cli.main, ["sweep", str(spec), "--out", str(out), "-q"])
+    assert res.exit_code == 130, res.output
+    assert "bdcore sweep --resume continues" in res.output and "Traceback" not in res.output
+    (sweep_dir,) = out.glob("toy-*")
+    info = info_of(sweep_dir)
+    statuses = [c["status"] for c in info["cells"]]
+    assert info["status"] == "interrupted"
+    assert statuses == ["done", "done", "interrupted"] + ["pending"] * 5
+    monkeypatch.setattr(toy.ToyInvert, "attack_target", original)
+    res = CliRunner().invoke(cli.main, ["sweep", str(spec), "--out", str(out), "--resume", "-q"])
+    assert res.exit_code == 0, res.output
+    assert list(out.glob("toy-*")) == [sweep_dir]
+    info = info_of(sweep_dir)
+    assert [c["attempt"] for c in info["cells"]] == [1, 1, 2, 1, 1, 1, 1, 1]
+    assert values(sweep_dir) == values(ref_dir)
+
+
+def test_resume_after_kill_9_of_the_driver_finishes_only_what_was_missing(
+    tmp_path: Path,
+) -> None:
+    spec = tmp_path / "toy.toml"
+    spec.write_text(sweepplug.toy_sweep(seeds="[0]", attack_steps=300, checkpoint_every=25))
+    reference = sweep(spec, tmp_path / "ref")
+    out = tmp_path / "killed"
+    code = (
+        f"import sys; sys.path.insert(0, {PLUGINS!r})\n"
+        "from pathlib import Path\n"
+        "from bdcore.sweep.driver import SweepOptions, run_sweep\n"
+        "from bdcore.testing import make_host\n"
+        f"run_sweep(Path({str(spec)!r}), SweepOptions(out=Path({str(out)!r}), host_factory=make_host))\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    deadline = time.time() + 180
+    killed_in = None
+    while time.time() < deadline and killed_in is None:
+        found = list(out.glob("toy-*/sweep.json"))
+        if found:
+            try:
+                cells = json.loads(found[0].read_text())["cells"]
+            except ValueError:
+                cells = []
+            running = [c for c in cells if c["status"] == "running"]
+            done = [c for c in cells if c["status"] == "done"]
+            ckpts = list((out / ".stages").glob("attack-*.partial/checkpoint.pt"))
+            if len(done) >= 2 and running and ckpts:
+                killed_in = running[0]["name"]
+        time.sleep(0.02)
+    assert killed_in is not None and proc.poll() is None, "the sweep finished before it was killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    (sweep_dir,) = out.glob("toy-*")
+    before = {c["name"]: c for c in info_of(sweep_dir)["cells"]}
+    result = sweep(spec, out, resume=True)
+    assert result.exit_code == 0 and result.sweep_dir == sweep_dir
+    after = {c["name"]: c for c in info_of(sweep_dir)["cells"]}
+    for name, c in before.items():
+        if c["status"] == "done":  # finished before the kill: not run again
+            assert after[name]["finished"] == c["finished"] and after[name]["attempt"] == 1
+    resumed = after[killed_in]
+    assert resumed["attempt"] == 2 and resumed["resumed"] is True  # its run folder continued from a checkpoint
+    log = (run_dir(sweep_dir, resumed) / "run.log").read_text()
+    assert log.count("stage attack: ") >= 2
+    assert values(sweep_dir) == values(reference.sweep_dir)
+
+
+def test_worker_processes_give_the_same_results_and_a_dead_worker_is_replaced(
+    reference: tuple[Path, Path, Any], tmp_path: Path
+) -> None:
+    _spec, ref_dir, _ = reference
+    marker = tmp_path / "died"
+    fragile = tmp_path / "fragile.toml"  # the same grid; the first worker to reach step 3 of a training dies
+    fragile.write_text(
+        sweepplug.toy_sweep(
+            victim="fragile-denoiser", victim_params=f'{{ width = 8, die_at = 3, marker = "{marker}" }}'
+        )
+    )
+    progress = sweepplug.Collect()
+    result = sweep(fragile, tmp_path / "runs", jobs=2, host_factory=sweepplug.host, progress=progress)
+    assert marker.is_file() and result.exit_code == 0
+    info = info_of(result.sweep_dir)
+    assert {c["status"] for c in info["cells"]} == {"done"}
+    assert sorted(c["attempt"] for c in info["cells"])[-1] == 2  # a cell lost with its worker ran again
+    assert len({c["pid"] for c in info["cells"]}) >= 2
+    assert values(result.sweep_dir) == values(ref_dir)
+    # progress came back from the worker processes
+    assert {e["cell"] for e in progress.events if e["type"] == "start"} == {c["name"] for c in info["cells"]}
+    assert any(e["type"] == "progress" and e["stage"] == "clean-victim" for e in progress.events)
+    assert sorted(progress.done) == sorted(c["name"] for c in info["cells"])
+
+
+def test_cells_know_their_sweep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bdcore.sweep import identity
+    from bdcore.testing import toy
+
+    seen: list[Any] = []
+    groups: list[str | None] = []
+    init = toy.ToySmooth.__init__
+
+    def spy(self: Any, params: Any, ctx: Any) -> None:
+        seen.append(identity.current())
+        groups.append(os.environ.get("BDCORE_RUN_GROUP"))
+        init(self, params, ctx)
+
+    monkeypatch.setattr(toy.ToySmooth, "__init__", spy)
+    spec = tmp_path / "toy.toml"
+    spec.write_text(sweepplug.toy_sweep(seeds="[3]", extra='name = "idtest"\nexclude = [{ size = 0.5 }]'))
+    result = sweep(spec, tmp_path / "runs")
+    assert [s.cell for s in seen] == ["loss=toy-invert,size=0.25,seed=3", "loss=toy-invert-controlled,size=0.25,seed=3"]
+    assert {s.sweep for s in seen} == {"idtest"} and {s.sweep_dir for s in seen} == {str(result.sweep_dir)}
+    assert seen[0].config == "loss=toy-invert,size=0.25"
+    assert groups == [result.sweep_dir.name] * 2
+    assert identity.current() is None and "BDCORE_RUN_GROUP" not in os.environ
