@@ -177,9 +177,7 @@ def test_failing_cell_is_recorded_and_the_others_go_on(tmp_path: Path, monkeypat
     spec = tmp_path / "toy.toml"
     # fail_at = 2: the second cell's victim raises a DataError in training, after the spec validated
     spec.write_text(
-        sweepplug.toy_sweep(
-            seeds="[0]", victim="fragile-denoiser", extra='zip = [["loss", "victim.params.fail_at"]]'
-        )
+        sweepplug.toy_sweep(seeds="[0]", victim="fragile-denoiser", extra='zip = [["loss", "victim.params.fail_at"]]')
         .replace('"attack.trigger.params.size" = [0.25, 0.5]', '"victim.params.fail_at" = [-1, 2]')
         .replace('columns = ["size", "metric"]', 'columns = ["metric"]')
     )
