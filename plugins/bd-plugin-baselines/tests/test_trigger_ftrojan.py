@@ -119,6 +119,22 @@ def test_compat_uint8_bit_exact_with_official(magnitude, source):
         assert (torch.round(clamped * 255) != torch.round(out * 255)).any()
 
 
+@pytest.mark.parametrize(
+    "magnitude,positions", [(0.0, ((15, 15), (31, 31))), (64.0, ((0, 0),)), (96.0, ((0, 0), (0, 0)))]
+)
+def test_compat_uint8_integer_patterns_take_cv2_round_trip(magnitude, positions):
+    """Where the added pattern lands on integers (magnitude 0; the DC coefficient: 64/32 = 2 per pixel;
+    a repeated position) the exact sum could truncate differently from cv2's rounding: those channels
+    take cv2's own round trip, and stay bit-exact."""
+    u8 = _u8_batch(seed=7, b=2)
+    x = torch.from_numpy(u8).permute(0, 3, 1, 2).float() / 255.0
+    out = ftrojan(x, magnitude=magnitude, positions=positions, window=32, compat_uint8=True)
+    got = torch.round(out.double() * 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    for i in range(2):
+        ref = np.round(_ref_official(u8[i] / 255.0, magnitude, positions, 32) * 255).astype(np.uint8)
+        assert np.array_equal(got[i], ref), f"image {i}: {np.sum(got[i] != ref)} values differ"
+
+
 @pytest.mark.parametrize("source", ["random", "photo"])
 def test_official_luma_round_trip_truncates(source):
     """The official code sends Y through cv2.dct/idct and astype(uint8) too, and the round trip lands a

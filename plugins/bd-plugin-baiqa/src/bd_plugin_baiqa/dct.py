@@ -120,10 +120,6 @@ def dct_pattern(
     return (torch.einsum("ij,jhw->ihw", m, tiled) / 255.0).unsqueeze(0)
 
 
-#: elements per chunk of the no-grad path: its four in-place passes run on cache-resident slices
-_CHUNK_ELEMENTS = 1 << 18
-
-
 def inject_dct(
     images: Tensor,
     trigger: Tensor,
@@ -165,19 +161,10 @@ def inject_dct(
         if quantize:
             x = x + (torch.round(x) - x).detach()
         return (x / 255.0 + a * pattern).clamp(0.0, 1.0)
-    pattern255 = pattern * 255.0
-    uniform = a.numel() == 1 or bool((a == a[0]).all())
-    a0 = float(a[0]) if uniform else 0.0
-    out = torch.empty_like(images)
-    step = max(1, _CHUNK_ELEMENTS // (c * h * w))
-    for i in range(0, b, step):
-        o = out[i : i + step]
-        torch.mul(images[i : i + step], 255.0, out=o)
-        if quantize:
-            o.round_()
-        if uniform:
-            o.add_(pattern255, alpha=a0)
-        else:
-            o.addcmul_(a[i : i + step], pattern255)
-        o.div_(255.0).clamp_(0.0, 1.0)
-    return out
+    a0 = float(a[0]) if a.numel() == 1 or bool((a == a[0]).all()) else None
+    if quantize:  # round(255x)/255 in three in-place passes over one fresh tensor, then the pattern
+        out = torch.mul(images, 255.0).round_().div_(255.0)
+        out = out.add_(pattern, alpha=a0) if a0 is not None else out.addcmul_(a, pattern)
+    else:
+        out = torch.add(images, pattern, alpha=a0) if a0 is not None else torch.addcmul(images, a, pattern)
+    return out.clamp_(0.0, 1.0)

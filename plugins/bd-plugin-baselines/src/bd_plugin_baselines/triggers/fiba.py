@@ -30,6 +30,7 @@ import math
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from bd_plugin_baselines.triggers._common import (
@@ -37,6 +38,7 @@ from bd_plugin_baselines.triggers._common import (
     PatternCache,
     load_pattern,
     resize_pattern,
+    single_threaded,
     tensor_key,
 )
 from bdcore.components import TriggerBase, as_strength
@@ -49,29 +51,39 @@ def fiba_window(h: int, w: int, beta: float) -> tuple[slice, slice]:
     return slice(max(ch - b, 0), ch + b + 1), slice(max(cw - b, 0), cw + b + 1)
 
 
-def _window_frequencies(h: int, w: int, beta: float) -> tuple[Tensor, Tensor]:
-    """The official square as half-spectrum indices: rows ``{0..b} ∪ {H−b..H−1}`` (frequencies
-    −b..b, without repeats), columns ``0..b`` (the rest of the square is their Hermitian mirror)."""
+def _window_frequencies(h: int, w: int, beta: float) -> tuple[Tensor, int, Tensor]:
+    """The official square as half-spectrum frequencies.
+
+    Rows: the official ±b (clipped to the H frequencies, without repeats) as ``reps`` = 0..b' and
+    the ``n_neg`` negatives −1..−n_neg (the partners of ``reps[1:1+n_neg]``; 0 and H/2 are their own).
+    Columns: ``0..b`` (the rest of the square is the Hermitian mirror of the kept part).
+    """
     half = int(min(h, w) * beta)
-    rows = torch.cat([torch.arange(0, min(half, h - 1) + 1), torch.arange(max(h - half, half + 1), h)])
+    reps = torch.arange(0, min(half, h // 2) + 1)
+    n_neg = min(half, (h + 1) // 2 - 1)
     cols = torch.arange(0, min(half, w // 2) + 1)
-    return rows, cols
+    return reps, n_neg, cols
 
 
-def _phase(freqs: Tensor, n: int) -> Tensor:
-    """``2π·(k·i mod n)/n`` for k in ``freqs`` (rows) and i in 0..n−1 (columns), float64, reduced exactly."""
-    return torch.remainder(torch.outer(freqs, torch.arange(n)), n).to(torch.float64) * (2 * math.pi / n)
+def _phase(freqs: Tensor, idx: Tensor, n: int) -> Tensor:
+    """``2π·(k·i mod n)/n`` for k in ``freqs`` (rows) and i in ``idx`` (columns), float64, reduced exactly."""
+    return torch.remainder(torch.outer(freqs, idx), n).to(torch.float64) * (2 * math.pi / n)
 
 
 class FibaPlan(NamedTuple):
-    """The partial-DFT matrices of one (H, W, β) on one device. ``R`` rows, ``K`` columns kept.
+    """The partial-DFT matrices of one (H, W, β) on one device; the window has ``rows`` = ``reps`` +
+    ``n_neg`` rows (frequencies 0..b', then −1..−n_neg) and ``cols`` columns (0..b).
 
-    ``fwd_w`` ``W×2K`` and ``fwd_h`` ``2R×H`` (float64) give the window ``Z``; ``inv_h`` ``2H×2R``
-    (float64) and ``inv_w`` ``2K×W`` (the image dtype) give Δ back from the window change ``D``.
+    ``fwd_w`` (``W×2K``: cos | −sin) transforms along W; along H a frequency and its negative share
+    one cosine and one sine row (``fwd_h`` ``2·reps×H``; ``inv_h`` ``H×2·reps``), which halves those
+    products. All float64 but ``inv_h`` and ``inv_w`` (``2K×W``, the synthesis along W), in the
+    image dtype.
     """
 
     rows: int
     cols: int
+    reps: int
+    n_neg: int
     fwd_w: Tensor
     fwd_h: Tensor
     inv_h: Tensor
@@ -79,54 +91,86 @@ class FibaPlan(NamedTuple):
 
 
 def fiba_plan(h: int, w: int, beta: float, like: Tensor) -> FibaPlan:
-    """The :class:`FibaPlan` of ``h×w`` images like ``like`` (device; ``inv_w`` in its dtype)."""
-    rows, cols = _window_frequencies(h, w, beta)
-    tw = _phase(cols, w)  # K×W
-    th = _phase(rows, h)  # R×H
-    cw, sw, ch, sh = torch.cos(tw), torch.sin(tw), torch.cos(th), torch.sin(th)
-    fwd_w = torch.cat([cw, -sw], 0).T  # Σ_x x·e^{−iθ}: real part, imaginary part
-    fwd_h = torch.cat([ch, sh], 0)
-    inv_h = torch.cat([torch.cat([ch.T, -sh.T], 1), torch.cat([sh.T, ch.T], 1)], 0)  # Σ_ky D·e^{+iφ}
+    """The :class:`FibaPlan` of ``h×w`` images like ``like`` (device; the synthesis in its dtype)."""
+    reps, n_neg, cols = _window_frequencies(h, w, beta)
+    th = _phase(reps, torch.arange(h), h)
+    ch, sh = torch.cos(th), torch.sin(th)
+    sh[(reps == 0) | (2 * reps == h)] = 0.0  # self-paired frequencies: exactly no sine part
+    tw = _phase(cols, torch.arange(w), w)  # K×W
+    cw, sw = torch.cos(tw), torch.sin(tw)
     # half-spectrum synthesis weights: the column 0 (and W/2) once, the others for themselves and their mirror
     weight = torch.where((cols == 0) | (2 * cols == w), 1.0, 2.0).to(torch.float64).view(-1, 1)
     inv_w = torch.cat([weight * cw, -weight * sw], 0) / (h * w)
-    dev = like.device
+    dev, dt = like.device, like.dtype
     return FibaPlan(
-        len(rows),
-        len(cols),
-        fwd_w.contiguous().to(dev),
-        fwd_h.to(dev),
-        inv_h.to(dev),
-        inv_w.to(device=dev, dtype=like.dtype),
+        rows=len(reps) + n_neg,
+        cols=len(cols),
+        reps=len(reps),
+        n_neg=n_neg,
+        fwd_w=torch.cat([cw, -sw], 0).T.contiguous().to(dev),  # Σ_x x·e^{−iθ}: real part, imaginary part
+        fwd_h=torch.cat([ch, sh], 0).to(dev),
+        inv_h=torch.cat([ch, sh], 0).T.contiguous().to(device=dev, dtype=dt),
+        inv_w=inv_w.to(device=dev, dtype=dt),
     )
 
 
-def window_spectrum(x: Tensor, plan: FibaPlan) -> tuple[Tensor, Tensor]:
-    """Real and imaginary parts of the window coefficients of ``N×H×W`` planes: ``N×R×K`` float64 each."""
-    u = x.to(torch.float64) @ plan.fwd_w  # N×H×2K: along W
-    p = plan.fwd_h @ u  # N×2R×2K: along H
-    r, k = plan.rows, plan.cols
-    return p[:, :r, :k] + p[:, r:, k:], p[:, :r, k:] - p[:, r:, :k]
+def window_spectrum(x: Tensor, plan: FibaPlan, workspace: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Real and imaginary parts of the window coefficients of ``N×H×W`` planes: ``N×R×K`` float64 each.
+
+    ``workspace``: a float64 buffer the planes are converted into chunk by chunk (then no float64 copy
+    of the whole batch is allocated; its size sets the chunk). Without it, one differentiable pass.
+    """
+    return _window_from_products(window_products(x, plan, workspace), plan)
 
 
-def window_change(zr: Tensor, zi: Tensor, amp_t: Tensor, ratio: Tensor) -> Tensor:
-    """``[Dr; Di]`` (``N×2R×K``): the blend's change of the window, ``α·(A_t·Z/|Z| − Z)``."""
+def window_products(x: Tensor, plan: FibaPlan, workspace: Tensor | None = None) -> Tensor:
+    """The two large products of :func:`window_spectrum` (``N×2reps×2K``), before the small combination."""
+    n, h, w = x.shape
+    if workspace is None:
+        return plan.fwd_h @ (x.to(torch.float64) @ plan.fwd_w)
+    u = torch.empty(n, h, 2 * plan.cols, dtype=torch.float64, device=x.device)
+    step = max(1, workspace.numel() // (h * w))
+    for i in range(0, n, step):
+        m = min(step, n - i)
+        buf = workspace[: m * h * w].view(m * h, w)
+        buf.copy_(x[i : i + m].reshape(m * h, w))  # float32 → float64: exact
+        torch.mm(buf, plan.fwd_w, out=u[i : i + m].view(m * h, -1))
+    return plan.fwd_h @ u
+
+
+def _window_from_products(p: Tensor, plan: FibaPlan) -> tuple[Tensor, Tensor]:
+    """Z on the window from ``[cos; sin]·[Re U | Im U]``: Z(f) = (cRe + sIm) + i(cIm − sRe), and for
+    −f the signs of the sine terms flip."""
+    r, q, k = plan.reps, plan.n_neg, plan.cols
+    cr, ci, sr, si = p[:, :r, :k], p[:, :r, k:], p[:, r:, :k], p[:, r:, k:]
+    zr = torch.cat([cr + si, (cr - si)[:, 1 : q + 1]], 1)  # frequencies 0..b', then −1..−q
+    zi = torch.cat([ci - sr, (ci + sr)[:, 1 : q + 1]], 1)
+    return zr, zi
+
+
+def window_change(zr: Tensor, zi: Tensor, amp_t: Tensor, ratio: Tensor) -> tuple[Tensor, Tensor]:
+    """The blend's change of the window, ``D = α·(A_t·Z/|Z| − Z)`` (real, imaginary); ``amp_t`` and
+    ``ratio`` broadcast against ``zr``."""
     amp = torch.hypot(zr, zi)
     nonzero = amp > 0
     k = ratio * (amp_t - amp) / torch.where(nonzero, amp, torch.ones_like(amp))
     dr = torch.where(nonzero, k * zr, ratio * amp_t)  # |Z| = 0: phase 0 as the official angle(0)
     di = torch.where(nonzero, k * zi, torch.zeros_like(zi))
-    return torch.cat([dr, di], 1)
+    return dr, di
 
 
-def _synthesis_input(d: Tensor, plan: FibaPlan, h: int, dtype: torch.dtype) -> Tensor:
-    """``N×H×2K`` = [Re G | Im G] with G = Σ_ky D·e^{+iφ} (the change, inverse-transformed along H)."""
-    g = plan.inv_h @ d  # N×2H×K
-    return torch.cat([g[:, :h], g[:, h:]], 2).to(dtype)
+def synthesis_operand(dr: Tensor, di: Tensor, plan: FibaPlan) -> Tensor:
+    """``[[S_r, S_i], [−A_i, A_r]]`` (``…×2reps×2K``) with S = D(f) + D(−f) and A = D(f) − D(−f): then
+    ``inv_h @ ·`` is ``[Re G | Im G]``, G = Σ_f D(f)·e^{+iφ} along H."""
+    r, q = plan.reps, plan.n_neg
+    pad = (0, 0, 1, r - 1 - q)  # the negatives under their partners; self-paired rows get 0
+    nr, ni = F.pad(dr[..., r:, :], pad), F.pad(di[..., r:, :], pad)
+    pr, pi = dr[..., :r, :], di[..., :r, :]
+    return torch.cat([torch.cat([pr + nr, pi + ni], -1), torch.cat([ni - pi, pr - nr], -1)], -2)
 
 
-#: channel planes per chunk of the no-grad path (keeps its float64 copies cache-sized)
-_CHUNK_ELEMENTS = 1 << 20
+#: float64 elements of the no-grad path's conversion buffer (32 MB: its chunks stay few and large)
+WORKSPACE_ELEMENTS = 1 << 22
 
 
 def fiba(
@@ -138,39 +182,36 @@ def fiba(
     strength: float | Tensor = 1.0,
     plan: FibaPlan | None = None,
     trigger_amp: Tensor | None = None,
+    workspace: Tensor | None = None,
 ) -> Tensor:
     """Amplitude-spectrum blend of ``B×C×H×W`` images with a ``1×C×H×W`` (or ``B×C×H×W``) trigger image, in [0, 1].
 
     ``plan``: cached :func:`fiba_plan`; ``trigger_amp``: cached :func:`trigger_amplitude` of
-    ``trigger`` (``1×C×R×K`` or ``B×C×R×K``). Differentiable (where the image spectrum is
-    non-zero); clamped to [0, 1]; strength 0 returns the input exactly.
+    ``trigger`` (``1×C×R×K`` or ``B×C×R×K``); ``workspace``: a reusable float64 buffer (see
+    :func:`window_spectrum`). Differentiable (where the image spectrum is non-zero); clamped to
+    [0, 1]; strength 0 returns the input exactly.
     """
     b, c, h, w = images.shape
     plan = plan or fiba_plan(h, w, beta, images)
     if trigger_amp is None:
         trigger_amp = trigger_amplitude(trigger.to(images), plan)
     ratio = (alpha * torch.as_tensor(strength, device=images.device).to(torch.float64)).reshape(-1, 1, 1, 1)
-    ratio = ratio.expand(b, c, 1, 1)
-    amp_t = trigger_amp.to(torch.float64).expand(b, c, -1, -1)
+    amp_t = trigger_amp.to(torch.float64)
     planes = images.reshape(b * c, h, w)
-    if torch.is_grad_enabled() and (images.requires_grad or ratio.requires_grad):
-        zr, zi = window_spectrum(planes, plan)
-        d = window_change(zr, zi, amp_t.reshape(b * c, plan.rows, plan.cols), ratio.reshape(-1, 1, 1))
-        g = _synthesis_input(d, plan, h, images.dtype)
-        out = torch.baddbmm(planes, g, plan.inv_w.expand(b * c, -1, -1))
-        return out.view(b, c, h, w).clamp(0.0, 1.0)
-    out = torch.empty_like(planes)
-    step = max(1, _CHUNK_ELEMENTS // (h * w))
-    amp_t, ratio = amp_t.reshape(b * c, plan.rows, plan.cols), ratio.reshape(-1, 1, 1)
-    with torch.no_grad():
-        for i in range(0, b * c, step):
-            x = planes[i : i + step]
-            zr, zi = window_spectrum(x, plan)
-            g = _synthesis_input(window_change(zr, zi, amp_t[i : i + step], ratio[i : i + step]), plan, h, x.dtype)
-            o = out[i : i + step]
-            torch.addmm(x.reshape(-1, w), g.reshape(-1, g.shape[-1]), plan.inv_w, out=o.view(-1, w))
-            o.clamp_(0.0, 1.0)
-    return out.view(b, c, h, w)
+    grad = torch.is_grad_enabled() and (images.requires_grad or ratio.requires_grad)
+    with torch.set_grad_enabled(grad):
+        if not grad and workspace is None:
+            workspace = torch.empty(min(WORKSPACE_ELEMENTS, planes.numel()), dtype=torch.float64, device=images.device)
+        products = window_products(planes, plan, None if grad else workspace)
+        shape = (b, c, plan.rows, plan.cols)
+        with single_threaded(not grad and images.device.type == "cpu"):  # a dozen small elementwise ops
+            zr, zi = _window_from_products(products, plan)
+            dr, di = window_change(zr.view(shape), zi.view(shape), amp_t, ratio)
+            d = synthesis_operand(dr, di, plan).to(images.dtype)
+        g = (plan.inv_h @ d).view(b * c * h, -1)  # [Re G | Im G] per row
+        if grad:
+            return torch.addmm(planes.reshape(-1, w), g, plan.inv_w).view(b, c, h, w).clamp(0.0, 1.0)
+        return torch.addmm(planes.reshape(-1, w), g, plan.inv_w).clamp_(0.0, 1.0).view(b, c, h, w)
 
 
 def trigger_amplitude(trigger: Tensor, plan: FibaPlan) -> Tensor:
@@ -193,6 +234,7 @@ class FIBA(TriggerBase):
         pat = load_pattern(params.pattern, self.ctx.resolve_path)
         self.register_buffer("pattern", torch.round(pat * 255).to(torch.uint8))
         self._cache: PatternCache[tuple[Tensor, FibaPlan, Tensor]] = PatternCache()
+        self._workspace: Tensor | None = None  # float64 conversion buffer of fiba(), reused across calls
         self._pseudo: list[Tensor] | None = None  # loaded on first use (decoded from files, not saved)
         self._pseudo_cache: PatternCache[tuple[Tensor, Tensor]] = PatternCache()
 
@@ -214,7 +256,24 @@ class FIBA(TriggerBase):
     def apply(self, images: Tensor, strength: Tensor, generator: torch.Generator | None) -> Tensor:  # noqa: ARG002
         p = self.params
         trg, plan, amp_t = self._prepared(images)
-        return fiba(images, trg, alpha=p.alpha, beta=p.beta, strength=strength, plan=plan, trigger_amp=amp_t)
+        return fiba(
+            images,
+            trg,
+            alpha=p.alpha,
+            beta=p.beta,
+            strength=strength,
+            plan=plan,
+            trigger_amp=amp_t,
+            workspace=self.workspace_for(images),
+        )
+
+    def workspace_for(self, images: Tensor) -> Tensor:
+        """The reusable float64 buffer of :func:`fiba` on the images' device (at most 32 MB)."""
+        size = min(WORKSPACE_ELEMENTS, images.numel())
+        ws = self._workspace
+        if ws is None or ws.device != images.device or ws.numel() < size:
+            ws = self._workspace = torch.empty(size, dtype=torch.float64, device=images.device)
+        return ws
 
     def pseudo_pattern_specs(self) -> tuple[str, ...]:
         """The pseudo-trigger images: ``pseudo_patterns``, or the embedded non-face photographs but ``pattern``."""

@@ -183,8 +183,21 @@ def cv2_block_dct(planes: np.ndarray, window: int, *, inverse: bool = False) -> 
     return np.ascontiguousarray(cols.reshape(n, w, h).transpose(0, 2, 1))
 
 
-#: images per chunk of the compat pipeline (bounds its float64 work arrays to ~25 MB at 256²)
+#: pixels per chunk of the compat pipeline (bounds its float64 work arrays to ~25 MB)
 _COMPAT_CHUNK_PIXELS = 1 << 20
+
+#: cv2's block-DCT round trip of 0..255 values is within ~1e-12 of the exact result; where the added
+#: pattern stays this far from every integer, the exact sum truncates exactly as cv2's does
+_TRUNCATION_MARGIN = 1e-7
+
+
+def _exact_sum_truncates_like_cv2(unit: np.ndarray, mags: np.ndarray) -> bool:
+    """True when, for every magnitude, ``mag·unit`` (the block pattern) keeps a margin from the integers."""
+    for m in np.unique(mags):
+        p = m * unit
+        if np.abs(p - np.round(p)).min() <= _TRUNCATION_MARGIN:
+            return False
+    return True
 
 
 def ftrojan_official_uint8(
@@ -200,8 +213,12 @@ def ftrojan_official_uint8(
 
     Per sample the added coefficient is ``magnitude·strength``. RGB: ``astype(uint8)`` of ``x·255``,
     cv2 YCrCb, DCT/+Δ/IDCT of every channel, ``astype(uint8)`` (truncate, wrap), cv2 RGB, /255 —
-    bit-exact with the per-image official code. Grey (the official MNIST path, ``YUV = False``): no
-    colour conversion and no uint8 cast after the IDCT; /255, clip. H, W: multiples of ``window``.
+    bit-exact with the per-image official code. A channel without a trigger (Y by default) goes
+    through cv2's own block DCT round trip (:func:`cv2_block_dct`), whose rounding decides its
+    truncation; a channel with one gets ``value + mag·IDCT(Δ)`` exactly, which truncates as cv2's
+    round trip does wherever that pattern keeps a margin from the integers (checked per magnitude,
+    else it too takes the cv2 round trip). Grey (the official MNIST path, ``YUV = False``): no colour
+    conversion and no uint8 cast: ``clip((255x + mag·IDCT(Δ))/255)``. H, W: multiples of ``window``.
     """
     cv2 = _cv2()
     b, c, h, w = images.shape
@@ -210,35 +227,41 @@ def ftrojan_official_uint8(
             f"ftrojan compat_uint8 reproduces the official code, which needs H and W multiples of "
             f"window = {window}; got {h}×{w} (use the float path for other sizes)"
         )
-    if any(not (0 <= u < window and 0 <= v < window) for u, v in positions):
-        raise TriggerError(f"ftrojan positions {list(positions)} lie outside a {window}×{window} block")
+    cpu64 = torch.empty(0, dtype=torch.float64)
+    unit = ftrojan_block_pattern(positions, window, cpu64).numpy()  # IDCT of 1 at every position
+    tiled = np.tile(unit, (h // window, w // window))
     targets = sorted({_CV2_INDEX[ch] for ch in channels if c == 3 or ch == "y"})
     mags = (magnitude * strength.detach().reshape(-1).to(torch.float64).expand(b)).cpu().numpy()
-    x = images.detach().to(torch.float64).cpu().numpy() * 255.0  # the official x_train *= 255.
-    out = np.empty((b, c, h, w), dtype=np.float64)
+    nhwc = images.detach().to(device="cpu", dtype=torch.float64).permute(0, 2, 3, 1)
+    if c == 1:  # no colour conversion, no uint8 cast after the IDCT
+        grey = nhwc[..., 0].numpy() * 255.0
+        if targets:
+            grey = grey + mags[:, None, None] * tiled
+        out = torch.from_numpy(np.clip(grey / 255.0, 0.0, 1.0)).unsqueeze(1)
+        return out.to(device=images.device, dtype=images.dtype)
+    exact_sum = _exact_sum_truncates_like_cv2(unit, mags)
+    out8 = np.empty((b, h, w, 3), dtype=np.uint8)
     step = max(1, _COMPAT_CHUNK_PIXELS // (h * w))
     for i in range(0, b, step):
         j = min(b, i + step)
         n = j - i
-        if c == 3:
-            rgb8 = x[i:j].transpose(0, 2, 3, 1).astype(np.uint8)  # RGB2YUV: x.astype(np.uint8)
-            ycc = cv2.cvtColor(rgb8.reshape(n * h, w, 3), cv2.COLOR_RGB2YCrCb)  # per pixel: whole chunk at once
-            planes = ycc.reshape(n, h, w, 3).transpose(0, 3, 1, 2).astype(np.float64)
-        else:
-            planes = x[i:j].copy()
-        coeffs = cv2_block_dct(planes.reshape(n * c, h, w), window).reshape(n, c, h, w)
-        for ch in targets:
-            for u, v in positions:  # in the official order: one `+= magnitude` per position
-                coeffs[:, ch, u::window, v::window] += mags[i:j, None, None]
-        planes = cv2_block_dct(coeffs.reshape(n * c, h, w), window, inverse=True).reshape(n, c, h, w)
-        if c == 3:
-            ycc8 = planes.transpose(0, 2, 3, 1).astype(np.uint8)  # YUV2RGB: x.astype(np.uint8), every channel
-            rgb = cv2.cvtColor(ycc8.reshape(n * h, w, 3), cv2.COLOR_YCrCb2RGB)
-            out[i:j] = rgb.reshape(n, h, w, 3).transpose(0, 3, 1, 2)
-        else:
-            out[i:j] = planes
-    result = np.clip(out / 255.0, 0.0, 1.0)
-    return torch.from_numpy(result).to(device=images.device, dtype=images.dtype)
+        rgb8 = (nhwc[i:j].numpy() * 255.0).astype(np.uint8)  # RGB2YUV: (x·255).astype(np.uint8)
+        ycc = cv2.cvtColor(rgb8.reshape(n * h, w, 3), cv2.COLOR_RGB2YCrCb).reshape(n, h, w, 3)  # per pixel
+        rec8 = np.empty_like(ycc)
+        for ch in range(3):
+            plane = ycc[..., ch].astype(np.float64)
+            if ch in targets and exact_sum:
+                rec = plane + mags[i:j, None, None] * tiled
+            else:
+                coeffs = cv2_block_dct(plane, window)
+                if ch in targets:
+                    for u, v in positions:  # in the official order: one `+= magnitude` per position
+                        coeffs[:, u::window, v::window] += mags[i:j, None, None]
+                rec = cv2_block_dct(coeffs, window, inverse=True)
+            rec8[..., ch] = rec.astype(np.uint8)  # YUV2RGB: x.astype(np.uint8) (truncate, wrap), every channel
+        out8[i:j] = cv2.cvtColor(rec8.reshape(n * h, w, 3), cv2.COLOR_YCrCb2RGB).reshape(n, h, w, 3)
+    out = torch.from_numpy(out8).to(device=images.device).permute(0, 3, 1, 2)
+    return out.to(images.dtype).div_(255.0)
 
 
 def ftrojan_rgb_pattern(
