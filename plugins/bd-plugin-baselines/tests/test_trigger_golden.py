@@ -236,6 +236,20 @@ def test_wanet_matches_numpy_reference(h, w):
         torch.testing.assert_close(out, F.grid_sample(x, grid.expand(2, -1, -1, -1), align_corners=True))
 
 
+def test_wanet_cached_grids_follow_strength_size_and_field():
+    t = WaNet(WaNetParams(seed=1, grid_rescale=1.1))
+    x = _imgs(3, h=32, w=40)
+    for s in (1.0, 0.5, torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)):
+        ref = wanet(x, t.field.double(), s=0.5, grid_rescale=1.1, strength=s)
+        assert torch.equal(t.inject_trigger(x, strength=s), ref)
+    assert torch.equal(t.inject_trigger(x, strength=0.0), x)
+    y = _imgs(2, h=24, w=24)
+    assert torch.equal(t.inject_trigger(y), wanet(y, t.field.double(), s=0.5, grid_rescale=1.1))
+    other = WaNet(WaNetParams(seed=2, grid_rescale=1.1))
+    t.load_state_dict(other.state_dict())
+    assert torch.equal(t.inject_trigger(x), other.inject_trigger(x))
+
+
 def test_wanet_noise_mode_is_seeded_and_differs():
     t = WaNet(WaNetParams(seed=0, mode="noise"))
     x = _imgs(2, h=32, w=32).float()
