@@ -17,9 +17,11 @@ resolution-free; H and W that are not multiples of ``window`` get the pattern ti
 (the official code requires multiples).
 
 ``compat_uint8``: the official uint8 pipeline, bit-exact, batched: cv2's colour conversions on the
-whole batch at once (they are per pixel) and cv2's own 1-D DCTs (``DCT_ROWS``) over every block row,
-then every block column, in the order ``cv2.dct``/``cv2.idct`` use for a 2-D block, so the floating
-point rounding — and hence every truncation — is the official one.
+whole batch at once (they are per pixel); a channel without a trigger (Y) through cv2's own 1-D
+DCTs (``DCT_ROWS``) over every block row, then every block column — the order ``cv2.dct``/``cv2.idct``
+use for a 2-D block — so its rounding, hence its truncation, is the official one; a channel with a
+trigger as ``value + IDCT(Δ)`` in float64, which truncates as cv2's round trip does wherever the
+pattern keeps a margin from the integers (checked; else cv2's round trip too).
 """
 
 from __future__ import annotations
