@@ -149,7 +149,9 @@ def test_official_luma_round_trip_truncates(source):
     assert np.abs(full - chroma_only).max() <= 2
 
 
-@pytest.mark.parametrize("variant,window,magnitude", [("original", 32, 30.0), ("mid50-high50", 32, 30.0), ("baiqa-mid64", 16, 66.0)])
+@pytest.mark.parametrize(
+    "variant,window,magnitude", [("original", 32, 30.0), ("mid50-high50", 32, 30.0), ("baiqa-mid64", 16, 66.0)]
+)
 def test_builtin_variants_take_the_exact_sum_path(variant, window, magnitude):
     """The built-in patterns keep ≥ 5e-4 from every integer at α = 1, ½, ¼: the exact float64 sum
     truncates as cv2's round trip (which is within ~1e-12) for the triggered channels."""
