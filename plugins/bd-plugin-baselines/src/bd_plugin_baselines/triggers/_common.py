@@ -63,8 +63,8 @@ def single_threaded(enabled: bool = True) -> Iterator[None]:
 
     Each such op otherwise opens a parallel region whose launch waits for the other workers; on a
     machine shared with other jobs that wait is a scheduler time slice (measured: a dozen ops on
-    192×51×26 float64 take 13 ms on one thread and 380 ms on two). ``torch.set_num_threads`` sets
-    OpenMP's per-thread ICV and MKL's thread-local count, so other Python threads are not affected.
+    192×51×26 float64 take 13 ms on one thread and 380 ms on two). The previous count is restored on
+    exit; only CPU work should run inside.
     """
     prev = torch.get_num_threads()
     if not enabled or prev == 1:
