@@ -45,13 +45,15 @@ def test_code_band_is_the_rank_table_slice() -> None:
     assert {p // 16 + p % 16 for p in clean} == {13, 14, 15, 16, 17}  # ranks 96..159 span diagonals 13..17
 
 
-def numpy_inject(img: np.ndarray, trig: np.ndarray, alpha: float, positions=MID_64_CODE) -> np.ndarray:
+def numpy_inject(
+    img: np.ndarray, trig: np.ndarray, alpha: float, positions=MID_64_CODE, quantize: bool = True
+) -> np.ndarray:
     """Independent per-image reference of methods.md §1.1 (H×W×3 float in [0,1])."""
     h, w, _ = img.shape
     ph, pw = (-h) % 16, (-w) % 16
     pad = np.zeros((h + ph, w + pw, 3))
     pad[ph // 2 : ph // 2 + h, pw // 2 : pw // 2 + w] = img
-    x = np.round(pad * 255)
+    x = np.round(pad * 255) if quantize else pad * 255
     ycc = x @ RGB2YCC.T + np.array([0, 128, 128]) - 128
     out = np.zeros_like(ycc)
     for i in range(0, ycc.shape[0], 16):
@@ -73,6 +75,39 @@ def test_inject_matches_numpy_reference() -> None:
     for b in range(2):
         ref = numpy_inject(img[b].permute(1, 2, 0).numpy(), trig.numpy(), float(alphas[b]))
         np.testing.assert_allclose(got[b].permute(1, 2, 0).numpy(), ref, atol=1e-9)
+
+
+@pytest.mark.parametrize("quantize", [True, False])
+def test_trigger_class_pattern_is_the_injection_and_follows_the_trigger(quantize: bool) -> None:
+    """The cached RGB pattern (one per size) gives the per-block reference, float32 and float64,
+    per-sample α; a fit (an in-place copy into the buffer) or a state-dict load rebuilds it."""
+    from bd_plugin_baiqa.params import DctTriggerParams
+    from bd_plugin_baiqa.trigger import BaiqaDct
+
+    from bdcore.context import Context
+
+    t = BaiqaDct(DctTriggerParams(quantize=quantize), Context(seed=0))
+    gen = torch.Generator().manual_seed(5)
+    img = torch.rand(3, 3, 36, 52, generator=gen, dtype=torch.float64) * 0.8 + 0.1
+    alphas = torch.tensor([1.0, 0.25, -0.5], dtype=torch.float64)
+
+    def check(trig: torch.Tensor) -> None:
+        for dtype, atol in ((torch.float64, 1e-9), (torch.float32, 2e-6)):
+            got = t.inject_trigger(img.to(dtype), strength=alphas.to(dtype))
+            assert got.dtype == dtype
+            for b in range(3):
+                ref = numpy_inject(img[b].permute(1, 2, 0).numpy(), trig.numpy(), float(alphas[b]), quantize=quantize)
+                np.testing.assert_allclose(got[b].double().permute(1, 2, 0).numpy(), ref, atol=atol)
+
+    check(t.trigger.double())
+    t.trigger.copy_(t.trigger * -0.5)  # what fit() does
+    check(t.trigger.double())
+    fresh = BaiqaDct(DctTriggerParams(quantize=quantize), Context(seed=9))
+    t.load_state_dict(fresh.state_dict())
+    check(fresh.trigger.double())
+    # the differentiable path gives the same values as the no-grad fast path
+    x = img.clone().requires_grad_(True)
+    torch.testing.assert_close(t.inject_trigger(x, strength=alphas), t.inject_trigger(img, strength=alphas))
 
 
 def test_alpha_zero_only_quantizes() -> None:

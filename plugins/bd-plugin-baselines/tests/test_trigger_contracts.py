@@ -23,6 +23,12 @@ class TestBadNetsChecker(TriggerContract):
         return BadNets(P.BadNetsParams(pattern="checker", size=0.25), Context(seed=0))
 
 
+class TestBadNetsBackdoorBench(TriggerContract):
+    def make(self):
+        pytest.importorskip("PIL")
+        return BadNets(P.BadNetsParams(pattern="backdoorbench"), Context(seed=0))
+
+
 class TestBlended(TriggerContract):
     params_cls = P.BlendedParams
 
@@ -66,6 +72,7 @@ class TestFTrojanBAIQA(TriggerContract):
 
 class TestFTrojanCompat(TriggerContract):
     identity_at_zero = False  # the official 8-bit pipeline quantises even at magnitude 0
+    sizes = ((32, 32), (64, 96))  # the official code needs multiples of the 32-px window
 
     def make(self):
         return FTrojan(P.FTrojanParams(compat_uint8=True), Context(seed=0))

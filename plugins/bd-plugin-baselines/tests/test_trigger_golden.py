@@ -25,12 +25,77 @@ def _np(x: torch.Tensor) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- BadNets
-def test_badnets_backdoorbench_32():
-    x = _imgs(2, h=32, w=32)
-    out = badnets(x)  # 3×3 white, 1 px from the bottom-right corner
-    ref = x.numpy().copy()
-    ref[:, :, 28:31, 28:31] = 1.0
-    np.testing.assert_array_equal(out.numpy(), ref)
+def _backdoorbench_badnets(img_u8: np.ndarray) -> np.ndarray:
+    """BackdoorBench's BadNets on one H×W×3 uint8 image, from its steps: ``resource/badnet/
+    generate_white_square.py`` (32×32 black, 3×3 white square, distances 0 to right and bottom) saved as
+    the trigger PNG; ``bd_attack_generate.py``: ``transforms.Resize(img_size[:2])`` of the PIL image,
+    ``np.array``; ``patch.py: AddMaskPatchTrigger.add_trigger``: ``img·(t == 0) + t·(t > 0)``;
+    ``npClipAndToUint8``: clip to [0, 255], ``astype(uint8)``."""
+    from PIL import Image
+    from torchvision import transforms
+
+    size, square, right, bottom = 32, 3, 0, 0
+    black = np.zeros((size, size, 3), dtype=np.uint8)
+    black[size - bottom - square : size - bottom, size - right - square : size - right, :] = 255
+    trigger = np.array(transforms.Resize(img_u8.shape[:2])(Image.fromarray(black)))
+    after = img_u8 * (trigger == 0) + trigger * (trigger > 0)
+    return np.clip(after, 0, 255).astype(np.uint8)
+
+
+def _u8(b=2, h=32, w=32, seed=0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(b, h, w, 3), dtype=np.uint8)
+
+
+def test_badnets_default_is_backdoorbench_at_32():
+    u8 = _u8()
+    x = torch.from_numpy(u8).permute(0, 3, 1, 2).float() / 255
+    t = BadNets(BadNetsParams())
+    out = t.inject_trigger(x)
+    got = torch.round(out * 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    changed = np.zeros((32, 32), dtype=bool)
+    for i in range(2):
+        ref = _backdoorbench_badnets(u8[i])
+        np.testing.assert_array_equal(got[i], ref)
+        changed |= (ref != u8[i]).any(-1)
+    assert changed[29:32, 29:32].all() and changed.sum() == 9  # rows/columns 29–31, not 28–30
+    # the uint8 path stamps the same bytes (BackdoorBench's data type)
+    x8 = torch.from_numpy(u8).permute(0, 3, 1, 2)
+    out8 = t.inject_trigger(x8)
+    assert out8.dtype == torch.uint8
+    np.testing.assert_array_equal(out8.permute(0, 2, 3, 1).numpy(), got)
+    assert torch.equal(badnets(x), out)
+
+
+@pytest.mark.parametrize("h,w", [(32, 32), (64, 64), (48, 40), (100, 75)])
+def test_badnets_backdoorbench_pattern_at_any_size(h, w):
+    pytest.importorskip("torchvision")
+    u8 = _u8(h=h, w=w, seed=h + w)
+    t = BadNets(BadNetsParams(pattern="backdoorbench"))
+    out8 = t.inject_trigger(torch.from_numpy(u8).permute(0, 3, 1, 2))
+    outf = t.inject_trigger(torch.from_numpy(u8).permute(0, 3, 1, 2).double() / 255)
+    for i in range(2):
+        ref = _backdoorbench_badnets(u8[i])
+        np.testing.assert_array_equal(out8[i].permute(1, 2, 0).numpy(), ref)
+        np.testing.assert_array_equal(torch.round(outf[i] * 255).to(torch.uint8).permute(1, 2, 0).numpy(), ref)
+
+
+def test_badnets_stamps_elementwise_and_blends_with_strength():
+    # BackdoorBench's rule is per element: a channel where the pattern is 0 keeps the image
+    pat = torch.zeros(1, 3, 2, 2, dtype=torch.float64)
+    pat[0, 0] = 1.0  # red only
+    pat[0, 1, 0, 0] = 0.5
+    x = _imgs(2, h=16, w=16)
+    out = badnets(x, pattern=pat, size_px=2, position="top-left")
+    ref = x.clone()
+    ref[:, 0, :2, :2] = 1.0
+    ref[:, 1, 0, 0] = 0.5
+    assert torch.equal(out, ref)
+    u8 = torch.from_numpy(_u8(h=16, w=16)).permute(0, 3, 1, 2)
+    half = badnets(u8, pattern=pat, size_px=2, position="top-left", strength=0.5)
+    want = u8.clone()
+    want[:, 0, :2, :2] = torch.round(u8[:, 0, :2, :2].double() * 0.5 + 127.5).to(torch.uint8)
+    want[:, 1, 0, 0] = torch.round(u8[:, 1, 0, 0].double() * 0.5 + 0.5 * 127.5).to(torch.uint8)
+    assert torch.equal(half, want)
 
 
 def test_badnets_scales_with_resolution_and_pattern():
@@ -46,6 +111,22 @@ def test_badnets_scales_with_resolution_and_pattern():
     t = BadNets(BadNetsParams(size=0.1, margin=0.0))
     o = t.inject_trigger(x)
     assert (o[:, :, -26:, -26:] == 1).all() and torch.equal(o[:, :, :-26], x[:, :, :-26])  # round(0.1·256)=26
+    m = BadNets(BadNetsParams(size=0.1, margin=1 / 32)).inject_trigger(x)  # 8 px from the corner
+    assert (m[:, :, -34:-8, -34:-8] == 1).all() and torch.equal(m[:, :, -8:], x[:, :, -8:])
+
+
+def test_badnets_stamp_is_cached_per_shape_and_gradients_flow():
+    t = BadNets(BadNetsParams(pattern="checker", size=0.25))
+    x = _imgs(2, h=32, w=32).float()
+    t.inject_trigger(x)
+    t.inject_trigger(x + 0.0)
+    assert len(t._stamps) == 1
+    t.inject_trigger(_imgs(1, h=40, w=56).float())
+    assert len(t._stamps) == 2
+    xg = _imgs(1, h=16, w=16).requires_grad_(True)
+    BadNets(BadNetsParams(pattern="checker", size_px=3)).inject_trigger(xg, strength=0.5).sum().backward()
+    g = xg.grad[0, 0]
+    assert g[0, 0] == 1 and g[-1, -1] == 0.5 and g[-2, -1] == 1.0  # checker: stamped, blended, kept
 
 
 # ---------------------------------------------------------------- Blended
@@ -155,6 +236,20 @@ def test_wanet_matches_numpy_reference(h, w):
         torch.testing.assert_close(out, F.grid_sample(x, grid.expand(2, -1, -1, -1), align_corners=True))
 
 
+def test_wanet_cached_grids_follow_strength_size_and_field():
+    t = WaNet(WaNetParams(seed=1, grid_rescale=1.1))
+    x = _imgs(3, h=32, w=40)
+    for s in (1.0, 0.5, torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)):
+        ref = wanet(x, t.field.double(), s=0.5, grid_rescale=1.1, strength=s)
+        assert torch.equal(t.inject_trigger(x, strength=s), ref)
+    assert torch.equal(t.inject_trigger(x, strength=0.0), x)
+    y = _imgs(2, h=24, w=24)
+    assert torch.equal(t.inject_trigger(y), wanet(y, t.field.double(), s=0.5, grid_rescale=1.1))
+    other = WaNet(WaNetParams(seed=2, grid_rescale=1.1))
+    t.load_state_dict(other.state_dict())
+    assert torch.equal(t.inject_trigger(x), other.inject_trigger(x))
+
+
 def test_wanet_noise_mode_is_seeded_and_differs():
     t = WaNet(WaNetParams(seed=0, mode="noise"))
     x = _imgs(2, h=32, w=32).float()
@@ -192,6 +287,48 @@ def test_fiba_matches_official_numpy(h, w):
     for i in range(2):
         ref = _np_fiba(x[i].numpy() * 255, trg[0].numpy() * 255, 0.15, 0.1) / 255
         np.testing.assert_allclose(out[i].numpy(), ref, atol=1e-10)
+
+
+def test_fiba_matches_official_on_odd_sizes_and_wide_windows():
+    """The half-spectrum window (a frequency and its negative sharing rows, 0 and H/2 their own
+    partners) covers the official square for every size parity and β up to 0.5 (the whole spectrum)."""
+    for h, w in [(1, 1), (2, 5), (9, 8), (17, 12), (33, 31)]:
+        for beta in (0.0, 0.25, 0.45, 0.5):
+            x = _imgs(2, h=h, w=w, seed=h * 100 + w)
+            trg = _imgs(1, h=h, w=w, seed=7)
+            out = fiba(x, trg, alpha=0.3, beta=beta)
+            for i in range(2):
+                ref = _np_fiba(x[i].numpy() * 255, trg[0].numpy() * 255, 0.3, beta) / 255
+                np.testing.assert_allclose(out[i].numpy(), ref, atol=1e-12, err_msg=f"{h}×{w}, β {beta}")
+
+
+def _high_contrast_224() -> torch.Tensor:
+    """A 16-px black/white checkerboard at 224² with a faint (1e-5) seeded texture, float32: many window
+    coefficients are tiny but not zero, so their phase survives float64 arithmetic and not float32."""
+    yy, xx = np.mgrid[:224, :224]
+    board = ((yy // 16 + xx // 16) % 2).astype(np.float32)
+    texture = np.random.default_rng(0).random((3, 224, 224)).astype(np.float32) * np.float32(1e-5)
+    return torch.from_numpy(np.clip(board[None] + texture, 0, 1).astype(np.float32))[None]
+
+
+def test_fiba_float32_keeps_float64_precision_on_high_contrast_224():
+    pytest.importorskip("skimage")
+    t = FIBA(FIBAParams())
+    x = _high_contrast_224()
+    out = t.inject_trigger(x)
+    assert out.dtype == torch.float32
+    trg = t.trigger_for(x)[0].double().numpy() * 255
+    ref = _np_fiba(x[0].double().numpy() * 255, trg, 0.15, 0.1) / 255
+    np.testing.assert_allclose(out[0].double().numpy(), ref, atol=1e-6)  # float32 output rounding
+    out64 = fiba(x.double(), t.trigger_for(x).double())
+    np.testing.assert_allclose(out64[0].numpy(), ref, atol=1e-9)
+    # what a float32 spectrum gives on this image (the old rfft2 path): the phases are lost
+    spec = torch.fft.rfft2(x)
+    r, c = torch.cat([torch.arange(0, 23), torch.arange(224 - 22, 224)]), slice(0, 23)
+    z, amp_t = spec[..., r, c], torch.fft.rfft2(t.trigger_for(x))[..., r, c].abs()
+    spec[..., r, c] = torch.polar(z.abs() + 0.15 * (amp_t - z.abs()), z.angle())
+    naive = torch.fft.irfft2(spec, s=(224, 224)).clamp(0, 1)
+    assert np.abs(naive[0].double().numpy() - ref).max() > 5 / 255  # 7.0/255 here
 
 
 def test_fiba_class_embedded_pattern_and_strength():

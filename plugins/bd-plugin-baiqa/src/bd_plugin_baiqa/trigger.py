@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from bd_plugin_baiqa.dct import band_positions, inject_dct
+from bd_plugin_baiqa.dct import band_positions, dct_pattern, inject_dct
 from bd_plugin_baiqa.params import DctTriggerParams
 from bd_plugin_baiqa.util import BaiqaError, scores
 from bdcore.components import TriggerBase
@@ -91,6 +91,7 @@ class BaiqaDct(TriggerBase):
     learnable: ClassVar[bool] = True
     needs_victim: ClassVar[bool] = True
     differentiable: ClassVar[bool] = True
+    output_in_range: ClassVar[bool] = True
 
     def __init__(self, params: DctTriggerParams | None = None, ctx: Context | None = None) -> None:
         params = params or DctTriggerParams()
@@ -105,11 +106,28 @@ class BaiqaDct(TriggerBase):
             t = (torch.rand(3, len(self.positions), generator=gen) * 2 - 1) * params.init_range
         self.register_buffer("trigger", t)
         self._surrogate: list[Callable[[], Any]] = []  # not a submodule: never saved with the trigger
+        self._pattern: tuple[tuple, Tensor] | None = None  # (key, dct_pattern) of the last image shape
+
+    def pattern_for(self, images: Tensor) -> Tensor:
+        """The ``1×3×H×W`` RGB pattern of the trigger at α = 1 (:func:`dct_pattern`), built once per
+        (H, W, dtype, device) and trigger contents (a fit or ``load_state_dict`` rebuilds it)."""
+        t = self.trigger
+        if t.requires_grad:
+            return dct_pattern(t, *images.shape[-2:], positions=self.positions, like=images)
+        key = (*images.shape[-2:], images.dtype, images.device, t.data_ptr(), t._version, t.device)
+        if self._pattern is None or self._pattern[0] != key:
+            self._pattern = (key, dct_pattern(t, *images.shape[-2:], positions=self.positions, like=images))
+        return self._pattern[1]
 
     def apply(self, images: Tensor, strength: Tensor, generator: torch.Generator | None) -> Tensor:  # noqa: ARG002
         p: DctTriggerParams = self.params
         return inject_dct(
-            images, self.trigger.to(images.device), strength.reshape(-1), positions=self.positions, quantize=p.quantize
+            images,
+            self.trigger,
+            strength.reshape(-1),
+            positions=self.positions,
+            quantize=p.quantize,
+            pattern=self.pattern_for(images),
         )
 
     def surrogate(self) -> Any:

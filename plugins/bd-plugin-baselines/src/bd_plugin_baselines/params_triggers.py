@@ -23,14 +23,16 @@ def _seed(inst: object, attribute: attrs.Attribute, value: int | None) -> None: 
 class BadNetsParams:
     """``size``: patch side as a fraction of min(H, W) (BackdoorBench 3/32; BAvAFT 0.1), or
     ``size_px`` pixels if set. ``position``: a corner or "center"; ``margin``: fraction of min(H, W)
-    between patch and border. ``pattern``: "white", "checker" (3×3 BackdoorBench-like), or
-    an image path / "embedded:<scene>" (stamped where the resized pattern > 0)."""
+    between patch and border (0: flush with the corner, BackdoorBench's rows/columns 29–31 at 32²).
+    ``pattern``: "white", "checker" (3×3), "backdoorbench" (BackdoorBench's 32×32 trigger image
+    resized to H×W as BackdoorBench does; size/position/margin unused), or an image path /
+    "embedded:<scene>" (stamped where the resized pattern > 0)."""
 
     strength: float = attrs.field(default=1.0, validator=_nonneg)
     size: float = attrs.field(default=3 / 32, validator=[v.gt(0.0), v.le(1.0)])
     size_px: int | None = attrs.field(default=None, validator=v.optional(v.gt(0)))
     position: Literal["bottom-right", "bottom-left", "top-right", "top-left", "center"] = "bottom-right"
-    margin: float = attrs.field(default=1 / 32, validator=_unit)
+    margin: float = attrs.field(default=0.0, validator=_unit)
     pattern: str = "white"
 
 

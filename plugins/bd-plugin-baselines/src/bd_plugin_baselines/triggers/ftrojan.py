@@ -1,31 +1,43 @@
 """FTrojan (Wang et al., ECCV 2022): a fixed trigger added to chosen block-DCT coefficients
 of the chroma (or luma) channels.
 
-Official code: SoftWiser-group/FTrojan ``data.py: poison_frequency`` (and BackdoorBench
-``ftrojann.py``): RGB → YCrCb (cv2, uint8), per channel and per ``window×window`` block an
-orthonormal DCT (``cv2.dct``), ``+magnitude`` at each position, inverse DCT, back to RGB.
+Official code: SoftWiser-group/FTrojan ``data.py: poison_frequency`` with ``image.py: RGB2YUV, DCT,
+IDCT, YUV2RGB`` (BackdoorBench ``utils/bd_img_transform/ftrojann.py: ftrojann_version`` is the same
+pipeline), per image: ``x·255`` → ``astype(uint8)`` → ``cv2.cvtColor(RGB2YCrCb)`` → for **every**
+channel and ``window×window`` block ``cv2.dct`` (orthonormal) → ``+magnitude`` at each position of
+the channels in ``channel_list`` → ``cv2.idct`` of every channel → ``astype(uint8)`` of every
+channel (truncation, wrap-around; Y too, whose DCT round trip lands a hair below the integer in a
+few % of pixels) → ``cv2.cvtColor(YCrCb2RGB)`` → /255, clip.
 
-Implementation: the DCT is linear and the same coefficients are added in every block, so the
-block-DCT round trip equals adding one spatial pattern ``IDCT(Δ)`` tiled over the image; we add
-that tiled pattern in one batched op (the golden test checks it against a per-block scipy
-reference). Resolution: the pattern is per block, so it is resolution-free; H and W that are not
-multiples of ``window`` get the pattern tiled and cropped (the official code requires multiples).
+Float path (default): the DCT is linear and the same coefficients are added in every block, so the
+block-DCT round trip equals adding one spatial pattern ``IDCT(Δ)`` tiled over the image; YCbCr is
+affine in RGB, so it is one RGB pattern, built once per (C, H, W, dtype, device) and added to the
+batch in one fused op, clamped in place. Resolution: the pattern is per block, so it is
+resolution-free; H and W that are not multiples of ``window`` get the pattern tiled and cropped
+(the official code requires multiples).
+
+``compat_uint8``: the official uint8 pipeline, bit-exact, batched: cv2's colour conversions on the
+whole batch at once (they are per pixel); a channel without a trigger (Y) through cv2's own 1-D
+DCTs (``DCT_ROWS``) over every block row, then every block column — the order ``cv2.dct``/``cv2.idct``
+use for a 2-D block — so its rounding, hence its truncation, is the official one; a channel with a
+trigger as ``value + IDCT(Δ)`` in float64, which truncates as cv2's round trip does wherever the
+pattern keeps a margin from the integers (checked; else cv2's round trip too).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from bd_plugin_baselines.triggers._common import (
+    PatternCache,
     TriggerError,
+    add_pattern_clamped,
     block_idct_pattern,
-    cv2_rgb_to_ycrcb_u8,
-    cv2_ycrcb_to_rgb_u8,
-    numpy_uint8_cast,
     ycbcr_delta_to_rgb,
 )
 from bdcore.components import TriggerBase
@@ -118,40 +130,140 @@ def ftrojan(
         window: block size.
         channels: which of Y, Cb, Cr receive the trigger ("UV" in the paper = cb + cr).
         strength: scalar or ``B`` (or ``B×1×1×1``) multiplier of ``magnitude``.
-        compat_uint8: reproduce the official code bit-exactly: round the input to 8 bits,
-            cv2's fixed-point YCrCb, and ``astype(np.uint8)`` truncation with wrap-around before
-            converting back (not differentiable). Default: float pipeline, clamped to [0, 1].
+        compat_uint8: reproduce the official code bit-exactly (:func:`ftrojan_official_uint8`:
+            8-bit input, cv2's YCrCb and DCT, ``astype(np.uint8)`` truncation with wrap-around of
+            every channel; not differentiable; needs OpenCV). Default: float pipeline, clamped.
         rgb_pattern: the precomputed :func:`ftrojan_rgb_pattern` of these settings (a cache).
 
     Returns:
         ``B×C×H×W`` in [0, 1], same dtype and device.
     """
-    b, c, h, w = images.shape
+    b, c = images.shape[:2]
     if c not in (1, 3):
         raise TriggerError(f"ftrojan needs 1 or 3 channels, got {c}")
     s = torch.as_tensor(strength, dtype=images.dtype, device=images.device).reshape(-1, 1, 1, 1)
     if compat_uint8:
-        work = torch.float64
-        pat = _tile(ftrojan_block_pattern(positions, window, images).to(work), h, w)  # H×W
-        mask = torch.zeros(3, dtype=work, device=images.device)
-        for ch in channels:
-            if c == 1 and ch != "y":
-                continue
-            mask[_CH_INDEX[ch]] = 1.0
-        delta = (magnitude * s.to(work)) * mask.view(1, 3, 1, 1)[:, :c] * pat  # B×c×H×W (0–255 units)
-        x8 = torch.round(images.detach().to(torch.float64) * 255.0).clamp(0, 255)
-        if c == 1:
-            out = numpy_uint8_cast(x8 + delta)
-            return (out.to(torch.float64) / 255.0).to(images.dtype)
-        ycc = cv2_rgb_to_ycrcb_u8(x8)  # channel order Y, Cr, Cb (cv2)
-        delta_ycc = delta[:, [0, 2, 1]]  # our delta is Y, Cb, Cr
-        ycc2 = numpy_uint8_cast(ycc.to(torch.float64) + delta_ycc)
-        return (cv2_ycrcb_to_rgb_u8(ycc2).to(torch.float64) / 255.0).to(images.dtype)
+        return ftrojan_official_uint8(
+            images, magnitude=magnitude, positions=positions, window=window, channels=channels, strength=s
+        )
     if rgb_pattern is None:
         rgb_pattern = ftrojan_rgb_pattern(
             images, magnitude=magnitude, positions=positions, window=window, channels=channels
         )
-    return torch.addcmul(images, s.expand(b, 1, 1, 1), rgb_pattern).clamp_(0.0, 1.0)
+    return add_pattern_clamped(images, rgb_pattern, s.expand(b, 1, 1, 1))
+
+
+#: cv2's YCrCb channel index of each of our channel names (the official ``channel_list`` indexes it).
+_CV2_INDEX = {"y": 0, "cr": 1, "cb": 2}
+
+
+def _cv2() -> Any:
+    try:
+        import cv2
+    except ImportError as e:  # pragma: no cover - opencv is in the base env
+        raise TriggerError(
+            "ftrojan compat_uint8 runs OpenCV's own DCT to reproduce the official rounding: "
+            "pip install 'bd-plugin-baselines[compat]' (opencv-python-headless)"
+        ) from e
+    return cv2
+
+
+def cv2_block_dct(planes: np.ndarray, window: int, *, inverse: bool = False) -> np.ndarray:
+    """``cv2.dct`` (``cv2.idct``) of every ``window×window`` block of ``N×H×W`` float64 planes, batched.
+
+    A 2-D ``cv2.dct`` of a block transforms its rows, then its columns, with the same 1-D routine
+    that ``flags=DCT_ROWS`` applies to each row of a matrix; so the block rows of all planes
+    (contiguous ``window``-long runs) go through one ``DCT_ROWS`` call, then the block columns (rows
+    of the transposed planes) through another, rounding exactly as the per-block calls do (tested
+    bit-exact). H and W must be multiples of ``window``.
+    """
+    cv2 = _cv2()
+    fn = cv2.idct if inverse else cv2.dct
+    n, h, w = planes.shape
+    rows = fn(np.ascontiguousarray(planes).reshape(-1, window), flags=cv2.DCT_ROWS).reshape(n, h, w)
+    cols = fn(np.ascontiguousarray(rows.transpose(0, 2, 1)).reshape(-1, window), flags=cv2.DCT_ROWS)
+    return np.ascontiguousarray(cols.reshape(n, w, h).transpose(0, 2, 1))
+
+
+#: pixels per chunk of the compat pipeline (bounds its float64 work arrays to ~25 MB)
+_COMPAT_CHUNK_PIXELS = 1 << 20
+
+#: cv2's block-DCT round trip of 0..255 values is within ~1e-12 of the exact result; where the added
+#: pattern stays this far from every integer, the exact sum truncates exactly as cv2's does
+_TRUNCATION_MARGIN = 1e-7
+
+
+def _exact_sum_truncates_like_cv2(unit: np.ndarray, mags: np.ndarray) -> bool:
+    """True when, for every magnitude, ``mag·unit`` (the block pattern) keeps a margin from the integers."""
+    for m in np.unique(mags):
+        p = m * unit
+        if np.abs(p - np.round(p)).min() <= _TRUNCATION_MARGIN:
+            return False
+    return True
+
+
+def ftrojan_official_uint8(
+    images: Tensor,
+    *,
+    magnitude: float,
+    positions: Sequence[tuple[int, int]],
+    window: int,
+    channels: Sequence[Channel],
+    strength: Tensor,
+) -> Tensor:
+    """The official FTrojan pipeline on ``B×C×H×W`` images in [0, 1] (C = 3, or 1 = the grey path).
+
+    Per sample the added coefficient is ``magnitude·strength``. RGB: ``astype(uint8)`` of ``x·255``,
+    cv2 YCrCb, DCT/+Δ/IDCT of every channel, ``astype(uint8)`` (truncate, wrap), cv2 RGB, /255 —
+    bit-exact with the per-image official code. A channel without a trigger (Y by default) goes
+    through cv2's own block DCT round trip (:func:`cv2_block_dct`), whose rounding decides its
+    truncation; a channel with one gets ``value + mag·IDCT(Δ)`` exactly, which truncates as cv2's
+    round trip does wherever that pattern keeps a margin from the integers (checked per magnitude,
+    else it too takes the cv2 round trip). Grey (the official MNIST path, ``YUV = False``): no colour
+    conversion and no uint8 cast: ``clip((255x + mag·IDCT(Δ))/255)``. H, W: multiples of ``window``.
+    """
+    cv2 = _cv2()
+    b, c, h, w = images.shape
+    if h % window or w % window:
+        raise TriggerError(
+            f"ftrojan compat_uint8 reproduces the official code, which needs H and W multiples of "
+            f"window = {window}; got {h}×{w} (use the float path for other sizes)"
+        )
+    cpu64 = torch.empty(0, dtype=torch.float64)
+    unit = ftrojan_block_pattern(positions, window, cpu64).numpy()  # IDCT of 1 at every position
+    tiled = np.tile(unit, (h // window, w // window))
+    targets = sorted({_CV2_INDEX[ch] for ch in channels if c == 3 or ch == "y"})
+    mags = (magnitude * strength.detach().reshape(-1).to(torch.float64).expand(b)).cpu().numpy()
+    nhwc = images.detach().to(device="cpu", dtype=torch.float64).permute(0, 2, 3, 1)
+    if c == 1:  # no colour conversion, no uint8 cast after the IDCT
+        grey = nhwc[..., 0].numpy() * 255.0
+        if targets:
+            grey = grey + mags[:, None, None] * tiled
+        out = torch.from_numpy(np.clip(grey / 255.0, 0.0, 1.0)).unsqueeze(1)
+        return out.to(device=images.device, dtype=images.dtype)
+    exact_sum = _exact_sum_truncates_like_cv2(unit, mags)
+    out8 = np.empty((b, h, w, 3), dtype=np.uint8)
+    step = max(1, _COMPAT_CHUNK_PIXELS // (h * w))
+    for i in range(0, b, step):
+        j = min(b, i + step)
+        n = j - i
+        rgb8 = (nhwc[i:j].numpy() * 255.0).astype(np.uint8)  # RGB2YUV: (x·255).astype(np.uint8)
+        ycc = cv2.cvtColor(rgb8.reshape(n * h, w, 3), cv2.COLOR_RGB2YCrCb).reshape(n, h, w, 3)  # per pixel
+        rec8 = np.empty_like(ycc)
+        for ch in range(3):
+            plane = ycc[..., ch].astype(np.float64)
+            if ch in targets and exact_sum:
+                rec = plane + mags[i:j, None, None] * tiled
+            else:
+                coeffs = cv2_block_dct(plane, window)
+                if ch in targets:
+                    for u, v in positions:  # in the official order: one `+= magnitude` per position
+                        coeffs[:, u::window, v::window] += mags[i:j, None, None]
+                rec = cv2_block_dct(coeffs, window, inverse=True)
+            rec8[..., ch] = rec.astype(np.uint8)  # YUV2RGB: x.astype(np.uint8) (truncate, wrap), every channel
+        out8[i:j] = cv2.cvtColor(rec8.reshape(n * h, w, 3), cv2.COLOR_YCrCb2RGB).reshape(n, h, w, 3)
+    out = torch.from_numpy(out8).to(device=images.device).permute(0, 3, 1, 2)
+    return out.to(images.dtype).div_(255.0)
 
 
 def ftrojan_rgb_pattern(
@@ -179,9 +291,10 @@ def ftrojan_rgb_pattern(
 
 
 class FTrojan(TriggerBase):
-    """Registered ``ftrojan`` trigger (see :func:`ftrojan`)."""
+    """Registered ``ftrojan`` trigger (see :func:`ftrojan`); the float pattern is cached per shape."""
 
     differentiable = True
+    output_in_range = True
 
     def __init__(self, params, ctx=None) -> None:  # noqa: ANN001
         super().__init__(params, ctx)
@@ -196,19 +309,18 @@ class FTrojan(TriggerBase):
             self.differentiable = False
         # the trigger's definition, saved with the stage artifact
         self.register_buffer("positions_table", torch.tensor(self.positions, dtype=torch.int64))
-        self._patterns: dict[tuple, Tensor] = {}
+        self._patterns: PatternCache[Tensor] = PatternCache()
 
     def apply(self, images: Tensor, strength: Tensor, generator: torch.Generator | None) -> Tensor:  # noqa: ARG002
         p = self.params
         pattern = None
         if not p.compat_uint8:  # the additive pattern depends only on shape, dtype and device: cache it
-            key = (*images.shape[1:], images.dtype, images.device)
-            pattern = self._patterns.get(key)
-            if pattern is None:
-                pattern = ftrojan_rgb_pattern(
+            pattern = self._patterns.get(
+                (*images.shape[1:], images.dtype, images.device),
+                lambda: ftrojan_rgb_pattern(
                     images, magnitude=p.magnitude, positions=self.positions, window=p.window, channels=p.channels
-                )
-                self._patterns = {key: pattern}  # one entry: a run uses one shape at a time
+                ),
+            )
         return ftrojan(
             images,
             rgb_pattern=pattern,

@@ -2,7 +2,9 @@
 
 Δ in 0–255 units (paper: 20 for training; BackdoorBench uses 40), f periods across the width m.
 Resolution: f counts periods across the image, so the signal looks the same at every size.
-Strength α scales Δ.
+Strength α scales Δ. BackdoorBench (``utils/bd_img_transform/sig.py: sigTriggerAttack``) builds the
+same signal per image in a Python loop on uint8 images; here it is built once per (H, W, dtype,
+device) and added to the batch in one fused op, clamped in place.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import math
 import torch
 from torch import Tensor
 
+from bd_plugin_baselines.triggers._common import PatternCache, add_pattern_clamped
 from bdcore.components import TriggerBase
 
 
@@ -37,12 +40,23 @@ def sig(
     v = sig_pattern(
         images.shape[-2], images.shape[-1], delta=delta, frequency=frequency, orientation=orientation, like=images
     )
-    return torch.addcmul(images, s.expand(images.shape[0], 1, 1, 1), v).clamp_(0.0, 1.0)
+    return add_pattern_clamped(images, v, s)
 
 
 class SIG(TriggerBase):
-    """Registered ``sig`` trigger (see :func:`sig`)."""
+    """Registered ``sig`` trigger (see :func:`sig`); the signal is cached per (H, W, dtype, device)."""
+
+    output_in_range = True
+
+    def __init__(self, params, ctx=None) -> None:  # noqa: ANN001
+        super().__init__(params, ctx)
+        self._patterns: PatternCache[Tensor] = PatternCache()
 
     def apply(self, images: Tensor, strength: Tensor, generator: torch.Generator | None) -> Tensor:  # noqa: ARG002
         p = self.params
-        return sig(images, delta=p.delta, frequency=p.frequency, orientation=p.orientation, strength=strength)
+        h, w = images.shape[-2:]
+        v = self._patterns.get(
+            (h, w, images.dtype, images.device),
+            lambda: sig_pattern(h, w, delta=p.delta, frequency=p.frequency, orientation=p.orientation, like=images),
+        )
+        return add_pattern_clamped(images, v, strength)
