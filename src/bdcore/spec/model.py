@@ -31,6 +31,24 @@ class ComponentRef:
 
 
 @attrs.frozen
+class DataSection(ComponentRef):
+    """``[data]``: the data source (``use``, ``params``) and how its batches are loaded.
+
+    ``workers``: loader worker processes decoding and augmenting in parallel (None: 0 on the CPU, on a
+    GPU one per core but one, at most 8; results are identical for any value). ``prefetch``: batches
+    each worker prepares ahead. ``cache_mb``: decoded images kept in memory per loader (small sets are
+    decoded once; a large folder streams past the budget). ``verify``: open every image when the data
+    is indexed and stop with the list of unreadable files before anything trains (without it, an
+    unreadable image met during the run is logged and replaced by the next readable one).
+    """
+
+    workers: int | None = attrs.field(default=None, validator=_opt(_non_negative))
+    prefetch: int = attrs.field(default=2, validator=_positive)
+    cache_mb: int = attrs.field(default=1024, validator=_non_negative)
+    verify: bool = False
+
+
+@attrs.frozen
 class RunSection:
     """``[run]``: name, seed, device, required plugins and checkpoint cadence."""
 
@@ -45,7 +63,14 @@ class RunSection:
 
 @attrs.frozen
 class TrainSettings:
-    """Optimisation settings shared by ``[train]`` (clean victim) and ``[attack]``."""
+    """Optimisation settings shared by ``[train]`` (clean victim) and ``[attack]``.
+
+    ``precision``: ``"32"`` (float32), ``"bf16"`` (bfloat16 autocast) or ``"16-mixed"`` (float16 autocast
+    with loss scaling); weights stay float32, parts a component marks ``keep_fp32`` run in float32, and
+    evaluation is float32. ``channels_last``: convolutional models and image batches in the channels-last
+    layout (faster convolutions on GPUs, with ``bf16``/``16-mixed`` above all). ``compile``:
+    ``torch.compile`` the models for the stage (opt-in: compiling takes minutes; pays on long GPU runs).
+    """
 
     steps: int = attrs.field(default=0, validator=_non_negative)
     batch_size: int = attrs.field(default=8, validator=_positive)
@@ -54,6 +79,9 @@ class TrainSettings:
     weight_decay: float = attrs.field(default=0.0, validator=_non_negative)
     momentum: float = attrs.field(default=0.9, validator=[v.ge(0.0), v.lt(1.0)])
     grad_clip: float | None = attrs.field(default=None, validator=_opt(_positive))
+    precision: Literal["32", "bf16", "16-mixed"] = "32"
+    channels_last: bool = False
+    compile: bool = False
 
 
 @attrs.frozen
@@ -114,7 +142,7 @@ class EvalSection:
 class Spec:
     """A whole experiment."""
 
-    data: ComponentRef
+    data: DataSection
     victim: VictimSection
     run: RunSection = attrs.Factory(RunSection)
     train: TrainSettings = attrs.Factory(TrainSettings)

@@ -8,6 +8,7 @@ and the engine applies the trigger afterwards, on batches.
 from __future__ import annotations
 
 import csv
+import operator
 import re
 from collections.abc import Callable
 from functools import partial
@@ -154,7 +155,7 @@ class EmbeddedSketch:
             else:
                 faces = embedded.lfw_faces()
                 names = [f"lfw_{i:03d}" for i in range(len(faces))]
-                loads = [partial(lambda i: faces[i], i) for i in range(len(faces))]
+                loads = [partial(operator.getitem, faces, i) for i in range(len(faces))]
         except ImportError as exc:
             raise DataError(
                 f"embedded-sketch needs {exc.name} (pip install scikit-image scikit-learn matplotlib)"
