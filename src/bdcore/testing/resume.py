@@ -30,12 +30,21 @@ run's exactly. Example::
 Each ``test_*`` method runs for every subclass: ``test_clean_resume_is_exact`` trains the victim with its
 clean loss, ``test_attack_resume_is_exact`` (when :meth:`ResumeContract.make_attack` returns an attack)
 trains as the engine's attack stage does for the attack's threat model.
+
+:func:`kill_and_resume` does the same end to end, as a user would: ``bdcore run`` in a subprocess,
+``SIGKILL`` once the stage has written its first checkpoint (once per listed stage), ``bdcore run
+--resume``, and every finished stage's tensors and the results compared with an uninterrupted run's.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import tempfile
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -48,7 +57,7 @@ from bdcore.engine.train import Checkpointer, train_loop
 from bdcore.spec.model import TrainSettings
 from bdcore.state import owned_states, seed_everything
 
-__all__ = ["ResumeContract", "ResumeMismatch", "assert_exact_resume"]
+__all__ = ["ResumeContract", "ResumeMismatch", "assert_exact_resume", "kill_and_resume"]
 
 
 class ResumeMismatch(AssertionError):
@@ -305,3 +314,87 @@ class ResumeContract:
             checkpoint_at=self.checkpoint_at,
             settings=self.settings,
         )
+
+
+def _bdcore_run(spec: Path, out: Path, overrides: Sequence[str], resume: bool) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "bdcore.cli", "run", str(spec), "--out", str(out), "-q"]
+    cmd += [arg for kv in overrides for arg in ("--set", kv)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    return subprocess.Popen(
+        cmd + (["--resume"] if resume else []), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+
+
+def _finish(proc: subprocess.Popen[bytes], what: str, timeout: float) -> None:
+    out, _ = proc.communicate(timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(
+            f"{what}: expected exit code 0, got {proc.returncode}:\n{out.decode(errors='replace')[-3000:]}"
+        )
+
+
+def kill_and_resume(
+    spec: Path,
+    tmp_path: Path,
+    *,
+    stages: Sequence[str] = ("clean-victim", "attack"),
+    overrides: Sequence[str] = (),
+    timeout: float = 600.0,
+) -> dict[str, int]:
+    """Kill ``bdcore run spec`` with SIGKILL in each of ``stages`` (once its first checkpoint is written),
+    resume it with ``--resume`` each time, and assert it ends bit-identical to an uninterrupted run.
+
+    Compared: every finished stage's ``tensors.safetensors`` (all tensors, bitwise) and the run's
+    ``results.jsonl`` (bytewise). Returns the number of tensors compared per stage folder.
+
+    Raises:
+        AssertionError: a run failed, a stage finished before it could be killed (lower
+            ``run.checkpoint_every`` or raise the stage's steps), or anything differs.
+    """
+    from safetensors.torch import load_file
+
+    reference, killed = tmp_path / "uninterrupted", tmp_path / "killed"
+    _finish(_bdcore_run(spec, reference, overrides, resume=False), "the uninterrupted run", timeout)
+    for n, stage in enumerate(stages):
+        started = time.time()
+        proc = _bdcore_run(spec, killed, overrides, resume=n > 0)
+        deadline = started + timeout
+        found: list[Path] = []
+        while not found and time.time() < deadline and proc.poll() is None:
+            found = [
+                p for p in killed.glob(f".stages/{stage}-*.partial/checkpoint.pt") if p.stat().st_mtime >= started - 1
+            ]
+            time.sleep(0.01)
+        if not found:
+            out = proc.communicate(timeout=timeout)[0] if proc.poll() is not None else b""
+            proc.kill()
+            raise AssertionError(
+                f"expected a checkpoint of stage {stage} to kill the run at, got none (exit {proc.poll()}):\n"
+                f"{out.decode(errors='replace')[-2000:]}"
+            )
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        partial = found[0].parent
+        if (partial.parent / partial.name.removesuffix(".partial") / "stage.json").is_file():
+            raise AssertionError(f"stage {stage} finished before the kill: lower run.checkpoint_every or add steps")
+    _finish(_bdcore_run(spec, killed, overrides, resume=True), "the resumed run", timeout)
+    counts: dict[str, int] = {}
+    problems: list[str] = []
+    for folder in sorted((reference / ".stages").iterdir()):
+        if not (folder / "stage.json").is_file():
+            continue
+        twin = killed / ".stages" / folder.name
+        if not (twin / "tensors.safetensors").is_file():
+            problems.append(f"{folder.name}: expected the resumed run to finish this stage, it did not")
+            continue
+        a, b = load_file(str(folder / "tensors.safetensors")), load_file(str(twin / "tensors.safetensors"))
+        _compare(a, b, folder.name, problems)
+        counts[folder.name] = len(a)
+    results = [next(root.glob("*/results.jsonl")).read_text() for root in (reference, killed)]
+    if results[0] != results[1]:
+        problems.append("results.jsonl: expected the uninterrupted run's rows, got different values")
+    if problems:
+        raise ResumeMismatch(
+            "kill -9 and --resume did not reproduce the uninterrupted run:\n  " + "\n  ".join(problems[:30])
+        )
+    return counts
