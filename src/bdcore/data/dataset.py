@@ -111,7 +111,8 @@ class AugmentedDataset(Dataset[dict[str, Any]]):
             return self.cache[item]
         fields = self.loaders[item]()
         if self.cache is not None:
-            size = sum(v.nbytes for v in fields.values() if isinstance(v, np.ndarray))
+            arrays = {id(v): v for v in fields.values() if isinstance(v, np.ndarray)}  # input may be target
+            size = sum(v.nbytes for v in arrays.values())
             if self.cache_bytes is None or self.cached_bytes + size <= self.cache_bytes:
                 self.cache[item] = fields
                 self.cached_bytes += size
