@@ -44,7 +44,12 @@ def test_the_sampler_yields_batch_at_for_any_step_in_any_order(case: int) -> Non
     """batch_at is the definition: consecutive steps, restarts at any step and epochs' ends all agree
     (random dataset sizes, batch sizes larger or smaller than the set, seeds and step orders)."""
     rng = np.random.default_rng(case)
-    n, batch, seed, shuffle = int(rng.integers(1, 24)), int(rng.integers(1, 10)), int(rng.integers(2**40)), bool(case % 3)
+    n, batch, seed, shuffle = (
+        int(rng.integers(1, 24)),
+        int(rng.integers(1, 10)),
+        int(rng.integers(2**40)),
+        bool(case % 3),
+    )
     data = augmented(n)
     loader = StepLoader(data, batch, seed=seed, shuffle=shuffle)
     for first in rng.integers(0, 40, size=4).tolist():
@@ -54,9 +59,10 @@ def test_the_sampler_yields_batch_at_for_any_step_in_any_order(case: int) -> Non
 
 def test_two_workers_give_the_same_batches_as_none() -> None:
     data = augmented(13)
-    with StepLoader(data, 5, seed=3, stop=12) as zero, StepLoader(
-        data, 5, seed=3, stop=12, settings=LoaderSettings(workers=2)
-    ) as two:
+    with (
+        StepLoader(data, 5, seed=3, stop=12) as zero,
+        StepLoader(data, 5, seed=3, stop=12, settings=LoaderSettings(workers=2)) as two,
+    ):
         for step in [*range(12), 7, 8, 30, 2, 3]:
             expected = batch_at(data, step, 5, seed=3)
             assert_same_batch(zero(step), expected)
@@ -144,7 +150,7 @@ def test_results_are_bit_identical_with_0_and_2_workers(tmp_path: Path) -> None:
     a, b = outs[0].run_dir, outs[2].run_dir
     assert (a / "results.jsonl").read_bytes() == (b / "results.jsonl").read_bytes()
     for stage in ("clean-victim", "attack"):
-        ta = load_file(str(next((a.parent / ".stages").glob(f"{stage}-*[!l]") ) / "tensors.safetensors"))
+        ta = load_file(str(next((a.parent / ".stages").glob(f"{stage}-*[!l]")) / "tensors.safetensors"))
         tb = load_file(str(next((b.parent / ".stages").glob(f"{stage}-*[!l]")) / "tensors.safetensors"))
         assert ta.keys() == tb.keys() and all(torch.equal(ta[k], tb[k]) for k in ta), stage
 
