@@ -504,7 +504,7 @@ class Runner:
             used: dict[str, dict[str, Any]] = {}
 
             def loss_fn(batch: dict[str, Any], step: int) -> Any:
-                items = torch.tensor([_item_of(item_of, int(i)) for i in batch["index"]], dtype=torch.int64)
+                items = torch.tensor([_item_of(item_of, i) for i in batch["index"].tolist()], dtype=torch.int64)
                 mask = torch.isin(items, poison_t).to(batch["input"].device)
                 if bool(mask.any()):
                     sub = {
