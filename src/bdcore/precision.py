@@ -101,28 +101,43 @@ def fp32_modules(root: nn.Module) -> list[nn.Module]:
     return list(chosen.values())
 
 
-@contextlib.contextmanager
-def fp32_islands(roots: Iterable[nn.Module]) -> Iterator[list[nn.Module]]:
-    """While the block runs, the :func:`fp32_modules` of every root run their ``forward`` through
-    :func:`fp32`; yields those modules."""
-    patched: list[tuple[nn.Module, Any]] = []
-    seen: set[int] = set()
-    try:
+class Fp32Islands:
+    """Run the :func:`fp32_modules` of every root through :func:`fp32` until :meth:`remove` (their
+    ``forward`` is wrapped on the instance; outside autocast the wrapper calls it unchanged)."""
+
+    def __init__(self, roots: Iterable[nn.Module]) -> None:
+        self.patched: list[tuple[nn.Module, Any]] = []
+        seen: set[int] = set()
         for root in roots:
             for module in fp32_modules(root):
                 if id(module) in seen:
                     continue
                 seen.add(id(module))
-                own = module.__dict__.get("forward")
-                patched.append((module, own))
+                self.patched.append((module, module.__dict__.get("forward")))
                 module.forward = fp32(module.forward)  # type: ignore[method-assign]
-        yield [m for m, _ in patched]
-    finally:
-        for module, own in reversed(patched):
+
+    @property
+    def modules(self) -> list[nn.Module]:
+        return [m for m, _ in self.patched]
+
+    def remove(self) -> None:
+        for module, own in reversed(self.patched):
             if own is None:
                 del module.forward
             else:
                 module.forward = own  # type: ignore[method-assign]
+        self.patched = []
+
+
+@contextlib.contextmanager
+def fp32_islands(roots: Iterable[nn.Module]) -> Iterator[list[nn.Module]]:
+    """While the block runs, the :func:`fp32_modules` of every root run their ``forward`` through
+    :func:`fp32`; yields those modules."""
+    islands = Fp32Islands(roots)
+    try:
+        yield islands.modules
+    finally:
+        islands.remove()
 
 
 class MixedPrecision:

@@ -18,14 +18,7 @@ from torch import Tensor, nn
 
 from bdcore.errors import ContractError, RunError
 from bdcore.io.atomic import write_with
-from bdcore.precision import (
-    MixedPrecision,
-    channels_last_batch,
-    compile_children,
-    fp32_islands,
-    has_conv,
-    uncompile,
-)
+from bdcore.precision import Fp32Islands, MixedPrecision, channels_last_batch, compile_children, has_conv, uncompile
 from bdcore.spec.model import TrainSettings
 from bdcore.state import load_owned_states, owned_states, rng_states, set_rng_states
 
@@ -186,49 +179,49 @@ def train_loop(
     compiled = compile_children(modules.values()) if settings.compile else []
     for m in modules.values():
         m.train()
-    try:
-        with fp32_islands(nets):
-            for step in range(start, steps):
-                batch = batch_fn(step)
-                if layout:
-                    batch = channels_last_batch(batch)
-                with precision.autocast():
-                    terms = loss_fn(batch, step)
-                loss = terms.get("loss") if isinstance(terms, Mapping) else None
-                if not isinstance(loss, Tensor) or loss.ndim != 0:
-                    raise ContractError(
-                        f"the training loss must return a dict with a scalar tensor 'loss', got {type(terms).__name__}"
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                precision.backward(loss)
-                precision.step(optimizer, params, settings.grad_clip)
-                extra = after_step(batch) if after_step is not None else None
-                for k, v in terms.items():
-                    if isinstance(v, Tensor) and v.ndim == 0:
-                        _accumulate(sums, k, v)
-                for name, value in (extra or {}).items():
-                    _accumulate(sums, name, value if isinstance(value, Tensor) else float(value))
-                count += 1
-                done = step + 1
-                if done % log_every == 0 or done == steps:
-                    record = {"step": float(done), **{k: float(v) / count for k, v in sums.items()}}
-                    if not math.isfinite(record.get("loss", 0.0)):
-                        raise RunError(f"training diverged at step {done}: loss is {record['loss']}")
-                    history.append(record)
-                    sums, count = {}, 0
-                    if progress is not None:
-                        progress(done, record)
-                elif progress is not None and done % max(1, log_every // 5 or 1) == 0:
-                    progress(done, {})
-                if done % checkpointer.every == 0 and done < steps:
-                    pending = ({k: float(v) for k, v in sums.items()}, count)
-                    checkpointer.save(
-                        done, modules, optimizer, history, pending, owners=owners, precision=precision, loader=batch_fn
-                    )
-    finally:
-        uncompile(compiled)
-        for m in layout:
-            m.to(memory_format=torch.contiguous_format)
+    # undone after the loop; if a step raises they stay, harmless: the wrapper is a no-op outside autocast
+    islands = Fp32Islands(nets)
+    for step in range(start, steps):
+        batch = batch_fn(step)
+        if layout:
+            batch = channels_last_batch(batch)
+        with precision.autocast():
+            terms = loss_fn(batch, step)
+        loss = terms.get("loss") if isinstance(terms, Mapping) else None
+        if not isinstance(loss, Tensor) or loss.ndim != 0:
+            raise ContractError(
+                f"the training loss must return a dict with a scalar tensor 'loss', got {type(terms).__name__}"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        precision.backward(loss)
+        precision.step(optimizer, params, settings.grad_clip)
+        extra = after_step(batch) if after_step is not None else None
+        for k, v in terms.items():
+            if isinstance(v, Tensor) and v.ndim == 0:
+                _accumulate(sums, k, v)
+        for name, value in (extra or {}).items():
+            _accumulate(sums, name, value if isinstance(value, Tensor) else float(value))
+        count += 1
+        done = step + 1
+        if done % log_every == 0 or done == steps:
+            record = {"step": float(done), **{k: float(v) / count for k, v in sums.items()}}
+            if not math.isfinite(record.get("loss", 0.0)):
+                raise RunError(f"training diverged at step {done}: loss is {record['loss']}")
+            history.append(record)
+            sums, count = {}, 0
+            if progress is not None:
+                progress(done, record)
+        elif progress is not None and done % max(1, log_every // 5 or 1) == 0:
+            progress(done, {})
+        if done % checkpointer.every == 0 and done < steps:
+            pending = ({k: float(v) for k, v in sums.items()}, count)
+            checkpointer.save(
+                done, modules, optimizer, history, pending, owners=owners, precision=precision, loader=batch_fn
+            )
+    islands.remove()
+    uncompile(compiled)
+    for m in layout:
+        m.to(memory_format=torch.contiguous_format)
     for m in modules.values():
         m.eval()
     return history

@@ -141,7 +141,7 @@ def _training(parts: _Parts, phase: Literal["clean", "attack"], seed: int) -> di
 
 
 def _snapshot(parts: _Parts, training: dict[str, Any], history: list[dict[str, float]]) -> dict[str, Any]:
-    nets = {k: v for k, v in {"victim": parts.victim, "trigger": parts.trigger, "attack": parts.attack}.items()}
+    nets = {"victim": parts.victim, "trigger": parts.trigger, "attack": parts.attack}
     return {
         "state_dict": {k: m.state_dict() for k, m in nets.items() if isinstance(m, nn.Module)},
         "owned": owned_states({**training["modules"], **training["owners"]}),
