@@ -22,6 +22,8 @@ Each measurement is its own subprocess (clean peak memory), plain and engine int
 
 Images/s is ``steps × batch / seconds`` of the training stage: the engine's ``stage_seconds`` (model
 build, loader start, every step, the stage save), the plain loop's from model build to the last step.
+On the CPU the table adds images per CPU-second of the main process (with ``--workers 0`` all the work
+is there): on a shared machine, waiting for a core does not count, so that ratio is the steadier one.
 Peak memory: ``torch.cuda.max_memory_allocated`` on CUDA, else the main process's peak RSS (workers
 not counted). GPU utilisation: mean of ``torch.cuda.utilization()`` sampled every 0.2 s (needs pynvml).
 """
@@ -140,7 +142,10 @@ stealth = false
 
 
 def engine_side(args: argparse.Namespace, folders: dict[str, Path]) -> dict[str, Any]:
+    import contextlib
+
     from bdcore.engine.run import execute
+    from bdcore.engine.runner import Runner
     from bdcore.plugins import load_plugins
     from bdcore.spec.structure import load_spec
 
@@ -169,10 +174,21 @@ def engine_side(args: argparse.Namespace, folders: dict[str, Path]) -> dict[str,
         spec.write_text(text)
         host = load_plugins()
         loaded = load_spec(spec, host.registry)
+        cpu: dict[str, float] = {}
+        original = Runner.timed
+
+        @contextlib.contextmanager
+        def timed(self: Runner, stage: str) -> Any:  # the stage's CPU seconds next to its wall-clock ones
+            c0 = time.process_time()
+            with original(self, stage):
+                yield
+            cpu[stage] = time.process_time() - c0
+
+        Runner.timed = timed  # type: ignore[method-assign]
         with GpuSampler(args.device) as gpu:
             result = execute(loaded, host, out_root=Path(tmp) / "runs")
         seconds = json.loads((result.run_dir / "manifest.json").read_text())["stage_seconds"]["clean-victim"]
-    return {"seconds": seconds, "gpu_util": gpu.mean}
+    return {"seconds": seconds, "cpu_seconds": cpu["clean-victim"], "gpu_util": gpu.mean}
 
 
 # -- the plain side -----------------------------------------------------------------------------------------
@@ -223,7 +239,7 @@ def plain_side(args: argparse.Namespace, folders: dict[str, Path]) -> dict[str, 
     else:
         dataset = PlainImages([folders["lq"] / f.name for f in files[:n_train]], files[:n_train])
     with GpuSampler(args.device) as gpu:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         torch.manual_seed(0)
         if args.model == "codec":
             from compressai.zoo.image import cfgs, model_architectures
@@ -287,8 +303,8 @@ def plain_side(args: argparse.Namespace, folders: dict[str, Path]) -> dict[str, 
                     break
         if device.type == "cuda":
             torch.cuda.synchronize()
-        seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "gpu_util": gpu.mean}
+        seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
+    return {"seconds": seconds, "cpu_seconds": cpu_seconds, "gpu_util": gpu.mean}
 
 
 # -- driver -------------------------------------------------------------------------------------------------
@@ -297,6 +313,7 @@ def one(args: argparse.Namespace) -> None:
     folders = {"hq": Path(args.data) / "hq", "lq": Path(args.data) / "lq"}
     out = (engine_side if args.side == "engine" else plain_side)(args, folders)
     out["images_per_s"] = args.steps * args.batch / out["seconds"]
+    out["images_per_cpu_s"] = args.steps * args.batch / out["cpu_seconds"]
     out["peak_mb"] = peak_memory_mb(args.device)
     print("RESULT " + json.dumps(out))
 
@@ -343,19 +360,24 @@ def main() -> None:
                     if res.returncode != 0 or line is None:
                         sys.exit(f"{side} {model} failed:\n{res.stdout[-2000:]}\n{res.stderr[-3000:]}")
                     results.setdefault((model, side), []).append(json.loads(line[7:]))
-    print(f"{'model':10s} {'side':7s} {'images/s':>9s} {'peak MB':>9s} {'GPU util':>9s}  runs (images/s)")
+    on_cpu = args.device == "cpu"
+    head = f"{'model':10s} {'side':7s} {'images/s':>9s} {'img/CPU-s':>10s} {'peak MB':>9s} {'GPU util':>9s}  runs"
+    print(head + " (images/s; images per CPU-second)")
     for model in args.models.split(","):
-        rates = {}
+        rates, cpu_rates = {}, {}
         for side in ("plain", "engine"):
             runs = results[(model, side)]
-            rate = statistics.median(r["images_per_s"] for r in runs)
-            rates[side] = rate
+            rates[side] = statistics.median(r["images_per_s"] for r in runs)
+            cpu_rates[side] = statistics.median(r["images_per_cpu_s"] for r in runs)
             peak = max(r["peak_mb"] for r in runs)
             utils = [r["gpu_util"] for r in runs if r["gpu_util"] is not None]
             util = f"{statistics.mean(utils):8.0f}%" if utils else "      n/a"
-            each = ", ".join(f"{r['images_per_s']:.2f}" for r in runs)
-            print(f"{model:10s} {side:7s} {rate:9.2f} {peak:9.0f} {util}  {each}")
-        print(f"{model:10s} ratio engine / plain images/s: {rates['engine'] / rates['plain']:.3f}")
+            each = ", ".join(f"{r['images_per_s']:.3f}; {r['images_per_cpu_s']:.3f}" for r in runs)
+            print(f"{model:10s} {side:7s} {rates[side]:9.3f} {cpu_rates[side]:10.3f} {peak:9.0f} {util}  {each}")
+        line = f"{model:10s} ratio engine / plain: images/s {rates['engine'] / rates['plain']:.3f}"
+        if on_cpu:
+            line += f", images per CPU-second {cpu_rates['engine'] / cpu_rates['plain']:.3f}"
+        print(line)
 
 
 if __name__ == "__main__":
