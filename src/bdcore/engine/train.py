@@ -180,7 +180,7 @@ def train_loop(
     for m in modules.values():
         m.train()
     # undone after the loop; if a step raises they stay, harmless: the wrapper is a no-op outside autocast
-    islands = Fp32Islands(nets)
+    islands = Fp32Islands(nets if precision.enabled else [])
     for step in range(start, steps):
         batch = batch_fn(step)
         if layout:
