@@ -1,7 +1,7 @@
 """Engine overhead: the same model, data and optimizer steps through ``bdcore run`` and through a plain
 PyTorch loop, interleaved in one process. Prints both times and their ratios (goal: training stage ≤ 1.03).
 
-    python benchmarks/engine_overhead.py [--steps 150] [--repeats 3] [--width 32]
+    python benchmarks/engine_overhead.py [--steps 120] [--repeats 3] [--width 32]
 
 The bdcore side is a whole run (spec validation, stage store, the engine's DataLoader with its
 step sampler, a checkpoint every 100 steps, stage save, evaluation of one batch, results and report);
@@ -115,7 +115,7 @@ def bdcore_run(steps: int, width: int, size: int, batch: int) -> tuple[float, fl
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--steps", type=int, default=120)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--width", type=int, default=32)
     ap.add_argument("--size", type=int, default=48)
