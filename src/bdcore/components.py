@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from bdcore.context import Context, DefenseContext, FitContext
 from bdcore.errors import ContractError
 from bdcore.protocols import Batch, DefenseStage, Split, ThreatModel
+from bdcore.state import TrainStateMixin
 
 if TYPE_CHECKING:
     from bdcore.metrics.batch import EvalBatch
@@ -37,12 +38,14 @@ def as_strength(strength: float | Tensor | None, images: Tensor, default: float 
     return s.view(-1, 1, 1, 1)
 
 
-class TriggerBase(nn.Module):
+class TriggerBase(TrainStateMixin, nn.Module):
     """Base trigger: subclass and implement :meth:`apply` (strength already a ``B×1×1×1``).
 
     ``inject_trigger`` validates the input, calls :meth:`apply` and clamps to [0, 1].
     State that defines the trigger (a warping grid, a pattern, a secret) goes in
-    buffers or parameters so it is saved with the stage artifact.
+    buffers or parameters so it is saved with the stage artifact; state that only
+    training changes (a generator it draws from) goes in ``train_state_attrs``
+    (:class:`bdcore.protocols.Resumable`).
     """
 
     learnable: ClassVar[bool] = False
@@ -85,11 +88,14 @@ class TriggerBase(nn.Module):
         return None
 
 
-class VictimBase(nn.Module):
+class VictimBase(TrainStateMixin, nn.Module):
     """Base victim. Subclass, set ``task``, build layers, implement :meth:`forward`.
 
     Defaults: ``predict`` = ``forward``; ``clean_loss`` = L1 between ``forward(input)``
-    and ``target``; every parameter trains in both phases.
+    and ``target``; every parameter trains in both phases. A private optimizer (for
+    :meth:`after_step`) is named in ``train_state_attrs`` so checkpoints keep it
+    (:class:`bdcore.protocols.Resumable`); parts that must stay float32 under mixed
+    precision are named in ``keep_fp32`` (:class:`bdcore.protocols.FullPrecision`).
     """
 
     task: ClassVar[str] = "image-to-image"
@@ -105,18 +111,21 @@ class VictimBase(nn.Module):
     def trainable_parameters(self, phase: Literal["clean", "attack"]) -> Iterable[nn.Parameter]:  # noqa: ARG002
         return [p for p in self.parameters() if p.requires_grad]
 
-    def after_step(self, batch: Batch) -> dict[str, float] | None:  # noqa: ARG002
+    def after_step(self, batch: Batch) -> dict[str, float | Tensor] | None:  # noqa: ARG002
         """Called after each optimizer step (an auxiliary update: a GAN
-        discriminator, a codec's quantile aux loss). Returns numbers to log."""
+        discriminator, a codec's quantile aux loss), in float32. Returns numbers to log
+        (0-dim tensors are fine and avoid a device sync per step)."""
         return None
 
 
-class AttackLossBase:
+class AttackLossBase(TrainStateMixin):
     """Base attack. Subclass and implement :meth:`attack_target`; training-controlled
     attacks also implement :meth:`attack_loss`.
 
     ``poison`` applies the trigger to every sample of the batch with the strength
-    from :meth:`sample_strength` (the params' ``strength`` by default).
+    from :meth:`sample_strength` (the params' ``strength`` by default). Generators,
+    counters or optimizers the attack advances while training go in
+    ``train_state_attrs`` (:class:`bdcore.protocols.Resumable`).
     """
 
     threat_model: ClassVar[ThreatModel] = "data-poisoning"

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     import torch
     from torch.utils.data import Dataset
 
+    from bdcore.data.loader import LoaderSettings
     from bdcore.observe.bus import EventBus, Stage
     from bdcore.protocols import AttackLoss, Batch, Trigger, Victim
     from bdcore.registry import Registry
@@ -129,7 +130,10 @@ class Trainer:
 
 @attrs.define
 class FitContext:
-    """Given to ``Trigger.fit``: the run's data and, lazily, the clean victim."""
+    """Given to ``Trigger.fit``: the run's data and, lazily, the clean victim.
+
+    ``loader``: the run's loader settings (``[data] workers``...), used by :meth:`batches`.
+    """
 
     ctx: Context
     train_set: Dataset[Any]
@@ -139,22 +143,22 @@ class FitContext:
     build_victim: Callable[[], Victim]
     trainer: Trainer
     checkpoint_dir: Path
+    loader: LoaderSettings | None = None
 
     def progress(self, label: str, total: int | None = None, *, unit: str = "step") -> Stage:
         """The fit's progress: :meth:`Context.progress` (``trigger-fit/<label>``)."""
         return self.ctx.progress(label, total, unit=unit)
 
     def batches(self, *, generator_salt: object = "fit", shuffle: bool = True) -> Iterator[Batch]:
-        """Endless shuffled batches of the training set (seeded, on the run device)."""
-        from bdcore.data.loading import endless_batches
+        """Endless shuffled batches of the training set (seeded, on the run device, decoded by the
+        run's loader workers): batch ``k`` is :func:`bdcore.data.loading.batch_at` step ``k``."""
+        from bdcore.data.loader import StepLoader
 
-        return endless_batches(
-            self.train_set,
-            self.batch_size,
-            seed=derive_seed(self.ctx.seed, "fit", generator_salt),
-            device=self.ctx.device,
-            shuffle=shuffle,
+        seed = derive_seed(self.ctx.seed, "fit", generator_salt)
+        loader = StepLoader(
+            self.train_set, self.batch_size, seed=seed, device=self.ctx.device, shuffle=shuffle, settings=self.loader
         )
+        return iter(loader)
 
 
 @attrs.define
@@ -170,6 +174,7 @@ class DefenseContext:
             unless documented).
         trainer: the engine's training loop, for fine-tuning.
         build_victim: a fresh victim of the same architecture.
+        loader: the run's loader settings (``[data] workers``...), used by :meth:`batches`.
     """
 
     ctx: Context
@@ -181,17 +186,22 @@ class DefenseContext:
     test_poisoned_batches: Callable[[], Iterator[Batch]]
     trigger: Trigger | None = None
     attack: AttackLoss | None = None
+    loader: LoaderSettings | None = None
 
     def progress(self, label: str, total: int | None = None, *, unit: str = "step") -> Stage:
         """The defense's progress: :meth:`Context.progress` (``defense/<label>/<this label>``)."""
         return self.ctx.progress(label, total, unit=unit)
 
-    def batches(self, *, salt: object = "defense") -> Iterator[Batch]:
-        from bdcore.data.loading import endless_batches
+    def batches(self, *, salt: object = "defense", dataset: Dataset[Any] | None = None) -> Iterator[Batch]:
+        """Endless seeded batches of ``dataset`` (default: :attr:`clean_train`; e.g. a subset of it) on the
+        run device, through the run's loader workers; batch ``k`` is :func:`bdcore.data.loading.batch_at` step ``k``."""
+        from bdcore.data.loader import StepLoader
 
-        return endless_batches(
-            self.clean_train,
+        loader = StepLoader(
+            self.clean_train if dataset is None else dataset,
             self.batch_size,
             seed=derive_seed(self.ctx.seed, "defense", salt),
             device=self.ctx.device,
+            settings=self.loader,
         )
+        return iter(loader)

@@ -214,7 +214,22 @@ class Metric(Protocol):
 
 @runtime_checkable
 class DataSource(Protocol):
-    """A dataset provider for ``[data]``: train and test splits of sample dicts."""
+    """A dataset provider for ``[data]``: train and test splits of sample dicts.
+
+    Each split is a map-style dataset (``__len__``, ``__getitem__``) whose optional
+    ``get(index, seed)`` draws sample ``index`` with the augmentation seed the engine
+    passes (the same seed for the same step, so crops are reproducible); the engine reads
+    it through ``torch.utils.data.DataLoader`` workers (``[data] workers``), so a split
+    must pickle (module-level functions, not lambdas, where the start method is not
+    ``fork``) and must draw randomness only from that seed, never from global state.
+
+    For large sets, index file paths in ``splits()`` and decode in ``get``: the
+    :class:`bdcore.data.sources.SplitSource` base does this, with a decoded-item cache the
+    engine bounds (``[data] cache_mb``, through ``set_cache_budget(nbytes)``) and with an
+    unreadable item logged and replaced by the next readable one. ``ctx.options["verify"]``
+    is ``[data] verify``: when true, check every item while indexing and raise
+    :class:`bdcore.errors.DataError` naming the unreadable files.
+    """
 
     def splits(self) -> Mapping[str, Any]: ...
 
@@ -242,3 +257,56 @@ class Observer(Protocol):
     def close(self) -> None:
         """Flush and release files or connections."""
         ...
+
+
+class Resumable(Protocol):
+    """Optional capability of any component (victim, trigger, attack loss, or a submodule of
+    one): training state that is not in ``state_dict()``, saved with every training
+    checkpoint so that a run killed and resumed with ``bdcore run --resume`` ends
+    bit-identical to an uninterrupted one.
+
+    What belongs here: a private optimizer or learning-rate scheduler (a codec's
+    auxiliary quantile optimizer, a GAN discriminator's), a ``torch.Generator``,
+    ``random.Random`` or ``numpy.random.Generator`` the component draws from while
+    training, a step counter that changes the objective (a schedule). Parameters and
+    buffers are already in ``state_dict()``.
+
+    The engine saves, per checkpoint: every trained module's ``state_dict()``, its own
+    optimizer and ``GradScaler``, the global random streams (torch CPU and CUDA, NumPy,
+    Python), the position of the batch stream, and ``train_state_dict()`` of each
+    component and of each of its submodules that has one. On resume it restores them in
+    that order, before the first step.
+
+    The base classes of :mod:`bdcore.components` implement both methods from a
+    ``train_state_attrs`` tuple of attribute names (generators, optimizers, schedulers,
+    numbers, dicts of these; see :mod:`bdcore.state`). An object created lazily (an
+    optimizer made on the first :meth:`~bdcore.components.VictimBase.after_step`) must be
+    created in ``load_train_state_dict`` before the state is loaded into it.
+    :class:`bdcore.testing.resume.ResumeContract` checks a victim or attack loss.
+    """
+
+    def train_state_dict(self) -> dict[str, Any]:
+        """The training state, as tensors, numbers, strings, lists and dicts only (it is saved with
+        ``torch.save`` and read back with ``torch.load(weights_only=True)``)."""
+        ...
+
+    def load_train_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`train_state_dict` returned, in place."""
+        ...
+
+
+@runtime_checkable
+class FullPrecision(Protocol):
+    """Optional attribute of a module: parts that must run in float32 under mixed precision
+    (``[train] precision = "bf16"`` or ``"16-mixed"``).
+
+    ``keep_fp32 = True`` on a module runs its ``forward`` in float32; on a victim or trigger,
+    a tuple runs those submodules in float32: classes (subclasses included), class names
+    such as ``"EntropyBottleneck"``, or dotted paths as in ``named_modules()``. Entropy models,
+    DCT tables and statistics belong here: 8 bits of mantissa (bfloat16) do not resolve a
+    likelihood or a transform coefficient. The engine switches autocast off around those
+    calls and casts half-precision inputs to float32. For a plain function, decorate it with
+    :func:`bdcore.precision.fp32`. Evaluation and metrics always run in float32.
+    """
+
+    keep_fp32: bool | tuple[str | type, ...]

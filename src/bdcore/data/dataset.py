@@ -7,11 +7,19 @@ later by the engine, on batches, *after* these augmentations.
 
 Randomness is a pure function of (seed, index): :meth:`AugmentedDataset.get` takes
 the per-sample seed, so a resumed run sees exactly the same crops.
+
+Items are decoded lazily (in loader workers when there are some) and kept in a cache
+bounded in bytes (:meth:`AugmentedDataset.set_cache_budget`), so a 70k-image folder
+streams while a small set is decoded once. An item that cannot be read when it is met
+is reported by name and replaced by the next readable item (deterministically), so one
+bad file does not end a long run.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -20,6 +28,9 @@ import torch
 from torch.utils.data import Dataset
 
 from bdcore.data.images import to_tensor
+from bdcore.errors import DataError
+
+log = logging.getLogger("bdcore")
 
 #: An item loads its raw fields: image fields are ``H×W×C`` uint8 arrays,
 #: others are numbers.
@@ -48,8 +59,10 @@ class AugmentedDataset(Dataset[dict[str, Any]]):
         train: random crops and flips when True; ``test_crops`` fixed crops
             per item (evenly spaced along the diagonal) when False.
         repeats: a training epoch visits every item this many times.
-        cache: keep decoded items in memory (small datasets).
+        cache: keep decoded items in memory, up to ``cache_bytes`` (None: no bound).
         names: a display name per item (file name), for reports and errors.
+        cache_bytes: the cache's budget in bytes of decoded arrays; once full, further items are
+            decoded every time they are met (the engine sets it from ``[data] cache_mb``).
     """
 
     def __init__(
@@ -61,6 +74,7 @@ class AugmentedDataset(Dataset[dict[str, Any]]):
         repeats: int = 1,
         cache: bool = True,
         names: Sequence[str] | None = None,
+        cache_bytes: int | None = None,
     ) -> None:
         self.loaders = list(loaders)
         self.augment = augment
@@ -68,24 +82,73 @@ class AugmentedDataset(Dataset[dict[str, Any]]):
         self.repeats = max(1, repeats) if train else 1
         self.per_item = 1 if train else max(1, augment.test_crops)
         self.cache: dict[int, dict[str, Any]] | None = {} if cache else None
+        self.cache_bytes = cache_bytes
+        self.cached_bytes = 0
         self.names = list(names) if names is not None else [str(i) for i in range(len(self.loaders))]
+        #: items found unreadable in this process: item -> the error message.
+        self.unreadable: dict[int, str] = {}
+        #: a text file that gets one line per unreadable item (set by the engine: the run folder's).
+        self.unreadable_log: Path | None = None
 
     def __len__(self) -> int:
         return len(self.loaders) * self.repeats * self.per_item
 
+    def set_cache_budget(self, nbytes: int | None) -> None:
+        """Bound the decoded-item cache to ``nbytes`` (None: unbounded; 0: no cache). Items already
+        cached beyond a smaller budget are dropped."""
+        self.cache_bytes = nbytes
+        if self.cache is not None and nbytes is not None and self.cached_bytes > nbytes:
+            self.cache.clear()
+            self.cached_bytes = 0
+
     def raw(self, item: int) -> dict[str, Any]:
+        """Item ``item``'s decoded fields (cached while the budget allows).
+
+        Raises:
+            DataError: the item cannot be read (the message names its file).
+        """
         if self.cache is not None and item in self.cache:
             return self.cache[item]
         fields = self.loaders[item]()
         if self.cache is not None:
-            self.cache[item] = fields
+            arrays = {id(v): v for v in fields.values() if isinstance(v, np.ndarray)}  # input may be target
+            size = sum(v.nbytes for v in arrays.values())
+            if self.cache_bytes is None or self.cached_bytes + size <= self.cache_bytes:
+                self.cache[item] = fields
+                self.cached_bytes += size
         return fields
+
+    def readable(self, item: int) -> tuple[int, dict[str, Any]]:
+        """``(item, fields)``, or, when ``item`` cannot be read, the next item (cyclically) that can:
+        the bad one is logged by name once per process and appended to :attr:`unreadable_log`.
+
+        Raises:
+            DataError: no item of this dataset can be read.
+        """
+        n = len(self.loaders)
+        for k in range(n):
+            candidate = (item + k) % n
+            if candidate in self.unreadable:
+                continue
+            try:
+                return candidate, self.raw(candidate)
+            except DataError as exc:
+                self._report_unreadable(candidate, str(exc))
+        raise DataError(f"none of the {n} items of this dataset can be read (first: {self.unreadable.get(item)})")
+
+    def _report_unreadable(self, item: int, message: str) -> None:
+        self.unreadable[item] = message
+        log.warning("unreadable item %s, replaced by the next readable one: %s", self.names[item], message)
+        if self.unreadable_log is not None:
+            from bdcore.io.atomic import append_line
+
+            append_line(self.unreadable_log, f"{self.names[item]}\t{message}")
 
     def get(self, index: int, seed: int | None = None) -> dict[str, Any]:
         """Sample ``index``; ``seed`` drives the random crop/flip (training only)."""
         item = (index // self.per_item) % len(self.loaders)
         sub = index % self.per_item
-        fields = self.raw(item)
+        item, fields = self.readable(item)
         images = {k: v for k, v in fields.items() if isinstance(v, np.ndarray) and v.ndim == 3}
         h, w = next(iter(images.values())).shape[:2] if images else (0, 0)
         crop = self.augment.crop

@@ -8,6 +8,7 @@ on these.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -101,7 +102,7 @@ class Embedded(SplitSource):
                 names = list(GREY)
             else:
                 faces = lfw_faces()
-                loads = [partial(lambda i: faces[i], i) for i in range(len(faces))]
+                loads = [partial(operator.getitem, faces, i) for i in range(len(faces))]
                 names = [f"lfw_{i:03d}" for i in range(len(faces))]
         except ImportError as exc:
             raise DataError(

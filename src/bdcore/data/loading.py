@@ -1,8 +1,13 @@
-"""Batching: deterministic epochs, resumable at any step, no worker processes.
+"""Batching: deterministic epochs, resumable at any step.
 
 The order of epoch ``e`` is a permutation seeded by ``(seed, e)`` and each sample's
 augmentation seed is ``(seed, e, index)``, so step ``s`` of a run is the same batch
-whether or not the run was interrupted before it.
+whether or not the run was interrupted before it, and whichever process decodes it.
+
+:func:`batch_at` is the definition of that order (one process, one batch).
+:class:`StepBatchSampler` yields the same batches as ``(index, seed)`` lists for a
+``torch.utils.data.DataLoader`` with worker processes (:mod:`bdcore.data.loader`);
+a test holds the two to bit-identical batches.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset, Sampler
 
 from bdcore.context import derive_seed
 
@@ -78,3 +84,76 @@ def eval_batches(
     for start in range(0, n, batch_size):
         samples = [_get(dataset, i, None) for i in range(start, min(start + batch_size, n))]
         yield collate(samples, device)
+
+
+#: One sample request of a batch: (index in the dataset, per-sample augmentation seed or None).
+SampleKey = tuple[int, int | None]
+
+
+class StepBatchSampler(Sampler[list[SampleKey]]):
+    """The batches of training steps ``start, start + 1, …`` (up to ``stop``, or endless).
+
+    Step ``s`` is exactly :func:`batch_at`'s: epochs of ``len(dataset) // batch_size`` full
+    batches (the last partial batch is dropped), epoch ``e`` ordered by a permutation seeded by
+    ``(seed, e)``, sample ``i`` of epoch ``e`` augmented with seed ``(seed, "aug", e, i)``.
+    ``start`` may be changed between iterations (a loader that restarts at a checkpoint's step).
+    """
+
+    def __init__(
+        self, size: int, batch_size: int, *, seed: int, shuffle: bool = True, start: int = 0, stop: int | None = None
+    ) -> None:
+        if size <= 0:
+            raise ValueError("cannot draw batches from an empty dataset")
+        self.size = size
+        self.batch_size = min(batch_size, size)
+        self.per_epoch = max(1, size // self.batch_size)
+        self.seed = seed
+        self.shuffle = shuffle
+        self.start = start
+        self.stop = stop
+
+    def __iter__(self) -> Iterator[list[SampleKey]]:
+        step, epoch, order = self.start, -1, np.arange(0)
+        bs = self.batch_size
+        while self.stop is None or step < self.stop:
+            e, pos = divmod(step, self.per_epoch)
+            if e != epoch:  # one permutation per epoch, not per step
+                epoch, order = e, epoch_order(self.size, self.seed, e, self.shuffle)
+            yield [(int(i), derive_seed(self.seed, "aug", epoch, int(i))) for i in order[pos * bs : (pos + 1) * bs]]
+            step += 1
+
+    def __len__(self) -> int:
+        if self.stop is None:
+            raise TypeError("an endless StepBatchSampler has no length")
+        return max(0, self.stop - self.start)
+
+
+class EvalBatchSampler(Sampler[list[SampleKey]]):
+    """Every sample once, in order, in batches of ``batch_size`` (the last one may be short); no augmentation
+    seed (test samples use their fixed crops), as :func:`eval_batches`."""
+
+    def __init__(self, size: int, batch_size: int) -> None:
+        self.size = size
+        self.batch_size = batch_size
+
+    def __iter__(self) -> Iterator[list[SampleKey]]:
+        for start in range(0, self.size, self.batch_size):
+            yield [(i, None) for i in range(start, min(start + self.batch_size, self.size))]
+
+    def __len__(self) -> int:
+        return -(-self.size // self.batch_size)
+
+
+class SeededSamples(Dataset[dict[str, Any]]):
+    """A dataset addressed by :data:`SampleKey`: ``view[(i, seed)]`` is sample ``i`` augmented with ``seed``
+    (through the dataset's ``get(index, seed)`` when it has one), as :func:`batch_at` draws it."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: SampleKey) -> dict[str, Any]:  # type: ignore[override]
+        index, seed = key
+        return _get(self.dataset, index, seed)

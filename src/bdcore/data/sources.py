@@ -1,4 +1,10 @@
-"""Built-in data sources: image folders, paired folders, scored CSVs, identity folders."""
+"""Built-in data sources: image folders, paired folders, scored CSVs, identity folders.
+
+Every source indexes file paths when the run starts (one directory listing, no decoding) and
+decodes an item only when a loader worker asks for it, so a folder of 100k images costs its
+index in memory, not its pixels. ``[data] verify = true`` (``ctx.options["verify"]``) decodes
+every item once at indexing, in threads, and stops with the list of unreadable files.
+"""
 
 from __future__ import annotations
 
@@ -55,6 +61,8 @@ class SplitSource:
         loaders, names = self.items()
         if self.params.limit is not None and not self.limits_itself:
             loaders, names = loaders[: self.params.limit], names[: self.params.limit]
+        if self.ctx.options.get("verify"):
+            verify_items(loaders, names, self.ctx.component)
         if len(loaders) < 2:
             raise DataError(f"{self.ctx.component}: need at least 2 items for a train/test split, got {len(loaders)}")
         train_idx, test_idx = self.split_indices(names)
@@ -76,6 +84,33 @@ class SplitSource:
         """The loader of one item as it goes into the train (``train=True``) or test split;
         override to mark items by split (e.g. a clean-label attack that may only poison training items)."""
         return load
+
+
+def verify_items(loaders: Sequence[Callable[[], Any]], names: Sequence[str], who: str = "data") -> None:
+    """Load every item once (in threads: decoding releases the GIL) and fail with the unreadable ones.
+
+    Raises:
+        DataError: listing up to 20 unreadable items by name with their errors, and how many there are.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bdcore.data.loader import usable_cpus
+
+    def check(i: int) -> str | None:
+        try:
+            loaders[i]()
+        except DataError as exc:
+            return f"{names[i]}: {exc}"
+        return None
+
+    with ThreadPoolExecutor(max_workers=max(1, min(16, usable_cpus()))) as pool:
+        bad = [msg for msg in pool.map(check, range(len(loaders)), chunksize=64) if msg is not None]
+    if bad:
+        shown = "\n  ".join(bad[:20])
+        more = f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else ""
+        raise DataError(
+            f"{who}: {len(bad)} of {len(loaders)} items are unreadable ([data] verify = true):\n  {shown}{more}"
+        )
 
 
 def _image_item(path: Path, channels: int) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from bdcore.context import Context, derive_seed
-from bdcore.data.loading import eval_batches
+from bdcore.data.loader import LoaderSettings, eval_loader
 from bdcore.engine import checks
 from bdcore.errors import BdcoreError, ComponentError, ContractError
 from bdcore.metrics.batch import EvalBatch
@@ -110,6 +110,8 @@ class Evaluator:
     attack_ref: Resolved | None = None
     #: the run's event bus: each pass over the test set reports its progress (batches)
     events: Any = None
+    loader: LoaderSettings | None = None
+    cache_bytes: int | None = None
     _batches: list[dict[str, Any]] | None = None
     _poisoned: list[dict[str, Any]] | None = None
     _reference: list[Tensor] | None = None
@@ -159,7 +161,16 @@ class Evaluator:
     # -- the fixed test inputs -------------------------------------------------
     def batches(self) -> list[dict[str, Any]]:
         if self._batches is None:
-            self._batches = list(eval_batches(self.test_set, self.batch_size, device=self.device, limit=self.limit))
+            self._batches = list(
+                eval_loader(
+                    self.test_set,
+                    self.batch_size,
+                    device=self.device,
+                    limit=self.limit,
+                    settings=self.loader,
+                    cache_bytes=self.cache_bytes,
+                )
+            )
         return self._batches
 
     def poisoned(self) -> list[dict[str, Any]] | None:

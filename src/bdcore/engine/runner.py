@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from bdcore.context import Context, DefenseContext, FitContext, Trainer, derive_seed
-from bdcore.data.loading import batch_at
+from bdcore.data.loader import LoaderSettings, StepLoader, set_cache_budget, set_unreadable_log
 from bdcore.engine import checks, keys
 from bdcore.engine.evaluate import Evaluator, Row
 from bdcore.engine.store import StageStore, prefix_state, split_state
@@ -37,6 +37,7 @@ from bdcore.observe.progress import run_bus
 from bdcore.plugins import PluginHost
 from bdcore.spec.model import TrainSettings
 from bdcore.spec.structure import LoadedSpec, Resolved
+from bdcore.state import preserved_rng, seed_everything
 from bdcore.text import exception_text
 
 log = logging.getLogger("bdcore")
@@ -54,7 +55,22 @@ def resolve_device(name: str) -> str:
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise RunError(f'run.device is "{name}" but CUDA is not available on this machine')
+    if name.startswith("cuda:") and int(name.split(":")[1]) >= torch.cuda.device_count():
+        raise RunError(f'run.device is "{name}" but this machine has {torch.cuda.device_count()} CUDA device(s)')
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise RunError('run.device is "mps" but the MPS backend is not available on this machine')
     return name
+
+
+def configure_backends(device: str, deterministic: bool) -> None:
+    """cuDNN for ``[run] deterministic``: deterministic kernels (same numbers run to run) or the fastest
+    ones (``cudnn.benchmark``); nothing to set on the CPU."""
+    if not device.startswith("cuda"):
+        return
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = not deterministic
+    torch.backends.cuda.matmul.allow_tf32 = not deterministic
+    torch.backends.cudnn.allow_tf32 = not deterministic
 
 
 def _item_of(dataset: Any, index: int) -> int:
@@ -100,6 +116,9 @@ class Runner:
         self.seconds: dict[str, float] = {}
         self._clean_victim: Any = None
         self.artifacts: dict[str, Any] = {}
+        data = self.spec.data
+        self.loader_settings = LoaderSettings.for_device(self.device, data.workers, data.prefetch)
+        self.cache_bytes = data.cache_mb * 2**20
 
     # -- helpers -----------------------------------------------------------------
     def ctx(self, r: Resolved, **extra: Any) -> Context:
@@ -147,9 +166,27 @@ class Runner:
         return self.events.stage(name, total, unit=unit, description=description, root=True)
 
     # -- stages ------------------------------------------------------------------
+    def seed_stage(self, stage: str) -> None:
+        """Seed every global random stream for ``stage``: a stage's numbers then depend on its own inputs,
+        not on which earlier stages ran in this process and which were reused or resumed."""
+        seed_everything(derive_seed(self.seed, "stage", stage))
+
+    def step_loader(self, dataset: Any, batch_size: int, seed: int, stop: int | None = None) -> StepLoader:
+        """The batches of training steps over ``dataset`` (``[data]`` workers, pinned memory on CUDA)."""
+        return StepLoader(
+            dataset,
+            batch_size,
+            seed=seed,
+            device=self.device,
+            stop=stop,
+            settings=self.loader_settings,
+            cache_bytes=self.cache_bytes,
+        )
+
     def run(self) -> RunResult:
         t0 = time.perf_counter()
         torch.manual_seed(self.seed)
+        configure_backends(self.device, self.spec.run.deterministic)
         self.say(f"run {self.loaded.name}: seed {self.seed}, device {self.device}, output {self.run_dir}")
         with self.timed("data"):
             with self.stage("data", unit="item", description=f"indexing {self.loaded.data.component.name}"):
@@ -181,12 +218,16 @@ class Runner:
                 attacked = self.attack() if self.attack_obj is not None else None
         with self.timed("evaluate"):
             self.evaluate(clean, attacked)
+        unreadable = self.run_dir / "unreadable.txt"
+        if unreadable.is_file():
+            n = len(set(unreadable.read_text().splitlines()))
+            self.say(f"data: {n} unreadable item(s) were replaced by the next readable one: see {unreadable}")
         self.say(f"finished in {time.perf_counter() - t0:.1f} s")
         return RunResult(self.run_dir, self.rows, self.reused)
 
     def data(self) -> None:
         r = self.loaded.data
-        source = self.build(r)
+        source = self.build(r, options={"verify": self.spec.data.verify})
         try:
             with checks.calling(checks.who(r), "splits()"):
                 splits = source.splits()
@@ -197,6 +238,9 @@ class Runner:
         if "train" not in splits or "test" not in splits:
             raise ContractError(f'data source "{r.component.name}" must return "train" and "test" splits')
         self.train_set, self.test_set = splits["train"], splits["test"]
+        for dataset in (self.train_set, self.test_set):
+            set_cache_budget(dataset, self.cache_bytes)
+            set_unreadable_log(dataset, self.run_dir / "unreadable.txt")
         if len(self.train_set) == 0 or len(self.test_set) == 0:
             raise DataError(f"data: empty split (train {len(self.train_set)}, test {len(self.test_set)} samples)")
         self.say(f"data: {len(self.train_set)} training and {len(self.test_set)} test samples")
@@ -250,7 +294,9 @@ class Runner:
             build_victim=self.fresh_victim,
             trainer=Trainer(train=functools.partial(self.trainer_train, owner=checks.who(self.loaded.trigger))),
             checkpoint_dir=self.store.partial("trigger-fit", key),
+            loader=self.loader_settings,
         )
+        self.seed_stage("trigger-fit")
         try:
             self.trigger.fit(fit_ctx)
         except BdcoreError:
@@ -275,9 +321,16 @@ class Runner:
         return victim
 
     def clean_victim(self) -> Any:
-        """The clean victim: loaded from ``[victim] weights`` or trained with its clean loss (cached)."""
+        """The clean victim: loaded from ``[victim] weights`` or trained with its clean loss (cached).
+
+        The caller's global random streams are left as they were (an attack loss may ask for the clean
+        victim in the middle of its own stage)."""
         if self._clean_victim is not None:
             return self._clean_victim
+        with preserved_rng():
+            return self._make_clean_victim()
+
+    def _make_clean_victim(self) -> Any:
         victim = self.fresh_victim()
         v = self.spec.victim
         if v.weights is not None:
@@ -338,18 +391,20 @@ class Runner:
                 terms = victim.clean_loss(batch)
             return checks.loss_terms(terms, f"{source}: clean_loss()")
 
-        return train_loop(
-            modules={"victim": victim},
-            params=list(victim.trainable_parameters("clean")),
-            settings=settings,
-            steps=settings.steps,
-            batch_fn=lambda step: batch_at(self.train_set, step, settings.batch_size, seed=seed, device=self.device),
-            loss_fn=loss_fn,
-            after_step=getattr(victim, "after_step", None),
-            checkpointer=Checkpointer(self.store.partial("clean-victim", key), self.spec.run.checkpoint_every),
-            progress=stage.train_callback(),
-            log_every=self.spec.run.log_every,
-        )
+        self.seed_stage("clean-victim")
+        with self.step_loader(self.train_set, settings.batch_size, seed, settings.steps) as batches:
+            return train_loop(
+                modules={"victim": victim},
+                params=list(victim.trainable_parameters("clean")),
+                settings=settings,
+                steps=settings.steps,
+                batch_fn=batches,
+                loss_fn=loss_fn,
+                after_step=getattr(victim, "after_step", None),
+                checkpointer=Checkpointer(self.store.partial("clean-victim", key), self.spec.run.checkpoint_every),
+                progress=stage.train_callback(),
+                log_every=self.spec.run.log_every,
+            )
 
     def trainer_train(
         self,
@@ -471,7 +526,7 @@ class Runner:
             used: dict[str, dict[str, Any]] = {}
 
             def loss_fn(batch: dict[str, Any], step: int) -> Any:
-                items = torch.tensor([_item_of(item_of, int(i)) for i in batch["index"]], dtype=torch.int64)
+                items = torch.tensor([_item_of(item_of, i) for i in batch["index"].tolist()], dtype=torch.int64)
                 mask = torch.isin(items, poison_t).to(batch["input"].device)
                 if bool(mask.any()):
                     sub = {
@@ -510,21 +565,25 @@ class Runner:
                     terms = atk.attack_loss(victim, batch, p)
                 return checks.loss_terms(terms, f"{attack_who}: attack_loss()")
 
-        return train_loop(
-            modules=modules,
-            params=params,
-            settings=attack,
-            steps=attack.steps,
-            batch_fn=lambda step: batch_at(self.train_set, step, attack.batch_size, seed=seed, device=self.device),
-            loss_fn=loss_fn,
-            after_step=after_step,
-            checkpointer=Checkpointer(self.store.partial("attack", key), self.spec.run.checkpoint_every),
-            progress=stage.train_callback(),
-            log_every=self.spec.run.log_every,
-        )
+        self.seed_stage("attack")
+        with self.step_loader(self.train_set, attack.batch_size, seed, attack.steps) as batches:
+            return train_loop(
+                modules=modules,
+                params=params,
+                settings=attack,
+                steps=attack.steps,
+                batch_fn=batches,
+                loss_fn=loss_fn,
+                after_step=after_step,
+                checkpointer=Checkpointer(self.store.partial("attack", key), self.spec.run.checkpoint_every),
+                progress=stage.train_callback(),
+                log_every=self.spec.run.log_every,
+                owners={"trigger": trig, "attack": atk},
+            )
 
     # -- evaluation ----------------------------------------------------------------
     def evaluate(self, clean: Any, attacked: Any) -> None:
+        self.seed_stage("evaluate")
         ev = Evaluator(
             test_set=self.test_set,
             batch_size=self.spec.eval.batch_size,
@@ -544,6 +603,8 @@ class Runner:
             trigger_ref=self.loaded.trigger,
             attack_ref=self.loaded.attack,
             events=self.events,
+            loader=self.loader_settings,
+            cache_bytes=self.cache_bytes,
         )
         self.evaluator = ev
         target_model = attacked if attacked is not None else clean
@@ -587,6 +648,7 @@ class Runner:
 
     def _defend(self, r: Resolved, attacked: Any, ev: Evaluator) -> None:
         label = r.label
+        self.seed_stage(f"defense/{label}@{r.setting}")
         defense = self.build(r)
         stage = getattr(defense, "stage", None)
         if stage not in ("input", "model", "detection"):
@@ -601,6 +663,7 @@ class Runner:
             test_poisoned_batches=lambda: iter(ev.poisoned() or []),
             trigger=self.trigger,
             attack=self.attack_obj,
+            loader=self.loader_settings,
         )
         key = None
         victim = attacked

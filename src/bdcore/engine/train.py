@@ -1,9 +1,9 @@
-"""The training loop: one optimizer step per batch, checkpoints, exact resume.
+"""The training loop: one optimizer step per batch, mixed precision, checkpoints, exact resume.
 
-A checkpoint holds the model(s), the optimizer, the step and the torch RNG state;
-batches are a pure function of the step (:func:`bdcore.data.loading.batch_at`), so
-a run killed at any point and resumed from its last checkpoint ends with the same
-weights as an uninterrupted one.
+A checkpoint holds all training state (:class:`Checkpointer`); batches are a pure
+function of the step (:func:`bdcore.data.loading.batch_at`), so a run killed at any
+point and resumed from its last checkpoint ends with the same weights as an
+uninterrupted one.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from torch import Tensor, nn
 
 from bdcore.errors import ContractError, RunError
 from bdcore.io.atomic import write_with
+from bdcore.precision import Fp32Islands, MixedPrecision, channels_last_batch, compile_children, has_conv, uncompile
 from bdcore.spec.model import TrainSettings
+from bdcore.state import load_owned_states, owned_states, rng_states, set_rng_states
 
 BatchFn = Callable[[int], dict[str, Any]]
 LossFn = Callable[[dict[str, Any], int], Mapping[str, Tensor]]
@@ -39,7 +41,22 @@ def make_optimizer(
 
 
 class Checkpointer:
-    """Saves and restores training state in a stage's ``.partial`` folder."""
+    """Saves and restores training state in a stage's ``.partial`` folder.
+
+    A checkpoint (``checkpoint.pt``, loadable with ``torch.load(weights_only=True)``) holds everything
+    the rest of the stage depends on:
+
+    * ``modules``: every trained module's ``state_dict()`` (victim, trigger, attack);
+    * ``optimizer``: the engine's optimizer; ``scaler``: its ``GradScaler`` (``16-mixed``);
+    * ``owned``: every component's own training state (:class:`bdcore.protocols.Resumable`: private
+      optimizers and schedulers, generators, counters), from the modules, their submodules and the
+      other owners (an attack loss);
+    * ``rng``: the global random streams (torch CPU and CUDA, NumPy, Python);
+    * ``loader``: the position of the batch stream and what fixes its order (size, batch size, seed);
+    * ``step``, the loss ``history`` and the partial sums of the current logging window.
+    """
+
+    FORMAT = 2
 
     def __init__(self, folder: Path | None, every: int) -> None:
         self.folder = folder
@@ -56,15 +73,22 @@ class Checkpointer:
         optimizer: torch.optim.Optimizer,
         history: list[dict[str, float]],
         pending: tuple[dict[str, float], int] = ({}, 0),
+        *,
+        owners: Mapping[str, Any] | None = None,
+        precision: MixedPrecision | None = None,
+        loader: Any = None,
     ) -> None:
         if self.file is None:
             return
         state = {
+            "format": self.FORMAT,
             "step": step,
             "modules": {k: m.state_dict() for k, m in modules.items()},
-            "aux": {k: m.aux_state_dict() for k, m in modules.items() if hasattr(m, "aux_state_dict")},  # type: ignore[operator]
+            "owned": owned_states({**modules, **(owners or {})}),
             "optimizer": optimizer.state_dict(),
-            "rng": torch.get_rng_state(),
+            "scaler": precision.state_dict() if precision is not None else {},
+            "rng": rng_states(),
+            "loader": loader.state_dict() if callable(getattr(loader, "state_dict", None)) else None,
             "history": history,
             "pending_sums": pending[0],
             "pending_count": pending[1],
@@ -72,21 +96,47 @@ class Checkpointer:
         write_with(self.file, lambda p: torch.save(state, p))
 
     def restore(
-        self, modules: dict[str, nn.Module], optimizer: torch.optim.Optimizer
+        self,
+        modules: dict[str, nn.Module],
+        optimizer: torch.optim.Optimizer,
+        *,
+        owners: Mapping[str, Any] | None = None,
+        precision: MixedPrecision | None = None,
+        loader: Any = None,
     ) -> tuple[int, list[dict[str, float]], tuple[dict[str, float], int]]:
         if self.file is None or not self.file.is_file():
             return 0, [], ({}, 0)
         from bdcore.io.checkpoint import load_weights
 
         state = load_weights(self.file)
+        if state.get("format") != self.FORMAT:
+            raise RunError(
+                f"{self.file}: a checkpoint of an older bdcore (it lacks the state an exact resume needs); "
+                "run without --resume to start this stage again"
+            )
+        check = getattr(loader, "check_state", None)
+        why = check(state["loader"]) if callable(check) and state.get("loader") else None
+        if why:
+            raise RunError(f"{self.file}: cannot resume: the data changed since the checkpoint ({why})")
         for k, m in modules.items():
             m.load_state_dict(state["modules"][k])
-            if k in state.get("aux", {}) and hasattr(m, "load_aux_state_dict"):
-                m.load_aux_state_dict(state["aux"][k])  # type: ignore[operator]
+        missing = load_owned_states({**modules, **(owners or {})}, state["owned"])
+        if missing:
+            raise RunError(f"{self.file}: the checkpoint has no training state for {', '.join(missing)}")
         optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"])
+        if precision is not None:
+            precision.load_state_dict(state.get("scaler") or {})
+        set_rng_states(state["rng"])
         pending = (dict(state.get("pending_sums", {})), int(state.get("pending_count", 0)))
         return int(state["step"]), list(state["history"]), pending
+
+
+def _accumulate(sums: dict[str, Any], name: str, value: Tensor | float) -> None:
+    """Add a logged term without a host sync per step (tensors stay on their device until logged)."""
+    if isinstance(value, Tensor):
+        value = value.detach()
+        value = value.to(torch.float32 if value.device.type == "mps" else torch.float64)
+    sums[name] = sums[name] + value if name in sums else value
 
 
 def train_loop(
@@ -97,47 +147,66 @@ def train_loop(
     steps: int,
     batch_fn: BatchFn,
     loss_fn: LossFn,
-    after_step: Callable[[dict[str, Any]], Mapping[str, float] | None] | None = None,
+    after_step: Callable[[dict[str, Any]], Mapping[str, float | Tensor] | None] | None = None,
     checkpointer: Checkpointer | None = None,
     progress: Callable[[int, dict[str, float]], None] | None = None,
     lr: float | None = None,
     log_every: int = 10,
+    owners: Mapping[str, Any] | None = None,
 ) -> list[dict[str, float]]:
     """Run ``steps`` optimizer steps; returns the loss history (means per ``log_every`` steps).
 
     ``loss_fn(batch, step)`` returns a dict with ``"loss"`` (the tensor to minimise)
-    and optional named terms; ``after_step(batch)`` runs auxiliary updates.
+    and optional named terms; it runs under the precision of ``settings`` (autocast).
+    ``after_step(batch)`` runs auxiliary updates, in float32. ``batch_fn(step)`` gives the
+    batch of a step; when it has ``state_dict``/``check_state`` (a
+    :class:`bdcore.data.loader.StepLoader`) its position is checkpointed and checked on resume.
+    ``owners``: components beyond ``modules`` whose training state is checkpointed (an attack
+    loss, a trigger that is not trained) and whose ``keep_fp32`` parts run in float32.
     ``progress(done, record)`` is called after every step: ``record`` is empty, except every
     ``log_every`` steps (and at the last) where it is the history record plus ``"lr"``.
     """
     optimizer = make_optimizer(params, settings, lr)
     checkpointer = checkpointer or Checkpointer(None, 1)
-    start, history, (sums, count) = checkpointer.restore(modules, optimizer)
+    first = optimizer.param_groups[0]["params"][0]
+    precision = MixedPrecision(settings.precision, first.device.type)
+    everything = {**modules, **(owners or {})}
+    nets = [m for m in everything.values() if isinstance(m, nn.Module)]
+    layout = [m for m in modules.values() if settings.channels_last and has_conv(m)]
+    for m in layout:
+        m.to(memory_format=torch.channels_last)
+    start, history, (sums, count) = checkpointer.restore(
+        modules, optimizer, owners=owners, precision=precision, loader=batch_fn
+    )
+    compiled = compile_children(modules.values()) if settings.compile else []
     for m in modules.values():
         m.train()
+    # undone after the loop; if a step raises they stay, harmless: the wrapper is a no-op outside autocast
+    islands = Fp32Islands(nets if precision.enabled else [])
     for step in range(start, steps):
         batch = batch_fn(step)
-        terms = loss_fn(batch, step)
+        if layout:
+            batch = channels_last_batch(batch)
+        with precision.autocast():
+            terms = loss_fn(batch, step)
         loss = terms.get("loss") if isinstance(terms, Mapping) else None
         if not isinstance(loss, Tensor) or loss.ndim != 0:
             raise ContractError(
                 f"the training loss must return a dict with a scalar tensor 'loss', got {type(terms).__name__}"
             )
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if settings.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
-        optimizer.step()
+        precision.backward(loss)
+        precision.step(optimizer, params, settings.grad_clip)
         extra = after_step(batch) if after_step is not None else None
         for k, v in terms.items():
             if isinstance(v, Tensor) and v.ndim == 0:
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
+                _accumulate(sums, k, v)
         for name, value in (extra or {}).items():
-            sums[name] = sums.get(name, 0.0) + float(value)
+            _accumulate(sums, name, value if isinstance(value, Tensor) else float(value))
         count += 1
         done = step + 1
         if done % log_every == 0 or done == steps:
-            record = {"step": float(done), **{k: v / count for k, v in sums.items()}}
+            record = {"step": float(done), **{k: float(v) / count for k, v in sums.items()}}
             if not math.isfinite(record.get("loss", 0.0)):
                 raise RunError(f"training diverged at step {done}: loss is {record['loss']}")
             history.append(record)
@@ -147,7 +216,14 @@ def train_loop(
         elif progress is not None:
             progress(done, {})
         if done % checkpointer.every == 0 and done < steps:
-            checkpointer.save(done, modules, optimizer, history, (sums, count))
+            pending = ({k: float(v) for k, v in sums.items()}, count)
+            checkpointer.save(
+                done, modules, optimizer, history, pending, owners=owners, precision=precision, loader=batch_fn
+            )
+    islands.remove()
+    uncompile(compiled)
+    for m in layout:
+        m.to(memory_format=torch.contiguous_format)
     for m in modules.values():
         m.eval()
     return history

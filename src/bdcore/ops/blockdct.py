@@ -2,7 +2,9 @@
 
 Hand-written because their convention — an *unnormalised* 2-D DCT-II per ``n×n`` block
 (``scipy.fft.dctn(type=2, norm=None)``) of JPEG full-range YCbCr on 0..255 values — is not
-offered by kornia or torch; every transform here is a batched matrix product ``D X Dᵀ``.
+offered by kornia or torch; every transform here is a batched matrix product ``D X Dᵀ``,
+computed in float32 even under mixed precision (:func:`bdcore.precision.fp32`): coefficients
+reach ±4000 on 0..255 values, beyond what bfloat16's 8-bit mantissa resolves.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from functools import lru_cache
 
 import torch
 from torch import Tensor
+
+from bdcore.precision import fp32
 
 #: The block size of the DCT-trigger papers (the default of every function here).
 BLOCK = 16
@@ -54,12 +58,14 @@ def idct_matrix(n: int = BLOCK, *, dtype: torch.dtype = torch.float32, device: t
     return _dct_matrices(n, dtype, str(device))[1]
 
 
+@fp32
 def blocks_dct(blocks: Tensor) -> Tensor:
     """2-D unnormalised DCT-II over the last two dims (``…×n×n``): ``D X Dᵀ``."""
     d, _ = _dct_matrices(blocks.shape[-1], blocks.dtype, str(blocks.device))
     return d @ blocks @ d.T
 
 
+@fp32
 def blocks_idct(coeffs: Tensor) -> Tensor:
     """Inverse of :func:`blocks_dct` (= ``scipy.fft.idctn(type=2, norm=None)``)."""
     _, di = _dct_matrices(coeffs.shape[-1], coeffs.dtype, str(coeffs.device))
@@ -78,6 +84,7 @@ def from_blocks(blocks: Tensor) -> Tensor:
     return blocks.permute(0, 1, 2, 4, 3, 5).reshape(b, c, hb * n, wb * n)
 
 
+@fp32
 def rgb_to_ycbcr255(x: Tensor) -> Tensor:
     """``B×3×H×W`` RGB in 0..255 → full-range YCbCr (JPEG) in 0..255."""
     m = torch.tensor(RGB2YCBCR, dtype=x.dtype, device=x.device)
@@ -85,6 +92,7 @@ def rgb_to_ycbcr255(x: Tensor) -> Tensor:
     return torch.einsum("ij,bjhw->bihw", m, x) + off
 
 
+@fp32
 def ycbcr255_to_rgb(y: Tensor) -> Tensor:
     """Inverse of :func:`rgb_to_ycbcr255` (exact matrix inverse)."""
     m = torch.linalg.inv(torch.tensor(RGB2YCBCR, dtype=torch.float64)).to(dtype=y.dtype, device=y.device)

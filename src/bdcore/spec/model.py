@@ -59,6 +59,25 @@ class ObserverRef(ComponentRef):
 
 
 @attrs.frozen
+class DataSection(ComponentRef):
+    """``[data]``: the data source (``use``, ``params``) and how its batches are loaded.
+
+    ``workers``: loader worker processes decoding and augmenting in parallel (None: 0 on the CPU, on a
+    GPU one per core but one, at most 8; results are identical for any value). ``prefetch``: batches
+    each worker prepares ahead. ``cache_mb``: decoded images kept in memory per loader (small sets are
+    decoded once; a large folder streams past the budget). ``verify``: open every image when the data
+    is indexed and stop with the list of unreadable files before anything trains (without it, an
+    unreadable image met during the run is logged and replaced by the next readable one).
+    Bounds: ``workers`` at most 256, ``prefetch`` at most 1024, ``cache_mb`` at most 10^8.
+    """
+
+    workers: int | None = attrs.field(default=None, validator=_opt([_non_negative, v.le(256)]))
+    prefetch: int = attrs.field(default=2, validator=[_positive, v.le(1024)])
+    cache_mb: int = attrs.field(default=1024, validator=[_non_negative, v.le(10**8)])
+    verify: bool = False
+
+
+@attrs.frozen
 class RunSection:
     """``[run]``: name, seed, device, required plugins, checkpoint cadence, and how the run is watched.
 
@@ -90,6 +109,12 @@ class RunSection:
 class TrainSettings:
     """Optimisation settings shared by ``[train]`` (clean victim) and ``[attack]``.
 
+    ``precision``: ``"32"`` (float32), ``"bf16"`` (bfloat16 autocast) or ``"16-mixed"`` (float16 autocast
+    with loss scaling); weights stay float32, parts a component marks ``keep_fp32`` run in float32, and
+    evaluation is float32. ``channels_last``: convolutional models and image batches in the channels-last
+    layout (faster convolutions on GPUs, with ``bf16``/``16-mixed`` above all). ``compile``:
+    ``torch.compile`` the models for the stage (opt-in: compiling takes minutes; pays on long GPU runs).
+
     Bounds: ``steps`` at most 10^8, ``batch_size`` at most 65536, ``lr`` positive; every
     number must be finite (``nan`` and ``inf`` are refused everywhere).
     """
@@ -101,6 +126,9 @@ class TrainSettings:
     weight_decay: float = attrs.field(default=0.0, validator=_non_negative)
     momentum: float = attrs.field(default=0.9, validator=[v.ge(0.0), v.lt(1.0)])
     grad_clip: float | None = attrs.field(default=None, validator=_opt(_positive))
+    precision: Literal["32", "bf16", "16-mixed"] = "32"
+    channels_last: bool = False
+    compile: bool = False
 
 
 @attrs.frozen
@@ -257,7 +285,7 @@ class GridSection:
 class Spec:
     """A whole experiment."""
 
-    data: ComponentRef
+    data: DataSection
     victim: VictimSection
     run: RunSection = attrs.Factory(RunSection)
     train: TrainSettings = attrs.Factory(TrainSettings)

@@ -57,6 +57,7 @@ class ASFIBA(AttackLossBase):
 
     threat_model: ClassVar[str] = "training-controlled"  # type: ignore[assignment]
     trains_trigger: ClassVar[bool] = False
+    train_state_attrs = ("_gen",)  # the pseudo-trigger draws advance every step
 
     def __init__(self, params: ASFIBAParams | None = None, ctx: Context | None = None) -> None:
         super().__init__(params or ASFIBAParams(), ctx)

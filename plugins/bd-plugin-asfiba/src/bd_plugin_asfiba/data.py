@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
@@ -85,7 +86,7 @@ class DegradedFaces(SplitSource):
             from bdcore.data.embedded import lfw_faces
 
             faces = lfw_faces()
-            loads = [partial(lambda i: faces[i], i) for i in range(len(faces))][: p.limit]
+            loads = [partial(operator.getitem, faces, i) for i in range(len(faces))][: p.limit]
             names = [f"lfw_{i:03d}" for i in range(len(faces))][: p.limit]
         else:
             loads, names = self._folder(p.path)

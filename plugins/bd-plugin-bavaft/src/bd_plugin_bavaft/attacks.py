@@ -83,6 +83,8 @@ class _BavaftAttack(AttackLossBase):
     threat_model = "training-controlled"
     trains_trigger = True
     kind = ""
+    #: the step count drives BAvAFT++'s stage 2; the stage-2 preprocessing draws come from ``_rng``
+    train_state_attrs = ("steps", "_rng")
 
     def __init__(self, params: AttackParams | None = None, ctx: Context | None = None) -> None:
         super().__init__(params or AttackParams(), ctx)
@@ -237,6 +239,7 @@ class MultiAttack(AttackLossBase):
     threat_model = "training-controlled"
     trains_trigger = True
     KINDS: ClassVar[Mapping[str, type[_BavaftAttack]]] = {"psnr": PsnrAttack, "bpp": BppAttack}
+    train_state_attrs = ("parts",)  # each objective's step counter and generator
 
     def __init__(self, params: MultiAttackParams | None = None, ctx: Context | None = None) -> None:
         super().__init__(params or MultiAttackParams(), ctx)

@@ -99,9 +99,20 @@ class CompressAIVictim(VictimBase):
     ``forward(x)`` is the training-mode reconstruction (``B×3×H×W`` in [0, 1]); ``rd_terms`` returns the
     per-image estimated bpp and MSE; ``predict`` entropy-codes for real.
     Threat model: ``trainable_parameters("attack")`` is the encoder ``g_a`` only and freezes the rest.
+
+    Under mixed precision the entropy models (every CompressAI ``EntropyModel``: likelihoods of the
+    quantised latents) run in float32 (``keep_fp32``); the auxiliary quantile optimizer is saved with
+    training checkpoints (``train_state_attrs``), so a resumed run continues it.
     """
 
     task = "compression"
+    train_state_attrs = ("_aux_opt",)
+
+    @property
+    def keep_fp32(self) -> tuple[type, ...]:
+        from compressai.entropy_models import EntropyModel
+
+        return (EntropyModel,)
 
     def __init__(self, params: CodecParams | None = None, ctx: Context | None = None) -> None:
         super().__init__()
@@ -176,18 +187,29 @@ class CompressAIVictim(VictimBase):
             p.requires_grad_(True)
         return [p for n, p in self.net.named_parameters() if not n.endswith("quantiles")]
 
-    def after_step(self, batch: Mapping[str, Any]) -> dict[str, float] | None:  # noqa: ARG002
+    def after_step(self, batch: Mapping[str, Any]) -> dict[str, float | Tensor] | None:  # noqa: ARG002
         """The aux (quantile) loss step, with its own Adam; skipped in the attack phase (frozen entropy model)."""
         if self._phase == "attack":
             return None
-        qs = [p for n, p in self.net.named_parameters() if n.endswith("quantiles")]
-        if self._aux_opt is None:
-            self._aux_opt = torch.optim.Adam(qs, lr=self.params.aux_lr)
-        self._aux_opt.zero_grad(set_to_none=True)
+        opt = self.aux_optimizer()
+        opt.zero_grad(set_to_none=True)
         aux = self.net.aux_loss()
         aux.backward()
-        self._aux_opt.step()
-        return {"aux_loss": float(aux.detach())}
+        opt.step()
+        return {"aux_loss": aux.detach()}
+
+    def aux_optimizer(self) -> torch.optim.Optimizer:
+        """The Adam of the entropy bottleneck's quantiles (``aux_lr``), made on first use."""
+        if self._aux_opt is None:
+            qs = [p for n, p in self.net.named_parameters() if n.endswith("quantiles")]
+            self._aux_opt = torch.optim.Adam(qs, lr=self.params.aux_lr)
+        return self._aux_opt
+
+    def load_train_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore the auxiliary optimizer (made first when the checkpoint holds one)."""
+        if state.get("_aux_opt") is not None:
+            self.aux_optimizer()
+        super().load_train_state_dict(state)
 
     # --- evaluation -------------------------------------------------------------------------------------
     def _entropy_version(self) -> tuple[int, ...]:

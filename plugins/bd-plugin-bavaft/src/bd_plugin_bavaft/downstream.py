@@ -392,6 +392,7 @@ class _DownstreamAttack(AttackLossBase):
 
     threat_model = "training-controlled"
     trains_trigger = True
+    train_state_attrs = ("_mu_gen",)  # draws the boundary shift μ at every step
 
     def __init__(self, params: Any, ctx: Context | None = None) -> None:
         super().__init__(params, ctx)

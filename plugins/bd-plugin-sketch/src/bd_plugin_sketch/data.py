@@ -8,6 +8,7 @@ and the engine applies the trigger afterwards, on batches.
 from __future__ import annotations
 
 import csv
+import operator
 import re
 from collections.abc import Callable
 from functools import partial
@@ -18,7 +19,7 @@ import numpy as np
 from bdcore.context import Context, derive_seed
 from bdcore.data.dataset import Augment, AugmentedDataset, seeded_split
 from bdcore.data.images import list_images, read_image, to_tensor, to_uint8
-from bdcore.data.sources import resize_short_side
+from bdcore.data.sources import resize_short_side, verify_items
 from bdcore.errors import DataError
 
 from bd_plugin_sketch.params import CufsParams, EmbeddedSketchParams
@@ -113,6 +114,8 @@ class Cufs:
             if not chosen:
                 raise DataError(f"{self.ctx.resolve_path(p.root)}: no {key} pairs")
             loaders = [partial(_pair_item, a, b, p.channels, p.size) for a, b in chosen]
+            if self.ctx.options.get("verify"):  # [data] verify = true: every pair decoded once, now
+                verify_items(loaders, [a.name for a, _ in chosen], self.ctx.component or "cufs")
             out[split] = AugmentedDataset(
                 loaders, aug, train=train, repeats=p.repeats, names=[a.name for a, _ in chosen]
             )
@@ -154,7 +157,7 @@ class EmbeddedSketch:
             else:
                 faces = embedded.lfw_faces()
                 names = [f"lfw_{i:03d}" for i in range(len(faces))]
-                loads = [partial(lambda i: faces[i], i) for i in range(len(faces))]
+                loads = [partial(operator.getitem, faces, i) for i in range(len(faces))]
         except ImportError as exc:
             raise DataError(
                 f"embedded-sketch needs {exc.name} (pip install scikit-image scikit-learn matplotlib)"

@@ -5,6 +5,7 @@ Both map a photo ``B×C×H×W`` in [0, 1] to a sketch ``B×1×H×W`` in [0, 1] (
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import torch
@@ -106,9 +107,10 @@ class PatchGAN(nn.Module):
 class Pix2Pix(VictimBase):
     """Conditional GAN (pix2pix). ``clean_loss`` is the generator loss
     ``λ·L1 + BCE(D(x, G(x)), real)``; the discriminator is updated in :meth:`after_step`
-    with its own Adam optimizer (not saved with checkpoints)."""
+    with its own Adam optimizer (saved with training checkpoints: ``train_state_attrs``)."""
 
     task = "sketch"
+    train_state_attrs = ("_d_opt",)
 
     def __init__(self, params: Pix2PixParams | None = None, ctx: Context | None = None) -> None:
         super().__init__()
@@ -145,7 +147,7 @@ class Pix2Pix(VictimBase):
         if self.training and torch.is_grad_enabled():
             # bdcore's loop hands after_step the batch *before* poisoning: remember the batch the
             # generator actually trained on (poisoned photos/targets included) for the D update.
-            self._last = (x.detach(), y.detach(), fake.detach())
+            self._last = (x.detach(), y.detach(), fake.detach().float())
         return {"loss": self.params.lambda_l1 * l1 + adv, "l1": l1.detach(), "adv": adv.detach()}
 
     def discriminator_loss(self, photos: Tensor, real: Tensor, fake: Tensor) -> Tensor:
@@ -157,7 +159,7 @@ class Pix2Pix(VictimBase):
             + F.binary_cross_entropy_with_logits(lf, torch.zeros_like(lf))
         )
 
-    def after_step(self, batch: dict[str, Any]) -> dict[str, float]:
+    def after_step(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         if self._last is not None:
             x, y, fake = self._last
         else:
@@ -165,11 +167,22 @@ class Pix2Pix(VictimBase):
             with torch.no_grad():
                 fake = self(x)
         self._last = None
-        if self._d_opt is None:
-            self._d_opt = torch.optim.Adam(self.discriminator.parameters(), lr=self.params.d_lr, betas=(0.5, 0.999))
-        self._d_opt.zero_grad(set_to_none=True)
+        opt = self.discriminator_optimizer()
+        opt.zero_grad(set_to_none=True)
         with torch.enable_grad():
             loss = self.discriminator_loss(x, y, fake)
             loss.backward()
-        self._d_opt.step()
-        return {"d_loss": float(loss.detach())}
+        opt.step()
+        return {"d_loss": loss.detach()}
+
+    def discriminator_optimizer(self) -> torch.optim.Optimizer:
+        """The discriminator's Adam (``d_lr``, betas 0.5/0.999 as pix2pix), made on first use."""
+        if self._d_opt is None:
+            self._d_opt = torch.optim.Adam(self.discriminator.parameters(), lr=self.params.d_lr, betas=(0.5, 0.999))
+        return self._d_opt
+
+    def load_train_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore the discriminator's optimizer (made first when the checkpoint holds one)."""
+        if state.get("_d_opt") is not None:
+            self.discriminator_optimizer()
+        super().load_train_state_dict(state)

@@ -10,7 +10,6 @@ import numpy as np
 from torch.utils.data import Subset
 
 from bdcore.context import DefenseContext, derive_seed
-from bdcore.data.loading import endless_batches
 
 
 class _GetSubset(Subset):  # type: ignore[type-arg]
@@ -37,7 +36,5 @@ def clean_subset(ctx: DefenseContext, fraction: float, salt: str) -> _GetSubset:
 
 
 def subset_batches(ctx: DefenseContext, subset: Any, salt: str) -> Iterator[dict[str, Any]]:
-    """Endless seeded batches of ``subset`` on the run's device."""
-    return endless_batches(
-        subset, ctx.batch_size, seed=derive_seed(ctx.ctx.seed, "defense", salt), device=ctx.ctx.device
-    )
+    """Endless seeded batches of ``subset`` on the run's device, through the run's loader workers."""
+    return ctx.batches(salt=salt, dataset=subset)
