@@ -57,18 +57,22 @@ def histories(out: Any) -> dict[str, list[float]]:
 
 
 def test_bf16_runs_end_to_end_on_cpu_and_tracks_fp32(tmp_path: Path) -> None:
-    """Tolerance: every logged mean loss of the clean stage within 2 % of fp32's (measured: 0.5 %), the
-    attack stage's last one within 10 % (measured: 1.6 %; mid-run, the steep drop of the backdoor loss
-    comes a few steps later or earlier, up to 26 % apart at one point), the attack visible in both."""
+    """Tolerance: every logged mean loss of the clean stage within 2 % of fp32's (measured: 0.5 %); the
+    attack stage's first within 2 % and its last within 25 %: the backdoor loss drops steeply mid-run and
+    where exactly is chaotic — fp32 alone, on 1 and on 2 threads, ends at 0.0740 and 0.0663 (11 % apart),
+    bf16 at 0.0752 and 0.0742. The attack is visible in both and the clean PSNRs stay within 3 dB."""
     ref = run_spec(SPEC.format(train=""), tmp_path / "fp32")
     bf16 = run_spec(SPEC.format(train='precision = "bf16"'), tmp_path / "bf16")
     h32, h16 = histories(ref), histories(bf16)
     assert h16 != h32  # bf16 really ran
     for a, b in zip(h16["clean-victim"], h32["clean-victim"], strict=True):
         assert a == pytest.approx(b, rel=0.02)
-    assert h16["attack"][-1] == pytest.approx(h32["attack"][-1], rel=0.10)
+    assert h16["attack"][0] == pytest.approx(h32["attack"][0], rel=0.02)
+    assert h16["attack"][-1] == pytest.approx(h32["attack"][-1], rel=0.25)
+    assert h16["attack"][-1] < 0.5 * h16["attack"][0]
     for out in (ref, bf16):
         assert out.value("psnr", split="poisoned") < out.value("psnr", split="clean") - 10.0
+    assert bf16.value("psnr", split="clean") == pytest.approx(ref.value("psnr", split="clean"), abs=3.0)
     resolved = (bf16.run_dir / "spec.resolved.toml").read_text()
     assert resolved.count('precision = "bf16"') == 2
 

@@ -81,7 +81,7 @@ def test_new_plugin_installs_tests_green_and_runs_in_a_core_only_environment(tmp
     # core only: bdcore's toy plugin and the new one, nothing else
     res = _run([str(env_dir / "bin" / "bdcore"), "plugins", "--json", "--strict-plugins"], cwd=plugin, env=env)
     loaded = {p["plugin"]: p["distribution"] for p in json.loads(res.stdout)["plugins"]}
-    assert loaded == {"scaffolded": "bd-plugin-scaffolded", "toy": "bdcore"}, loaded
+    assert loaded == {"bdcore": "bdcore", "scaffolded": "bd-plugin-scaffolded", "toy": "bdcore"}, loaded
 
     # the example spec, from the command line, as the README says
     spec = plugin / "examples" / "scaffolded-toy.toml"

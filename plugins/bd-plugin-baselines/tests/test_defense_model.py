@@ -13,7 +13,7 @@ from bd_plugin_baselines.defenses.pruning import (
     find_conv,
 )
 from bd_plugin_baselines.params_defenses import FinePruningParams, FineTuningParams
-from test_defense_helpers import ListDataset, TinyDenoiser, defense_context, smooth_images
+from defense_helpers import ListDataset, TinyDenoiser, defense_context, smooth_images
 from torch import nn
 
 from bdcore.context import Context

@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from bd_plugin_baselines.defenses.strip import Strip, auroc, strip_scores
 from bd_plugin_baselines.params_defenses import StripParams
+from defense_helpers import ListDataset, defense_context, smooth_images
 from sklearn.metrics import roc_auc_score
-from test_defense_helpers import ListDataset, defense_context, smooth_images
 from torch import nn
 
 from bdcore.context import Context

@@ -78,6 +78,7 @@ def execute(
     console: Any = None,
     group: str | None = None,
     store: StageStore | None = None,
+    tracking_root: Path | None = None,
 ) -> RunResult:
     """Run ``loaded`` and write every output into a run folder under ``out_root``.
 
@@ -87,6 +88,8 @@ def execute(
     ``$BDCORE_RUN_GROUP``, see :mod:`bdcore.observe.group`).
     ``store``: where finished stages are kept and looked up (default ``out_root/.stages``); a sweep
     passes one stage store shared by all its cells (:mod:`bdcore.sweep.store`).
+    ``tracking_root``: where the trackers keep their default stores (default ``out_root``; a sweep
+    passes its folder, so its cells share one TensorBoard folder and one MLflow store).
     """
     host.require(loaded.spec.run.requires)
     spec_dir = loaded.file.parent.resolve()
@@ -136,6 +139,7 @@ def execute(
                 manifest=manifest,
                 group=run_group(group),
                 resumed=resume,
+                tracking_root=tracking_root or out_root,
             )
         )
         runner = Runner(loaded, host, out_root=out_root, run_dir=run_dir, resume=resume, events=events, store=store)

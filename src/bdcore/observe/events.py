@@ -42,6 +42,9 @@ class RunStarted:
         group: the group this run belongs to (a sweep's name), or None; trackers nest the run
             under it (see :func:`bdcore.observe.group.run_group`).
         resumed: True for ``bdcore run --resume``.
+        tracking_root: where trackers keep their default stores (``tensorboard/``, ``mlruns/``):
+            ``out_root`` for a single run, the sweep folder for every cell of a sweep (so one
+            TensorBoard log folder and one MLflow store hold the whole sweep).
     """
 
     kind: ClassVar[str] = "run_start"
@@ -52,6 +55,7 @@ class RunStarted:
     manifest: Mapping[str, Any]
     group: str | None = None
     resumed: bool = False
+    tracking_root: Path | None = None
 
 
 @attrs.frozen

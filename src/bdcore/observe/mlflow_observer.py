@@ -182,7 +182,9 @@ class MlflowObserver(ObserverBase):
     def on_run_start(self, event: RunStarted) -> None:
         from mlflow.entities import Param
 
-        self.client, experiment_id = open_tracking(self.params, event.out_root, self.ctx.spec_dir)
+        self.client, experiment_id = open_tracking(
+            self.params, event.tracking_root or event.out_root, self.ctx.spec_dir
+        )
         tags = run_tags(event)
         if event.group:
             tags["mlflow.parentRunId"] = ensure_group_run(self.client, experiment_id, event.group)

@@ -56,7 +56,7 @@ class TensorBoardObserver(ObserverBase):
     def on_run_start(self, event: RunStarted) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        base = self.params.log_dir or event.out_root / "tensorboard"
+        base = self.params.log_dir or (event.tracking_root or event.out_root) / "tensorboard"
         self.log_dir = base / event.group / event.run_dir.name if event.group else base / event.run_dir.name
         self.writer = SummaryWriter(log_dir=str(self.log_dir), flush_secs=max(1, round(self.params.flush_seconds)))
         self.writer.add_text("spec", _markdown_code(_toml(event.spec), "toml"))

@@ -197,7 +197,9 @@ class EvalSection:
 @attrs.frozen
 class GridResources:
     """``[sweep.resources]``: what one cell asks of a worker under ``bdcore sweep --executor ray``
-    (Ray task resources; fractions share a GPU between cells)."""
+    (Ray task resources; fractions share a GPU between cells). ``cpus`` (rounded down, at least 1) is
+    also the number of torch threads a cell computes with under every executor, so local, pool and
+    Ray give the same numbers to the last bit."""
 
     cpus: float = attrs.field(default=1.0, validator=v.gt(0))
     gpus: float = attrs.field(default=0.0, validator=_non_negative)

@@ -17,7 +17,8 @@ import json
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,8 @@ class CellTask:
     host_factory: Callable[[], Any]
     mirror: str | None = None
     lock_dir: str | None = None
+    #: torch intra-op threads of the cell (``[sweep.resources] cpus``, at least 1), under every executor
+    threads: int = 1
 
 
 def default_host() -> Any:
@@ -132,7 +135,7 @@ def _execute(task: CellTask, attempt: int, emit: Sink) -> dict[str, Any]:
     run_dir: Path | None = None
     identity = CellIdentity(task.sweep, task.sweep_dir, task.cell, task.config)
     try:
-        with running(identity):
+        with running(identity), torch_threads(task.threads):
             host = _host(task.host_factory)
             loaded = load_spec(task.spec, host.registry, overrides=task.overrides)
             store = make_store(task.store, task.mirror, task.lock_dir)
@@ -146,6 +149,7 @@ def _execute(task: CellTask, attempt: int, emit: Sink) -> dict[str, Any]:
                 console=_CellProgress(task.cell, emit),
                 group=Path(task.sweep_dir).name,
                 store=store,
+                tracking_root=Path(task.sweep_dir),
             )
         run_dir = result.run_dir
         stages = _manifest(run_dir).get("stages", {})
@@ -169,6 +173,24 @@ def _execute(task: CellTask, attempt: int, emit: Sink) -> dict[str, Any]:
     finally:
         if store is not None:
             store.release_all()
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Compute with ``n`` intra-op threads, then restore the caller's count.
+
+    A float reduction split over another number of threads sums in another order, so the same cell
+    would differ in its last bits between the local executor (the driver's threads) and a Ray worker
+    (``OMP_NUM_THREADS`` = the task's CPUs). Pinning the count makes every executor give the same numbers.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _failed(

@@ -108,6 +108,7 @@ def run_sweep(spec: Path, opts: SweepOptions) -> SweepResult:
             sweep_dir=str(sweep_dir),
             host_factory=opts.host_factory,
             mirror=mirror,
+            threads=max(1, int(sweep.section.resources.cpus)),
         )
         for cell in sweep.grid.cells
     }
