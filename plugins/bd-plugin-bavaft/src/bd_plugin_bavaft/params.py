@@ -75,6 +75,10 @@ class BavaftTriggerParams:
         channels: ``"ycbcr"`` (paper: g is 3×N, a top-K per channel) or ``"y"`` (luma only: the Cb/Cr
             slots are zeroed after the selection, so the change is grey). Our addition, off by default:
             JPEG's 4:2:0 chroma subsampling erases a chroma trigger completely (README, BAvAFT++).
+        topk: keep K of the N frequencies (paper); False keeps all N (Table IV "w/o topK selection";
+            ``k`` and ``reweight`` are then unused).
+        patch_weight: multiply by the patch-wise weight w (paper); False uses w = 1 in every block
+            (Table IV "w/o patch-wise weight": the same change tiled over all blocks; no weight network).
     """
 
     k: int = attrs.field(default=16, validator=v.ge(1))
@@ -89,8 +93,14 @@ class BavaftTriggerParams:
     init_psnr: float | None = attrs.field(default=None, validator=v.optional(v.gt(0.0)))
     budget_psnr: float | None = attrs.field(default=None, validator=v.optional(v.gt(0.0)))
     channels: str = attrs.field(default="ycbcr", validator=v.in_(("ycbcr", "y")))
+    topk: bool = True
+    patch_weight: bool = True
 
     def __attrs_post_init__(self) -> None:
+        if self.table == "baiqa" and self.n_freq != 64:
+            raise ValueError(f'table = "baiqa" has exactly 64 positions (n_freq = {self.n_freq}); use "zigzag-mid"')
+        if self.n_freq > 255 + (self.table == "zigzag-mid"):
+            raise ValueError(f"n_freq = {self.n_freq} exceeds the 16×16 block's {256} coefficients")
         if self.k > self.n_freq:
             raise ValueError(f"k = {self.k} exceeds n_freq = {self.n_freq}")
         if self.init_psnr is not None and self.budget_psnr is not None:

@@ -93,7 +93,8 @@ class BavaftTrigger(TriggerBase):
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
             torch.manual_seed(self.ctx.generator("init").initial_seed())
             self.general = GeneralTriggerNet(params.n_freq, params.norm)
-            self.weight = PatchWeightNet(params.norm)
+            # Table IV "w/o patch-wise weight": no weight network, w = 1 in every block
+            self.weight = PatchWeightNet(params.norm) if params.patch_weight else None
         self.register_buffer("indices", torch.tensor(frequency_indices(params.table, params.n_freq)), persistent=True)
         # init_psnr calibration: a gain set once on the first training batch, saved with the stage
         self.register_buffer("gain", torch.ones(()), persistent=True)
@@ -103,12 +104,18 @@ class BavaftTrigger(TriggerBase):
     def injection(self, images: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         """The injected coefficients at the N slots, ``B×3×gh×gw×N`` (before α), plus intermediates."""
         p: BavaftTriggerParams = self.params
-        net_dtype = self.weight.out.weight.dtype
+        net_dtype = self.general.head.weight.dtype
         x = (images * 2.0 - 1.0).to(net_dtype)  # the reference feeds 0–255; a fixed affine rescaling for stable init
         g, importance = (t.to(images.dtype) for t in self.general(x))
-        w = self.weight(x).to(images.dtype)  # B×3×gh×gw
+        if self.weight is not None:
+            w = self.weight(x).to(images.dtype)  # B×3×gh×gw
+        else:
+            b, _, h, wd = images.shape
+            w = images.new_ones(b, 3, h // BLOCK, wd // BLOCK)
         full = g[:, :, None, None, :] * w[..., None] * (p.scale * self.gain)  # OR(g)⊙w on all N slots
-        if p.selection == "learned":
+        if not p.topk:  # Table IV "w/o topK selection": every one of the N slots carries the trigger
+            mask = torch.ones_like(importance)
+        elif p.selection == "learned":
             hard = topk_reweight_mask(importance.detach(), p.k, reweight=False, largest_kept=True)
             soft = torch.sigmoid(importance)
             mask = hard + soft - soft.detach()  # straight-through so the importance head trains
@@ -153,7 +160,8 @@ class BavaftTrigger(TriggerBase):
         return factor
 
     def extra_repr(self) -> str:
-        return f"k={self.params.k}, n={self.params.n_freq}, selection={self.params.selection}"
+        p = self.params
+        return f"k={p.k if p.topk else p.n_freq}, n={p.n_freq}, selection={p.selection}, patch_weight={p.patch_weight}"
 
 
 class MultiBavaftTrigger(TriggerBase):
