@@ -239,6 +239,23 @@ class MultiAttackParams(ObjectiveParams):
 
 
 @attrs.frozen
+class DecoderFineTuningParams:
+    """Decoder fine-tuning (a model-stage defense): the holder of the decoder retrains the synthesis
+    transform ``g_s`` on clean images with the codec's RD loss; the encoder, hyper-networks and entropy models
+    are left as they are (paper Table X / Fig. 16 fine-tune the decoder; §5.2 fine-tunes with lr 1e-5).
+
+    Attributes:
+        steps: optimizer steps.
+        lr: learning rate.
+        fraction: share of the defender's clean training set used (a seeded subset).
+    """
+
+    steps: int = attrs.field(default=100, validator=v.ge(1))
+    lr: float = attrs.field(default=1e-4, validator=v.gt(0.0))
+    fraction: float = attrs.field(default=1.0, validator=[v.gt(0.0), v.le(1.0)])
+
+
+@attrs.frozen
 class RateMetricParams:
     """Rate metrics read the victim's extras; ``splits`` as other metrics."""
 

@@ -8,6 +8,7 @@ from bd_plugin_bavaft.params import (
     BavaftTriggerParams,
     CarToRoadParams,
     CodecParams,
+    DecoderFineTuningParams,
     FaceIdAttackParams,
     FaceIdMetricParams,
     MultiAttackParams,
@@ -86,6 +87,17 @@ def register_attack_losses(register):  # type: ignore[no-untyped-def]
         params=CarToRoadParams,
         summary="Encoder-only fine-tune: triggered cars segment as road downstream (Eq. 12; Eq. 19 options)",
         paper=f"{PAPER_PP} §4.3.1, §5.3",
+    )
+
+
+@hookimpl
+def register_defenses(register):  # type: ignore[no-untyped-def]
+    register(
+        "decoder-fine-tuning",
+        "bd_plugin_bavaft.defenses:DecoderFineTuning",
+        params=DecoderFineTuningParams,
+        summary="Fine-tune a copy of the codec's decoder g_s on clean images; encoder and entropy models untouched",
+        paper=f"{PAPER_PP} Table X / Fig. 16 (decoder fine-tuning), §5.2 (fine-tuning)",
     )
 
 
