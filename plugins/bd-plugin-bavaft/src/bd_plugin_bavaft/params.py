@@ -79,6 +79,8 @@ class BavaftTriggerParams:
             ``k`` and ``reweight`` are then unused).
         patch_weight: multiply by the patch-wise weight w (paper); False uses w = 1 in every block
             (Table IV "w/o patch-wise weight": the same change tiled over all blocks; no weight network).
+        width: first conv width of both networks (reference 64; the others are 2×, 4×, 8× it). Smaller
+            widths are ours, for CPU-scale runs (16 costs about 1/16 of the reference's operations).
     """
 
     k: int = attrs.field(default=16, validator=v.ge(1))
@@ -95,6 +97,7 @@ class BavaftTriggerParams:
     channels: str = attrs.field(default="ycbcr", validator=v.in_(("ycbcr", "y")))
     topk: bool = True
     patch_weight: bool = True
+    width: int = attrs.field(default=64, validator=v.ge(1))
 
     def __attrs_post_init__(self) -> None:
         if self.table == "baiqa" and self.n_freq != 64:

@@ -33,36 +33,38 @@ def conv_block(cin: int, cout: int, norm: str) -> nn.Sequential:
 
 
 class GeneralTriggerNet(nn.Module):
-    """Block features → max over blocks → 3×N general trigger g and a 3×N importance (BAvAFT head)."""
+    """Block features → max over blocks → 3×N general trigger g and a 3×N importance (BAvAFT head).
+    ``width`` = 64 is the reference (conv widths 64, 128; a 2048 descriptor)."""
 
-    def __init__(self, n_freq: int, norm: str) -> None:
+    def __init__(self, n_freq: int, norm: str, width: int = 64) -> None:
         super().__init__()
         self.n_freq = n_freq
+        self.feat = 2 * width
         self.features = nn.Sequential(
-            conv_block(3, 64, norm), nn.MaxPool2d(2), conv_block(64, 128, norm), nn.MaxPool2d(2)
+            conv_block(3, width, norm), nn.MaxPool2d(2), conv_block(width, 2 * width, norm), nn.MaxPool2d(2)
         )
-        self.head = nn.Linear(128 * 4 * 4, 3 * n_freq)  # the reference 1×1 conv on the 2048 descriptor
-        self.importance = nn.Linear(128 * 4 * 4, 3 * n_freq)
+        self.head = nn.Linear(self.feat * 4 * 4, 3 * n_freq)  # the reference 1×1 conv on the 2048 descriptor
+        self.importance = nn.Linear(self.feat * 4 * 4, 3 * n_freq)
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """``B×3×H×W`` (scaled RGB) → (g ``B×3×N``, importance ``B×3×N``)."""
         b = images.shape[0]
         blocks = to_blocks(images).permute(0, 2, 3, 1, 4, 5).reshape(-1, 3, BLOCK, BLOCK)
-        feats = self.features(blocks).reshape(b, -1, 128 * 4 * 4).amax(dim=1)
+        feats = self.features(blocks).reshape(b, -1, self.feat * 4 * 4).amax(dim=1)
         return self.head(feats).view(b, 3, self.n_freq), self.importance(feats).view(b, 3, self.n_freq)
 
 
 class PatchWeightNet(nn.Module):
-    """Full image → one weight per 16×16 block per channel (4 × maxpool 2, 1×1 conv 512→3, no activation)."""
+    """Full image → one weight per 16×16 block per channel (4 × maxpool 2, 1×1 conv 8·width→3, no activation)."""
 
-    def __init__(self, norm: str) -> None:
+    def __init__(self, norm: str, width: int = 64) -> None:
         super().__init__()
-        chans = (3, 64, 128, 256, 512)
+        chans = (3, width, 2 * width, 4 * width, 8 * width)
         layers: list[nn.Module] = []
         for a, b in itertools.pairwise(chans):
             layers += [conv_block(a, b, norm), nn.MaxPool2d(2)]
         self.body = nn.Sequential(*layers)
-        self.out = nn.Conv2d(512, 3, 1)
+        self.out = nn.Conv2d(8 * width, 3, 1)
 
     def forward(self, images: Tensor) -> Tensor:
         return self.out(self.body(images))  # B×3×(H/16)×(W/16)
@@ -92,9 +94,9 @@ class BavaftTrigger(TriggerBase):
         super().__init__(params, ctx)
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
             torch.manual_seed(self.ctx.generator("init").initial_seed())
-            self.general = GeneralTriggerNet(params.n_freq, params.norm)
+            self.general = GeneralTriggerNet(params.n_freq, params.norm, params.width)
             # Table IV "w/o patch-wise weight": no weight network, w = 1 in every block
-            self.weight = PatchWeightNet(params.norm) if params.patch_weight else None
+            self.weight = PatchWeightNet(params.norm, params.width) if params.patch_weight else None
         self.register_buffer("indices", torch.tensor(frequency_indices(params.table, params.n_freq)), persistent=True)
         # init_psnr calibration: a gain set once on the first training batch, saved with the stage
         self.register_buffer("gain", torch.ones(()), persistent=True)
