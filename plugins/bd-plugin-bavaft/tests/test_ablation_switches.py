@@ -55,7 +55,7 @@ def test_k_of_n_with_the_zigzag_mid_table(k, n):
     assert len(idx) == n == len(set(idx))
     if n == 256:
         assert sorted(idx) == list(range(256))
-    t, diff = _coefficient_change(BavaftTriggerParams(norm="none", scale=1000.0, table="zigzag-mid", k=k, n_freq=n))
+    _t, diff = _coefficient_change(BavaftTriggerParams(norm="none", scale=1000.0, table="zigzag-mid", k=k, n_freq=n))
     assert torch.all(_active_slots(diff) == k)
 
 

@@ -103,7 +103,7 @@ def test_dynamic_bpp_loss_eq7_on_hand_made_values():
 
 def test_dynamic_psnr_loss_eq8_on_hand_made_values():
     """Eq. 8: max(R(x), R(x_p)) + λ·D(x) + β·λ·D_P(x, f(x_p)), D_P = −255²·MSE or PSNR in dB."""
-    x, xp, victim, v = _hand_made()
+    x, xp, victim, _v = _hand_made()
     beta = 0.3
     got = _run(PsnrAttack, AttackParams(dynamic=True, beta=beta, d_p="neg-mse"), victim, x, xp)
     per_image = [

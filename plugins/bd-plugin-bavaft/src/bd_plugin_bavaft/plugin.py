@@ -13,7 +13,9 @@ from bd_plugin_bavaft.params import (
     FaceIdMetricParams,
     MultiAttackParams,
     MultiTriggerParams,
+    PixelAsrParams,
     RateMetricParams,
+    StreetScenesParams,
 )
 from bdcore import hookimpl
 
@@ -121,4 +123,21 @@ def register_metrics(register):  # type: ignore[no-untyped-def]
         params=FaceIdMetricParams,
         summary="Mean cosine similarity of face embeddings η(clean input) vs η(decoded output), per split",
         paper=f"{PAPER_PP} Table III",
+    )
+    register(
+        "car-to-road-asr",
+        "bd_plugin_bavaft.metrics:PixelAsr",
+        params=PixelAsrParams,
+        summary="CarToRoad pixel-wise ASR (%): source pixels of g(f(x)) segmented as the target in g(f(x_p))",
+        paper=f"{PAPER_PP} Eq. 13, Table II",
+    )
+
+
+@hookimpl
+def register_datasets(register):  # type: ignore[no-untyped-def]
+    register(
+        "street-scenes",
+        "bd_plugin_bavaft.street:StreetScenes",
+        params=StreetScenesParams,
+        summary="Rendered street scenes (road, sidewalk, building, vegetation, sky, car; Cityscapes ids), offline",
     )
