@@ -8,7 +8,7 @@ import torch
 from bd_plugin_bavaft.downstream import CarToRoadAttack, pixel_asr_counts
 from bd_plugin_bavaft.metrics import PixelAsr
 from bd_plugin_bavaft.params import CarToRoadParams, PixelAsrParams, StreetScenesParams
-from bd_plugin_bavaft.street import CAR, ROAD, SKY, NUM_CLASSES, StreetScenes, render_scene, small_segmenter
+from bd_plugin_bavaft.street import CAR, NUM_CLASSES, ROAD, SKY, StreetScenes, render_scene, small_segmenter
 from torch import nn
 
 from bdcore.context import Context

@@ -1,0 +1,234 @@
+"""Run and collect the method card's tables: each row is a committed spec plus ``--set`` overrides, run once
+per seed with ``bdcore run``; ``collect`` writes ``results/<table>.md`` (mean ± std over seeds, the exact
+commands in its header) and ``results/<table>.csv`` (every seed's value).
+
+    python plugins/bd-plugin-bavaft/experiments/tables.py run psnr --seeds 0 1 2 --out runs/bavaft-tables
+    python plugins/bd-plugin-bavaft/experiments/tables.py collect psnr --out runs/bavaft-tables
+
+Runs are sequential (the CPU-scale rows take 5–15 min each); a row/seed whose run directory is COMPLETE is
+skipped, so an interrupted ``run`` continues where it stopped. Once ``bdcore sweep`` is available each row is a
+``[sweep]`` over ``run.seed`` of the same spec and overrides.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import shlex
+import statistics
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[2]
+RESULTS = HERE.parent / "results"
+BASE = "plugins/bd-plugin-bavaft/experiments/embedded_base.toml"
+INIT = ("attack.trigger.params.init_psnr=46.0",)
+BPP = ("attack.loss.use=bavaft-bpp",)
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    sets: tuple[str, ...]
+    note: str = ""
+    spec: str = BASE
+
+
+@dataclass(frozen=True)
+class Column:
+    """One cell: metric ``metric`` of model (stage, defense) on ``split``."""
+
+    title: str
+    metric: str
+    split: str
+    stage: str = "attacked"
+    defense: str = ""
+    digits: int = 2
+
+
+@dataclass(frozen=True)
+class Table:
+    title: str
+    rows: tuple[Row, ...]
+    columns: tuple[Column, ...]
+    notes: tuple[str, ...] = field(default=())
+
+
+def _cols(kind: str) -> tuple[Column, ...]:
+    """The columns of a compression-attack table (``kind`` = the attacked measure, "psnr" or "bpp")."""
+    d = 2 if kind == "psnr" else 3
+    return (
+        Column("vanilla clean PSNR", "psnr", "clean", stage="clean-victim"),
+        Column("vanilla clean bpp", "bpp", "clean", stage="clean-victim", digits=3),
+        Column("clean PSNR", "psnr", "clean"),
+        Column("clean bpp", "bpp", "clean", digits=3),
+        Column("triggered PSNR", "psnr", "poisoned"),
+        Column("triggered bpp", "bpp", "poisoned", digits=3),
+        Column("trigger PSNR", "trigger-psnr", "poisoned", digits=1),
+        Column(f"JPEG 50 clean {kind}", kind, "clean", stage="defended", defense="jpeg50", digits=d),
+        Column(f"JPEG 50 triggered {kind}", kind, "poisoned", stage="defended", defense="jpeg50", digits=d),
+        Column(f"blur 0.6 clean {kind}", kind, "clean", stage="defended", defense="blur0.6", digits=d),
+        Column(f"blur 0.6 triggered {kind}", kind, "poisoned", stage="defended", defense="blur0.6", digits=d),
+        Column(
+            f"decoder FT triggered {kind}", kind, "poisoned", stage="defended", defense="decoder-fine-tuning", digits=d
+        ),
+    )
+
+
+TABLES: dict[str, Table] = {
+    "psnr": Table(
+        "PSNR attack: the paper's recipe vs plugin options (embedded scenes, CPU scale)",
+        (
+            Row("paper-dynamic", (*INIT,), "Eq. 8, D_P = −255²·MSE, β = 0.01 (paper)"),
+            Row("paper-dynamic-no-init", (), "as above without init_psnr: the trigger starts at ≈ 100 dB"),
+            Row("paper-static", (*INIT, "attack.loss.params.dynamic=false"), "Eq. 6 (α = 1), β = 0.01"),
+            Row("beta-1", (*INIT, "attack.loss.params.beta=1.0"), "Eq. 8, β = 1"),
+            Row("beta-steps", (*INIT, "attack.loss.params.beta=10.4"), "Eq. 8, β = 0.01·312 k/300 (β × steps)"),
+        ),
+        _cols("psnr"),
+    ),
+    "bpp": Table(
+        "BPP attack: the paper's recipe vs plugin options (embedded scenes, CPU scale)",
+        (
+            Row("paper-dynamic", (*BPP, *INIT), "Eq. 7, −β·R(x_p), β = 0.01 (paper)"),
+            Row("paper-static", (*BPP, *INIT, "attack.loss.params.dynamic=false"), "Eq. 5 (α = λ), β = 0.01"),
+            Row("beta-0.5", (*BPP, *INIT, "attack.loss.params.beta=0.5"), "Eq. 7, β = 0.5"),
+            Row("beta-steps", (*BPP, *INIT, "attack.loss.params.beta=10.4"), "Eq. 7, β = 10.4 (β × steps)"),
+        ),
+        _cols("bpp"),
+    ),
+}
+
+
+def run_name(table: str, row: Row, seed: int) -> str:
+    return f"{table}-{row.name}-s{seed}"
+
+
+def command(table: str, row: Row, seed: int, out: str) -> list[str]:
+    cmd = ["bdcore", "run", row.spec, "--out", out, "--set", f"run.name={run_name(table, row, seed)}"]
+    cmd += ["--set", f"run.seed={seed}"]
+    for s in row.sets:
+        cmd += ["--set", s]
+    return cmd
+
+
+def latest_run(out: Path, name: str) -> Path | None:
+    done = sorted(
+        d
+        for d in out.glob(f"{name}-*")
+        if (d / "COMPLETE").exists() and d.name[len(name) + 1 :].replace("-", "").isdigit()
+    )
+    return done[-1] if done else None
+
+
+def read_rows(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "results.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def cell(rows: list[dict[str, str]], col: Column) -> float:
+    for r in rows:
+        if (
+            r["metric"] == col.metric
+            and r["split"] == col.split
+            and r["stage"] == col.stage
+            and (r["defense"] or "") == col.defense
+        ):
+            return float(r["value"])
+    return math.nan
+
+
+def do_run(table: str, seeds: list[int], out: str) -> None:
+    t = TABLES[table]
+    for row in t.rows:
+        for seed in seeds:
+            if latest_run(Path(out), run_name(table, row, seed)) is not None:
+                continue
+            cmd = command(table, row, seed, out)
+            print("+", shlex.join(cmd), flush=True)
+            subprocess.run(cmd, cwd=ROOT, check=False)
+
+
+def fmt(values: list[float], digits: int) -> str:
+    vals = [v for v in values if not math.isnan(v)]
+    if not vals:
+        return "–"
+    if len(vals) == 1:
+        return f"{vals[0]:.{digits}f}"
+    return f"{statistics.mean(vals):.{digits}f} ± {statistics.stdev(vals):.{digits}f}"
+
+
+def do_collect(table: str, seeds: list[int], out: str) -> None:
+    t = TABLES[table]
+    RESULTS.mkdir(exist_ok=True)
+    lines = [f"# {t.title}", "", "Produced by (from the repository root; one run per row and seed, sequential):", ""]
+    lines.append("```")
+    lines.append(
+        f"python plugins/bd-plugin-bavaft/experiments/tables.py run {table} --seeds {' '.join(map(str, seeds))} --out {out}"
+    )
+    lines.append(
+        f"python plugins/bd-plugin-bavaft/experiments/tables.py collect {table} --seeds {' '.join(map(str, seeds))} --out {out}"
+    )
+    lines.append("```")
+    lines += ["", "which runs, for each row and seed N:", "", "```"]
+    for row in t.rows:
+        lines.append(
+            shlex.join(command(table, row, 0, out)).replace("run.seed=0", "run.seed=N").replace("-s0 ", "-sN ")
+        )
+    lines += [
+        "```",
+        "",
+        "Cells: mean ± std over the seeds that finished (n per row in the last column); PSNR in dB, bpp real.",
+        "",
+    ]
+    lines.append("| row | " + " | ".join(c.title for c in t.columns) + " | seeds | setting |")
+    lines.append("|---" * (len(t.columns) + 3) + "|")
+    csv_rows = []
+    for row in t.rows:
+        per_col: list[list[float]] = [[] for _ in t.columns]
+        got = []
+        for seed in seeds:
+            d = latest_run(Path(out), run_name(table, row, seed))
+            if d is None:
+                continue
+            got.append(seed)
+            rows = read_rows(d)
+            for i, c in enumerate(t.columns):
+                v = cell(rows, c)
+                per_col[i].append(v)
+                csv_rows.append({"row": row.name, "seed": seed, "column": c.title, "value": v, "run_dir": d.name})
+        cells = [fmt(v, c.digits) for v, c in zip(per_col, t.columns, strict=True)]
+        lines.append(f"| {row.name} | " + " | ".join(cells) + f" | {','.join(map(str, got)) or '–'} | {row.note} |")
+    lines += ["", *t.notes]
+    (RESULTS / f"{table}.md").write_text("\n".join(lines).rstrip() + "\n")
+    with open(RESULTS / f"{table}.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["row", "seed", "column", "value", "run_dir"])
+        w.writeheader()
+        w.writerows(csv_rows)
+    print(f"wrote {RESULTS / f'{table}.md'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("action", choices=["run", "collect", "commands"])
+    ap.add_argument("table", choices=sorted(TABLES))
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--out", default="runs/bavaft-tables")
+    a = ap.parse_args(argv)
+    if a.action == "run":
+        do_run(a.table, a.seeds, a.out)
+    elif a.action == "collect":
+        do_collect(a.table, a.seeds, a.out)
+    else:
+        for row in TABLES[a.table].rows:
+            for seed in a.seeds:
+                print(shlex.join(command(a.table, row, seed, a.out)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
