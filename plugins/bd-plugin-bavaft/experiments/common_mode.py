@@ -23,8 +23,8 @@ training split the images). Writes ``results/common_mode.md``.
 from __future__ import annotations
 
 import argparse
-import math
 import json
+import math
 import shlex
 import statistics
 import sys
@@ -69,7 +69,6 @@ def flat_grad(loss: Any, params: list[Any]) -> Any:
 def terms(victim: Any, x: Any, xp: Any) -> dict[str, tuple[Any, Any]]:
     """Each attack term as (A(x_p), A(x)), batch means, differentiable in g_a."""
     import torch
-
     from bd_plugin_bavaft.attacks import D_SCALE
 
     # one quantisation-noise draw for both images: the difference is the trigger's, not the noise's
@@ -97,9 +96,9 @@ def terms(victim: Any, x: Any, xp: Any) -> dict[str, tuple[Any, Any]]:
 
 def measure(victim: Any, data: Any, trigger_psnr: float, seed: int, batches: int) -> dict[str, list[float]]:
     import torch
-
     from bd_plugin_bavaft.params import BavaftTriggerParams
     from bd_plugin_bavaft.trigger import BavaftTrigger
+
     from bdcore.context import Context
     from bdcore.data.loading import batch_at
 
