@@ -26,8 +26,6 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
 RESULTS = HERE.parent / "results"
 BASE = "plugins/bd-plugin-bavaft/experiments/embedded_base.toml"
-INIT = ("attack.trigger.params.init_psnr=46.0",)
-BPP = ("attack.loss.use=bavaft-bpp",)
 
 
 @dataclass(frozen=True)
@@ -79,15 +77,44 @@ def _cols(kind: str) -> tuple[Column, ...]:
     )
 
 
+def _sets(**kw: object) -> tuple[str, ...]:
+    return tuple(f"{k.replace('__', '.')}={v}" for k, v in kw.items())
+
+
+INIT = _sets(attack__trigger__params__init_psnr=46.0)  # start the trigger at ε (46 dB), see the README
+BUDGET46 = _sets(attack__trigger__params__budget_psnr=46.0)  # hold it there (ours)
+BPP = _sets(attack__loss__use="bavaft-bpp")
+LOG_RATIO = _sets(
+    attack__loss__params__dynamic="false",
+    attack__loss__params__alpha=0.0,
+    attack__loss__params__r_p="log-ratio",
+    attack__loss__params__beta=3.0,
+    attack__loss__params__target_ratio=4.0,
+)
+BETA1 = _sets(attack__loss__params__beta=1.0)
+PP = _sets(attack__trigger__params__selection="robust", attack__loss__params__robust_stage2_after=150)
+STEPS_BETA = 10.4  # 0.01 · 312.5 k / 300: the paper's β scaled by its step count over ours
+
 TABLES: dict[str, Table] = {
     "psnr": Table(
         "PSNR attack: the paper's recipe vs plugin options (embedded scenes, CPU scale)",
         (
-            Row("paper-dynamic", (*INIT,), "Eq. 8, D_P = −255²·MSE, β = 0.01 (paper)"),
-            Row("paper-dynamic-no-init", (), "as above without init_psnr: the trigger starts at ≈ 100 dB"),
+            Row("paper-dynamic", INIT, "Eq. 8, D_P = −255²·MSE, β = 0.01 (paper); trigger starts at 46 dB"),
+            Row("paper-dynamic-no-init", (), "as above, trigger starts where its init puts it (≈ 100 dB)"),
             Row("paper-static", (*INIT, "attack.loss.params.dynamic=false"), "Eq. 6 (α = 1), β = 0.01"),
-            Row("beta-1", (*INIT, "attack.loss.params.beta=1.0"), "Eq. 8, β = 1"),
-            Row("beta-steps", (*INIT, "attack.loss.params.beta=10.4"), "Eq. 8, β = 0.01·312 k/300 (β × steps)"),
+            Row("beta-steps", (*INIT, f"attack.loss.params.beta={STEPS_BETA}"), "Eq. 8, β = 0.01 × 312 k / 300 steps"),
+            Row("beta-1", (*INIT, *BETA1), "Eq. 8, β = 1 (the common mode cancels)"),
+            Row("beta-1-budget46", (*BUDGET46, *BETA1), "Eq. 8, β = 1, trigger held at 46 dB (`budget_psnr`, ours)"),
+            Row(
+                "ours-psnr-db",
+                (
+                    *INIT,
+                    "attack.loss.params.dynamic=false",
+                    "attack.loss.params.d_p=psnr",
+                    "attack.loss.params.beta=30.0",
+                ),
+                "Eq. 6 with D_P = PSNR in dB (ours), β = 30",
+            ),
         ),
         _cols("psnr"),
     ),
@@ -96,10 +123,38 @@ TABLES: dict[str, Table] = {
         (
             Row("paper-dynamic", (*BPP, *INIT), "Eq. 7, −β·R(x_p), β = 0.01 (paper)"),
             Row("paper-static", (*BPP, *INIT, "attack.loss.params.dynamic=false"), "Eq. 5 (α = λ), β = 0.01"),
-            Row("beta-0.5", (*BPP, *INIT, "attack.loss.params.beta=0.5"), "Eq. 7, β = 0.5"),
-            Row("beta-steps", (*BPP, *INIT, "attack.loss.params.beta=10.4"), "Eq. 7, β = 10.4 (β × steps)"),
+            Row("beta-0.9", (*BPP, *INIT, "attack.loss.params.beta=0.9"), "Eq. 7, β = 0.9"),
+            Row("beta-steps", (*BPP, *INIT, f"attack.loss.params.beta={STEPS_BETA}"), "Eq. 7, β = 0.01 × 312 k / 300"),
+            Row(
+                "ours-log-ratio",
+                (*BPP, *LOG_RATIO, "attack.trigger.params.budget_psnr=45.0"),
+                "−β·min(ln(R(x_p)/R(x)), ln 4), β = 3, trigger held at 45 dB (ours)",
+            ),
         ),
         _cols("bpp"),
+    ),
+    "robust": Table(
+        "BAvAFT++ as published vs BAvAFT under JPEG 50 and blur 0.6 (PSNR attack, Eq. 8, β = 1, trigger at 46 dB)",
+        (
+            Row("bavaft", (*BUDGET46, *BETA1), "learned top-K, one stage"),
+            Row("bavaft++", (*BUDGET46, *BETA1, *PP), "Eq. 17 selection + stage 2 (Eq. 18) from step 150 (paper)"),
+            Row(
+                "robust-selection-only",
+                (*BUDGET46, *BETA1, "attack.trigger.params.selection=robust"),
+                "Eq. 17 selection, one stage",
+            ),
+            Row(
+                "stage2-only",
+                (*BUDGET46, *BETA1, "attack.loss.params.robust_stage2_after=150"),
+                "learned top-K + stage 2 from step 150",
+            ),
+            Row(
+                "bavaft++-luma-low",
+                (*BUDGET46, *BETA1, *PP, "attack.trigger.params.channels=y", "attack.trigger.params.table=zigzag-low"),
+                "BAvAFT++ with the luma low-band trigger (ours)",
+            ),
+        ),
+        _cols("psnr"),
     ),
 }
 
