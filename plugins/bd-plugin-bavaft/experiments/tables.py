@@ -199,8 +199,8 @@ def cell(rows: list[dict[str, str]], col: Column) -> float:
 
 def do_run(table: str, seeds: list[int], out: str) -> None:
     t = TABLES[table]
-    for row in t.rows:
-        for seed in seeds:
+    for seed in seeds:  # every row of one seed first: a partial table is usable
+        for row in t.rows:
             if latest_run(Path(out), run_name(table, row, seed)) is not None:
                 continue
             cmd = command(table, row, seed, out)
