@@ -12,7 +12,9 @@ backdoor. This script measures, on the encoder g_a of a trained vanilla codec, f
 
 With β < 1 the clean term outweighs the common mode and only β × the differential share is left for the
 backdoor; with β > 1 the common mode wins and every image is degraded first (the β × steps rows of the
-tables). The log-ratio rate term (ours) and the PSNR-in-dB D_P are listed for comparison.
+tables). The PSNR-in-dB D_P (ours) is listed for comparison, and the two halves of the log-ratio rate term
+(ours): each half is as common-mode as −R, but the loss takes their difference, so the common mode cancels
+by construction and only the differential column acts.
 
     python plugins/bd-plugin-bavaft/experiments/common_mode.py RUN_DIR [--seeds 0 1 2] [--batches 4]
 
@@ -85,12 +87,15 @@ def terms(victim: Any, x: Any, xp: Any) -> dict[str, tuple[Any, Any]]:
         mse = (t["x_hat"].clamp(0, 1) - x).pow(2).flatten(1).mean(1)
         return (10 * torch.log10(1 / mse.clamp_min(1e-10))).mean()
 
-    log_ratio = (torch.log(tp["bpp"]) - torch.log(tx["bpp"])).mean()
     return {
         "PSNR attack, λ·D_P = −λ·255²·MSE(x, f(·)) (paper)": (lam * neg_mse(tp), lam * neg_mse(tx)),
         "BPP attack, −R(·) (paper)": (-tp["bpp"].mean(), -tx["bpp"].mean()),
         "PSNR attack, λ·PSNR(x, f(·)) in dB (ours)": (lam * psnr_db(tp), lam * psnr_db(tx)),
-        "BPP attack, −ln(R(x_p)/R(x)) (ours)": (-log_ratio, 0.0 * log_ratio),
+        # the log-ratio term is −[ln R(x_p) − ln R(x)]: its two halves, the loss takes their difference
+        "BPP attack, −ln R(·), in −ln(R(x_p)/R(x)) (ours)": (
+            -torch.log(tp["bpp"]).mean(),
+            -torch.log(tx["bpp"]).mean(),
+        ),
     }
 
 
@@ -116,16 +121,15 @@ def measure(victim: Any, data: Any, trigger_psnr: float, seed: int, batches: int
         clean = victim.rd_loss(victim.rd_terms(x)).mean()
         g_clean = flat_grad(clean, params)
         for name, (a_p, a_x) in terms(victim, x, xp).items():
-            g_p = flat_grad(a_p, params)
-            g_x = (
-                flat_grad(a_x, params) if isinstance(a_x, torch.Tensor) and a_x.requires_grad else torch.zeros_like(g_p)
-            )
+            # each half's gradient on its own (CompressAI's LowerBound passes a gradient depending on its
+            # sign, so the gradient of a difference of two identical branches need not vanish)
+            g_p = flat_grad(a_p, params).double()
+            g_x = flat_grad(a_x, params).double()
             diff = g_p - g_x
-            cos = float(torch.nn.functional.cosine_similarity(g_p, g_x, dim=0)) if g_x.abs().sum() > 0 else 0.0
             vals = {
-                "cos": cos,
+                "cos": float(torch.nn.functional.cosine_similarity(g_p, g_x, dim=0)),
                 "share": float(diff.norm() / g_p.norm().clamp_min(1e-30)),
-                "vs_clean": float(diff.norm() / g_clean.norm().clamp_min(1e-30)),
+                "vs_clean": float(diff.norm() / g_clean.double().norm().clamp_min(1e-30)),
             }
             for k, v in vals.items():
                 out.setdefault(f"{name}|{k}", []).append(v)
