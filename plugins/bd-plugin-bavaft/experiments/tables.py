@@ -149,6 +149,22 @@ TABLES: dict[str, Table] = {
                 "learned top-K + stage 2 from step 150",
             ),
             Row(
+                "bavaft++-trigger-sens",
+                (*BUDGET46, *BETA1, *PP, "attack.trigger.params.sensitivity=trigger"),
+                "BAvAFT++ with Eq. 17's numerator on the trigger's own coefficients (ours)",
+            ),
+            Row(
+                "bavaft++-trigger-sens-luma",
+                (
+                    *BUDGET46,
+                    *BETA1,
+                    *PP,
+                    "attack.trigger.params.sensitivity=trigger",
+                    "attack.trigger.params.channels=y",
+                ),
+                "as above, luma-only trigger (ours)",
+            ),
+            Row(
                 "bavaft++-luma-low",
                 (*BUDGET46, *BETA1, *PP, "attack.trigger.params.channels=y", "attack.trigger.params.table=zigzag-low"),
                 "BAvAFT++ with the luma low-band trigger (ours)",

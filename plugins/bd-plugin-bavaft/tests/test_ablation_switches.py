@@ -86,3 +86,10 @@ class TestNoPatchWeightContract(TriggerContract):
         assert torch.autograd.gradcheck(
             lambda i: t.inject_trigger(i, strength=0.5), (x,), eps=1e-6, atol=1e-4, fast_mode=True
         )
+
+
+def test_robust_selection_with_the_trigger_numerator_keeps_k_slots():
+    _t, diff = _coefficient_change(
+        BavaftTriggerParams(norm="none", scale=1000.0, selection="robust", sensitivity="trigger")
+    )
+    assert torch.all(_active_slots(diff) == 16)

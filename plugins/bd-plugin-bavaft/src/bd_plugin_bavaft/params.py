@@ -81,6 +81,9 @@ class BavaftTriggerParams:
             (Table IV "w/o patch-wise weight": the same change tiled over all blocks; no weight network).
         width: first conv width of both networks (reference 64; the others are 2×, 4×, 8× it). Smaller
             widths are ours, for CPU-scale runs (16 costs about 1/16 of the reference's operations).
+        sensitivity: robust selection's numerator: ``"image"`` (Eq. 17 as written: the change of the
+            pseudo-poisoned image's coefficients, dominated by the image content) or ``"trigger"`` (ours: the
+            change of the trigger's own coefficients, t applied to x̃_p and x alike).
     """
 
     k: int = attrs.field(default=16, validator=v.ge(1))
@@ -98,6 +101,7 @@ class BavaftTriggerParams:
     topk: bool = True
     patch_weight: bool = True
     width: int = attrs.field(default=64, validator=v.ge(1))
+    sensitivity: str = attrs.field(default="image", validator=v.in_(("image", "trigger")))
 
     def __attrs_post_init__(self) -> None:
         if self.table == "baiqa" and self.n_freq != 64:

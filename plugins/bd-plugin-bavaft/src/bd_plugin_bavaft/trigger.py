@@ -124,7 +124,8 @@ class BavaftTrigger(TriggerBase):
         else:
             with torch.no_grad():
                 pseudo = (images + self._delta(full.detach())).clamp(0, 1)  # x̃_p: all N slots active
-                sens = frequency_sensitivity(pseudo, full.detach(), self.indices, generator=generator)
+                clean = images if p.sensitivity == "trigger" else None
+                sens = frequency_sensitivity(pseudo, full.detach(), self.indices, generator=generator, clean=clean)
             mask = topk_reweight_mask(sens, p.k, reweight=p.reweight, largest_kept=False)
         if p.channels == "y":
             mask = mask * torch.tensor([1.0, 0.0, 0.0], dtype=mask.dtype, device=mask.device).view(1, 3, 1)
