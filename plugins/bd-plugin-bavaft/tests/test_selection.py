@@ -58,3 +58,38 @@ def test_sensitivity_ranks_high_frequencies_as_fragile_under_blur():
     sens = frequency_sensitivity(xp, inj, idx, kinds=("blur",), generator=torch.Generator().manual_seed(1))
     assert sens.shape == (2, 3, 2)
     assert torch.all(sens[..., 1] > sens[..., 0])
+
+
+def test_trigger_sensitivity_measures_the_triggers_own_coefficients():
+    """``clean = x`` (ours): for a linear preprocessing (blur) the numerator is the blur of the trigger alone,
+    so I does not depend on the image content; Eq. 17 as written does (the image's own coefficients move)."""
+    from bd_plugin_bavaft.dct import dct_delta_to_image, image_to_dct
+    from bd_plugin_bavaft.selection import preprocess_sample
+
+    g = torch.Generator().manual_seed(0)
+    idx = torch.tensor([1 * 16 + 2, 9 * 16 + 7])
+    inj = torch.zeros(2, 3, 2, 2, 2, dtype=torch.float64)
+    inj[:, 0, :, :, 0], inj[:, 1, :, :, 1] = 40.0, -30.0
+    flat = torch.zeros(2, 3, 2, 2, 256, dtype=torch.float64).index_add(-1, idx, inj)
+    delta = dct_delta_to_image(flat.view(2, 3, 2, 2, 16, 16))
+    smooth = torch.linspace(0.3, 0.7, 32, dtype=torch.float64).view(1, 1, 1, 32).expand(2, 3, 32, 32)
+    textured = 0.3 + 0.4 * torch.rand(2, 3, 32, 32, generator=g, dtype=torch.float64)
+    out = {}
+    for name, x in (("smooth", smooth), ("textured", textured)):
+        xp = x + delta
+        assert float(xp.min()) > 0 and float(xp.max()) < 1  # no clamping: t is linear in the change
+        for mode in ("image", "trigger"):
+            out[name, mode] = frequency_sensitivity(
+                xp, inj, idx, kinds=("blur",), generator=torch.Generator().manual_seed(3),
+                clean=x if mode == "trigger" else None,
+            )  # fmt: skip
+    # independent: blur the change alone (the block DCT pipeline is affine; compare with a flat image)
+    flat_img = torch.full((2, 3, 32, 32), 0.5, dtype=torch.float64)
+    blurred = preprocess_sample(torch.cat([delta, delta]), "blur", torch.Generator().manual_seed(3), per_image=False)[
+        :2
+    ]
+    coeff = (image_to_dct(flat_img + blurred, quantize=False) - image_to_dct(flat_img, quantize=False)).flatten(-2)
+    expected = ((coeff[..., idx] - inj).abs() / inj.abs().clamp_min(1e-6)).sum(dim=(2, 3))
+    torch.testing.assert_close(out["smooth", "trigger"], expected, rtol=1e-6, atol=1e-5)  # inj = 0: 1e-6 floors
+    torch.testing.assert_close(out["textured", "trigger"], expected, rtol=1e-6, atol=1e-5)
+    assert not torch.allclose(out["smooth", "image"], out["textured", "image"], rtol=0.05)

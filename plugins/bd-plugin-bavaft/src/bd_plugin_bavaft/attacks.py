@@ -89,7 +89,8 @@ class _BavaftAttack(AttackLossBase):
     def __init__(self, params: AttackParams | None = None, ctx: Context | None = None) -> None:
         super().__init__(params or AttackParams(), ctx)
         self.steps = 0
-        self._rng = random.Random(self.ctx.generator("stage2").initial_seed())
+        self._rng = random.Random(self.ctx.generator("stage2").initial_seed())  # which preprocessing
+        self._degree_gen = self.ctx.generator("stage2-degree")  # its degree / noise field
 
     def attack_target(self, batch: Mapping[str, Any], strength: Tensor) -> Any:  # noqa: ARG002
         return batch["input"]  # a codec reconstructs its input; the attack is in the loss, not a target
@@ -119,19 +120,31 @@ class _BavaftAttack(AttackLossBase):
         vis = visibility(x, xp, p.gamma, p.eps)
         # logged unclamped: the visibility term is flat below ε², so it cannot show a trigger fading away
         trigger_psnr = -10.0 * torch.log10((xp - x).detach().pow(2).flatten(1).mean(1).clamp_min(1e-12))
-        if self.stage2:  # BAvAFT++ stage 2: encoder only; t(x_p) in the attack term
+        xa = xp  # what the attack term sees: x_p, or t(x_p) in stage 2
+        logs: dict[str, Tensor] = {}
+        if self.stage2:
+            # BAvAFT++ stage 2 (Eq. 18): the trigger is fixed (encoder only) and t(x_p) replaces x_p in the
+            # attack objective term only; the poisoned image's other terms (D(x_p) / R(x_p)) stay on x_p
             kind = self._rng.choice([*p.preprocess, "identity"])
-            xp = preprocess_sample(xp.detach(), kind, None).clamp(0, 1)
+            xp = xp.detach()
+            if kind != "identity":
+                xa = preprocess_sample(xp, kind, self._degree_gen).clamp(0, 1)
+            else:
+                xa = xp
             vis = torch.zeros_like(vis)
         tc = victim.rd_terms(clean["input"])
         tp = victim.rd_terms(xp)
+        ta = tp if xa is xp else victim.rd_terms(xa)
+        if ta is not tp:
+            logs["bpp_preprocessed"] = ta["bpp"].mean().detach()
         if clean["input"].shape == x.shape and torch.equal(clean["input"], x):
             r_x, d_x = tc["bpp"], D_SCALE * tc["mse"]  # per-image pairs (x, x_p)
         else:
             tx = victim.rd_terms(x)
             r_x, d_x = tx["bpp"], D_SCALE * tx["mse"]
         clean_rd = victim.rd_loss(tc)
-        attack, logs = self.objective(victim, x, xp, tp, r_x, d_x)
+        attack, obj_logs = self.objective(victim, x, xp, tp, r_x, d_x, attacked=ta)
+        logs.update(obj_logs)
         loss = clean_rd.mean() + attack.mean() + vis.mean()
         return {
             "loss": loss,
@@ -144,8 +157,19 @@ class _BavaftAttack(AttackLossBase):
         }
 
     def objective(
-        self, victim: Any, x: Tensor, xp: Tensor, tp: Mapping[str, Tensor], r_x: Tensor, d_x: Tensor
+        self,
+        victim: Any,
+        x: Tensor,
+        xp: Tensor,
+        tp: Mapping[str, Tensor],
+        r_x: Tensor,
+        d_x: Tensor,
+        *,
+        attacked: Mapping[str, Tensor] | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
+        """The attack-specific part of L_jt per image (``B``; the clean ``R(x) + λD(x)`` is added by the
+        caller) and logs. ``tp``: the victim's :meth:`rd_terms` of x_p; ``attacked``: those of the image the
+        attack objective term sees (t(x_p) in BAvAFT++ stage 2; None = x_p)."""
         raise NotImplementedError
 
 
@@ -158,14 +182,23 @@ class BppAttack(_BavaftAttack):
     )
 
     def objective(
-        self, victim: Any, x: Tensor, xp: Tensor, tp: Mapping[str, Tensor], r_x: Tensor, d_x: Tensor
+        self,
+        victim: Any,
+        x: Tensor,
+        xp: Tensor,
+        tp: Mapping[str, Tensor],
+        r_x: Tensor,
+        d_x: Tensor,
+        *,
+        attacked: Mapping[str, Tensor] | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
         p: AttackParams = self.params
-        d_p = D_SCALE * (tp["x_hat"] - xp).pow(2).flatten(1).mean(1)
+        ta = tp if attacked is None else attacked
+        d_p = D_SCALE * (tp["x_hat"] - xp).pow(2).flatten(1).mean(1)  # D(x_p): on x_p itself
         full = bpp_attack_loss(
             r_x,
             d_x,
-            tp["bpp"],
+            ta["bpp"],  # the attack objective R(x_p), R(t(x_p)) in stage 2
             d_p,
             lmbda=victim.lmbda,
             beta=p.beta,
@@ -188,12 +221,22 @@ class PsnrAttack(_BavaftAttack):
     )
 
     def objective(
-        self, victim: Any, x: Tensor, xp: Tensor, tp: Mapping[str, Tensor], r_x: Tensor, d_x: Tensor
+        self,
+        victim: Any,
+        x: Tensor,
+        xp: Tensor,
+        tp: Mapping[str, Tensor],
+        r_x: Tensor,
+        d_x: Tensor,
+        *,
+        attacked: Mapping[str, Tensor] | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
         p: AttackParams = self.params
-        # A decoded image lives in [0, 1] (it is clamped when saved): without the clamp, −MSE is
-        # unbounded below and the encoder learns to blow x̂ up to 1e9 for clean images too.
-        mse_p = (tp["x_hat"].clamp(0.0, 1.0) - x).pow(2).flatten(1).mean(1)
+        ta = tp if attacked is None else attacked
+        # D_P(x, f(x_p)), f(t(x_p)) in stage 2. A decoded image lives in [0, 1] (it is clamped when saved):
+        # without the clamp, −MSE is unbounded below and the encoder learns to blow x̂ up to 1e9 for clean
+        # images too.
+        mse_p = (ta["x_hat"].clamp(0.0, 1.0) - x).pow(2).flatten(1).mean(1)
         if p.d_p == "neg-mse":
             dp_term = -D_SCALE * mse_p
         else:

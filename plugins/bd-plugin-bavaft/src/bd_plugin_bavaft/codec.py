@@ -187,9 +187,20 @@ class CompressAIVictim(VictimBase):
             p.requires_grad_(True)
         return [p for n, p in self.net.named_parameters() if not n.endswith("quantiles")]
 
+    def decoder_parameters(self) -> list[nn.Parameter]:
+        """The synthesis transform ``g_s`` only, for a decoder-side fine-tune: every other parameter gets
+        ``requires_grad = False`` and :meth:`after_step` stops training the quantiles. ``g_s`` is the one part
+        the decoding side can change alone: the hyper-decoder ``h_s`` and the entropy models also run at the
+        encoder, which entropy-codes with them."""
+        self._phase = "decoder"
+        for name, p in self.net.named_parameters():
+            p.requires_grad_(name.startswith("g_s."))
+        return [p for n, p in self.net.named_parameters() if n.startswith("g_s.")]
+
     def after_step(self, batch: Mapping[str, Any]) -> dict[str, float | Tensor] | None:  # noqa: ARG002
-        """The aux (quantile) loss step, with its own Adam; skipped in the attack phase (frozen entropy model)."""
-        if self._phase == "attack":
+        """The aux (quantile) loss step, with its own Adam; skipped in the attack phase and in a decoder-only
+        fine-tune (the entropy model stays as it is)."""
+        if self._phase in ("attack", "decoder"):
             return None
         opt = self.aux_optimizer()
         opt.zero_grad(set_to_none=True)

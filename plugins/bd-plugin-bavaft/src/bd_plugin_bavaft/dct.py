@@ -62,8 +62,8 @@ def frequency_indices(table: str = "baiqa", n: int = 64) -> list[int]:
             raise ValueError("the BAIQA table has exactly 64 positions")
         return list(BAIQA_MID64)
     if table == "zigzag-mid":
-        zz = zigzag_order()
-        return zz[128 - n // 2 : 128 + n // 2]
+        start = 128 - n // 2
+        return zigzag_order()[start : start + n]
     if table == "zigzag-low":
         return zigzag_order()[1 : n + 1]
     raise ValueError(f"unknown frequency table {table!r}; choose 'baiqa', 'zigzag-mid' or 'zigzag-low'")

@@ -24,9 +24,11 @@ from torch import Tensor, nn
 from bd_plugin_bavaft.attacks import D_SCALE, AttackSetupError, visibility
 from bd_plugin_bavaft.params import (
     SMALL_EMBEDDER,
+    SMALL_SEGMENTER,
     CarToRoadParams,
     FaceEmbedderParams,
     FaceIdAttackParams,
+    SegmenterParams,
 )
 from bdcore.components import AttackLossBase
 from bdcore.context import Context
@@ -521,6 +523,27 @@ class Segmenter(nn.Module):
         return out
 
 
+def build_segmenter(p: SegmenterParams, ctx: Context) -> Segmenter:
+    """g per the params (the built-in ``small-segmenter`` or import path + local weights) with its input
+    normalisation, frozen, on ``ctx.device``."""
+    if p.segmenter == SMALL_SEGMENTER:
+        from bd_plugin_bavaft.street import small_segmenter
+
+        net = small_segmenter(p, ctx)
+    else:
+        net = build_local_module(p.segmenter, p.segmenter_kwargs, p.weights, p.sha256, ctx, "segmenter")
+    return freeze(Segmenter(freeze(net), p.mean, p.std, p.output_key)).to(ctx.device)
+
+
+def pixel_asr_counts(clean_labels: Tensor, poisoned_labels: Tensor, source: int, target: int) -> tuple[Tensor, Tensor]:
+    """Eq. 13's numerator and denominator per image: pixels labelled ``source`` in g(f(x)) that are labelled
+    ``target`` in g(f(x_p)), and pixels labelled ``source`` in g(f(x)). Label maps ``B×H×W`` → two ``B``
+    (int64)."""
+    src = clean_labels == source
+    hit = src & (poisoned_labels == target)
+    return hit.flatten(1).sum(1), src.flatten(1).sum(1)
+
+
 class CarToRoadAttack(_DownstreamAttack):
     """CarToRoad: where the trigger is injected on ``source_class`` pixels, the decoded image segments as
     ``target_class``; clean RD unchanged. Paper Eq. 12; BAvAFT++ Eq. 19 boundary shift / unwanted class."""
@@ -531,13 +554,15 @@ class CarToRoadAttack(_DownstreamAttack):
     )
 
     def __init__(
-        self, params: CarToRoadParams, ctx: Context | None = None, *, segmenter: nn.Module | None = None
+        self, params: CarToRoadParams | None = None, ctx: Context | None = None, *, segmenter: nn.Module | None = None
     ) -> None:
+        params = params or CarToRoadParams()
         super().__init__(params, ctx)
         p = params
         if segmenter is None:
-            segmenter = build_local_module(p.segmenter, p.segmenter_kwargs, p.weights, p.sha256, self.ctx, "segmenter")
-        self.segmenter = freeze(Segmenter(freeze(segmenter), p.mean, p.std, p.output_key))
+            self.segmenter = build_segmenter(p, self.ctx)
+        else:
+            self.segmenter = freeze(Segmenter(freeze(segmenter), p.mean, p.std, p.output_key))
 
     def attack_loss(self, victim: Any, clean: Mapping[str, Any], poisoned: Mapping[str, Any]) -> dict[str, Tensor]:
         self._check(victim)

@@ -75,6 +75,15 @@ class BavaftTriggerParams:
         channels: ``"ycbcr"`` (paper: g is 3×N, a top-K per channel) or ``"y"`` (luma only: the Cb/Cr
             slots are zeroed after the selection, so the change is grey). Our addition, off by default:
             JPEG's 4:2:0 chroma subsampling erases a chroma trigger completely (README, BAvAFT++).
+        topk: keep K of the N frequencies (paper); False keeps all N (Table IV "w/o topK selection";
+            ``k`` and ``reweight`` are then unused).
+        patch_weight: multiply by the patch-wise weight w (paper); False uses w = 1 in every block
+            (Table IV "w/o patch-wise weight": the same change tiled over all blocks; no weight network).
+        width: first conv width of both networks (reference 64; the others are 2×, 4×, 8× it). Smaller
+            widths are ours, for CPU-scale runs (16 costs about 1/16 of the reference's operations).
+        sensitivity: robust selection's numerator: ``"image"`` (Eq. 17 as written: the change of the
+            pseudo-poisoned image's coefficients, dominated by the image content) or ``"trigger"`` (ours: the
+            change of the trigger's own coefficients, t applied to x̃_p and x alike).
     """
 
     k: int = attrs.field(default=16, validator=v.ge(1))
@@ -89,8 +98,16 @@ class BavaftTriggerParams:
     init_psnr: float | None = attrs.field(default=None, validator=v.optional(v.gt(0.0)))
     budget_psnr: float | None = attrs.field(default=None, validator=v.optional(v.gt(0.0)))
     channels: str = attrs.field(default="ycbcr", validator=v.in_(("ycbcr", "y")))
+    topk: bool = True
+    patch_weight: bool = True
+    width: int = attrs.field(default=64, validator=v.ge(1))
+    sensitivity: str = attrs.field(default="image", validator=v.in_(("image", "trigger")))
 
     def __attrs_post_init__(self) -> None:
+        if self.table == "baiqa" and self.n_freq != 64:
+            raise ValueError(f'table = "baiqa" has exactly 64 positions (n_freq = {self.n_freq}); use "zigzag-mid"')
+        if self.n_freq > 255 + (self.table == "zigzag-mid"):
+            raise ValueError(f"n_freq = {self.n_freq} exceeds the 16×16 block's {256} coefficients")
         if self.k > self.n_freq:
             raise ValueError(f"k = {self.k} exceeds n_freq = {self.n_freq}")
         if self.init_psnr is not None and self.budget_psnr is not None:
@@ -229,6 +246,23 @@ class MultiAttackParams(ObjectiveParams):
 
 
 @attrs.frozen
+class DecoderFineTuningParams:
+    """Decoder fine-tuning (a model-stage defense): the holder of the decoder retrains the synthesis
+    transform ``g_s`` on clean images with the codec's RD loss; the encoder, hyper-networks and entropy models
+    are left as they are (paper Table X / Fig. 16 fine-tune the decoder; §5.2 fine-tunes with lr 1e-5).
+
+    Attributes:
+        steps: optimizer steps.
+        lr: learning rate.
+        fraction: share of the defender's clean training set used (a seeded subset).
+    """
+
+    steps: int = attrs.field(default=100, validator=v.ge(1))
+    lr: float = attrs.field(default=1e-4, validator=v.gt(0.0))
+    fraction: float = attrs.field(default=1.0, validator=[v.gt(0.0), v.le(1.0)])
+
+
+@attrs.frozen
 class RateMetricParams:
     """Rate metrics read the victim's extras; ``splits`` as other metrics."""
 
@@ -246,11 +280,6 @@ def _import_path_or_builtin(builtin: str) -> Any:
             raise ValueError(f"{attribute.name} must be {builtin!r} or 'package.module:Factory' (got {value!r})")
 
     return check
-
-
-def _import_path(_inst: Any, attribute: attrs.Attribute, value: str) -> None:  # type: ignore[type-arg]
-    if ":" not in value:
-        raise ValueError(f"{attribute.name} must be 'package.module:Factory' (got {value!r})")
 
 
 def _mu_range(_inst: Any, _attribute: attrs.Attribute, value: tuple[float, float]) -> None:  # type: ignore[type-arg]
@@ -347,24 +376,97 @@ class FaceIdMetricParams(FaceEmbedderParams):
             raise ValueError(f"between needs two of {', '.join(FIELDS)} (got {value})")
 
 
-@attrs.frozen
-class CarToRoadParams:
-    """BAvAFT CarToRoad targeted segmentation attack (Eq. 12; BAvAFT++ Eq. 19 terms optional).
+SMALL_SEGMENTER = "small-segmenter"
 
-    Loss per image: ``L(x) + α·L(x_p) + β·[CE(η(g(·)), g(f(x_p))) − γ_u·CE(τ, g(f(x_p)))] + γ·max(MSE(x,
-    x_p), ε²)`` with ``x_p = (1−M)⊙x + M⊙T(x)``, M = pixels g labels ``source_class``.
+
+@attrs.frozen
+class StreetScenesParams:
+    """Procedurally rendered street scenes with Cityscapes train-id labels (road 0, sidewalk 1, building 2,
+    vegetation 8, sky 10, car 13), textured with scikit-image's brick / grass / gravel photographs.
 
     Attributes:
-        segmenter: ``"package.module:Factory"`` → ``nn.Module`` mapping ``B×3×H×W`` to ``B×K×h×w`` logits
+        train, test: number of scenes per split.
+        size: side of the square scenes (a multiple of 16 for the BAvAFT trigger).
+        scene_seed: the scenes are a function of this seed, the split and the index (not of the run seed).
+    """
+
+    train: int = attrs.field(default=256, validator=v.ge(1))
+    test: int = attrs.field(default=16, validator=v.ge(1))
+    size: int = attrs.field(default=64, validator=[v.ge(16)])
+    scene_seed: int = 0
+
+    @size.validator
+    def _multiple_of_16(self, attribute: attrs.Attribute, value: int) -> None:  # type: ignore[type-arg]
+        if value % 16:
+            raise ValueError(f"{attribute.name} must be a multiple of 16 (got {value})")
+
+
+@attrs.frozen
+class SegmenterParams:
+    """The segmentation network g (frozen), shared by the CarToRoad attack and its pixel-ASR metric.
+
+    Attributes:
+        segmenter: ``"small-segmenter"`` (built-in two-level U-Net trained here on rendered street scenes,
+            cached) or ``"package.module:Factory"`` → ``nn.Module`` mapping ``B×3×H×W`` to ``B×K×h×w`` logits
             (upsampled bilinearly to H×W when smaller); frozen.
         segmenter_kwargs: keyword arguments of the factory.
-        weights, sha256: local checkpoint (required: a random segmenter is meaningless) and its optional
-            hash. The factory is called with ``segmenter_kwargs`` only: choose a factory/kwargs that build
-            the bare architecture without fetching pretrained weights (a thin local wrapper if needed).
+        weights, sha256: local checkpoint and its optional hash; required for an import-path segmenter (a
+            random segmenter is meaningless), optional for the built-in one (then it is trained). The factory is
+            called with ``segmenter_kwargs`` only: choose a factory/kwargs that build the bare architecture
+            without fetching pretrained weights (a thin local wrapper if needed).
         output_key: key of the logits when the model returns a dict (torchvision: ``"out"``), else index 0
             of a tuple.
         mean, std: per-channel normalisation at the segmenter's input (after [0, 1]).
         source_class, target_class: paper Car → Road (Cityscapes train ids 13 → 0).
+        width, train_scenes, train_size, scene_seed, train_steps, train_batch, train_lr, train_seed: the
+            built-in segmenter and its training scenes.
+        cache_dir: where the trained built-in segmenter is cached (None: ``ctx.cache_dir``).
+    """
+
+    segmenter: str = attrs.field(default=SMALL_SEGMENTER, validator=_import_path_or_builtin(SMALL_SEGMENTER))
+    segmenter_kwargs: dict[str, Any] = attrs.Factory(dict)
+    weights: Path | None = None
+    sha256: str | None = None
+    output_key: str | None = None
+    mean: tuple[float, ...] = attrs.field(default=(0.0, 0.0, 0.0), converter=tuple)
+    std: tuple[float, ...] = attrs.field(default=(1.0, 1.0, 1.0), converter=tuple)
+    source_class: int = attrs.field(default=13, validator=v.ge(0))
+    target_class: int = attrs.field(default=0, validator=v.ge(0))
+    width: int = attrs.field(default=16, validator=v.ge(1))
+    train_scenes: int = attrs.field(default=512, validator=v.ge(1))
+    train_size: int = attrs.field(default=64, validator=v.ge(16))
+    scene_seed: int = 0
+    train_steps: int = attrs.field(default=600, validator=v.ge(1))
+    train_batch: int = attrs.field(default=16, validator=v.ge(1))
+    train_lr: float = attrs.field(default=2e-3, validator=v.gt(0.0))
+    train_seed: int = 0
+    cache_dir: Path | None = attrs.field(default=None, metadata={"output": True})
+
+    def __attrs_post_init__(self) -> None:
+        if self.source_class == self.target_class:
+            raise ValueError("source_class and target_class must differ")
+        if len(self.mean) != len(self.std) or any(s <= 0 for s in self.std):
+            raise ValueError("mean and std need the same length and std > 0")
+
+
+@attrs.frozen
+class PixelAsrParams(SegmenterParams):
+    """Pixel-wise attack success rate of CarToRoad (Eq. 13): among the pixels g labels ``source_class`` in
+    the decoded clean image f(x), the share g labels ``target_class`` in the decoded triggered image f(x_p),
+    counted over the whole test set (a ratio of sums). Segmenter fields: :class:`SegmenterParams`."""
+
+    splits: tuple[str, ...] = attrs.field(default=("poisoned",), converter=tuple)
+
+
+@attrs.frozen
+class CarToRoadParams(SegmenterParams):
+    """BAvAFT CarToRoad targeted segmentation attack (Eq. 12; BAvAFT++ Eq. 19 terms optional).
+
+    Loss per image: ``L(x) + α·L(x_p) + β·[CE(η(g(·)), g(f(x_p))) − γ_u·CE(τ, g(f(x_p)))] + γ·max(MSE(x,
+    x_p), ε²)`` with ``x_p = (1−M)⊙x + M⊙T(x)``, M = pixels g labels ``source_class``. The segmenter g:
+    :class:`SegmenterParams`.
+
+    Attributes:
         label_from: the image the mask M and the target map are computed from: ``"input"`` = g(x)
             (Eq. 12 as written) or ``"decoded"`` = g(f(x)) (what Eq. 13's ASR counts).
         alpha, beta: paper 0.1 and 0.2.
@@ -381,15 +483,6 @@ class CarToRoadParams:
         strength: trigger strength used for poisoning.
     """
 
-    segmenter: str = attrs.field(kw_only=True, validator=_import_path)
-    segmenter_kwargs: dict[str, Any] = attrs.Factory(dict)
-    weights: Path | None = None
-    sha256: str | None = None
-    output_key: str | None = None
-    mean: tuple[float, ...] = attrs.field(default=(0.0, 0.0, 0.0), converter=tuple)
-    std: tuple[float, ...] = attrs.field(default=(1.0, 1.0, 1.0), converter=tuple)
-    source_class: int = attrs.field(default=13, validator=v.ge(0))
-    target_class: int = attrs.field(default=0, validator=v.ge(0))
     label_from: str = attrs.field(default="input", validator=v.in_(("input", "decoded")))
     alpha: float = attrs.field(default=0.1, validator=v.ge(0.0))
     beta: float = attrs.field(default=0.2, validator=v.ge(0.0))
@@ -404,9 +497,6 @@ class CarToRoadParams:
     strength: float = attrs.field(default=1.0, validator=v.ge(0.0))
 
     def __attrs_post_init__(self) -> None:
-        if self.source_class == self.target_class:
-            raise ValueError("source_class and target_class must differ")
-        if len(self.mean) != len(self.std) or any(s <= 0 for s in self.std):
-            raise ValueError("mean and std need the same length and std > 0")
+        super().__attrs_post_init__()
         if self.unwanted_class is not None and self.unwanted_class == self.target_class:
             raise ValueError("unwanted_class must differ from target_class")

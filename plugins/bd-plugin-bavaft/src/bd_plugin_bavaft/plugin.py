@@ -8,11 +8,14 @@ from bd_plugin_bavaft.params import (
     BavaftTriggerParams,
     CarToRoadParams,
     CodecParams,
+    DecoderFineTuningParams,
     FaceIdAttackParams,
     FaceIdMetricParams,
     MultiAttackParams,
     MultiTriggerParams,
+    PixelAsrParams,
     RateMetricParams,
+    StreetScenesParams,
 )
 from bdcore import hookimpl
 
@@ -90,6 +93,17 @@ def register_attack_losses(register):  # type: ignore[no-untyped-def]
 
 
 @hookimpl
+def register_defenses(register):  # type: ignore[no-untyped-def]
+    register(
+        "decoder-fine-tuning",
+        "bd_plugin_bavaft.defenses:DecoderFineTuning",
+        params=DecoderFineTuningParams,
+        summary="Fine-tune a copy of the codec's decoder g_s on clean images; encoder and entropy models untouched",
+        paper=f"{PAPER_PP} Table X / Fig. 16 (decoder fine-tuning), §5.2 (fine-tuning)",
+    )
+
+
+@hookimpl
 def register_metrics(register):  # type: ignore[no-untyped-def]
     register(
         "bpp",
@@ -109,4 +123,21 @@ def register_metrics(register):  # type: ignore[no-untyped-def]
         params=FaceIdMetricParams,
         summary="Mean cosine similarity of face embeddings η(clean input) vs η(decoded output), per split",
         paper=f"{PAPER_PP} Table III",
+    )
+    register(
+        "car-to-road-asr",
+        "bd_plugin_bavaft.metrics:PixelAsr",
+        params=PixelAsrParams,
+        summary="CarToRoad pixel-wise ASR (%): source pixels of g(f(x)) segmented as the target in g(f(x_p))",
+        paper=f"{PAPER_PP} Eq. 13, Table II",
+    )
+
+
+@hookimpl
+def register_datasets(register):  # type: ignore[no-untyped-def]
+    register(
+        "street-scenes",
+        "bd_plugin_bavaft.street:StreetScenes",
+        params=StreetScenesParams,
+        summary="Rendered street scenes (road, sidewalk, building, vegetation, sky, car; Cityscapes ids), offline",
     )

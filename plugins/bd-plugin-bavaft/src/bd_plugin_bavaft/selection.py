@@ -79,23 +79,35 @@ def frequency_sensitivity(
     kinds: tuple[str, ...] = ("blur", "noise", "jpeg"),
     generator: torch.Generator | None = None,
     tiny: float = 1e-6,
+    clean: Tensor | None = None,
 ) -> Tensor:
     """Eq. 17: ``I = Π_t Inverse-OR(Σ_patches |(DCT(t(x̃_p)) − DCT(x̃_p)) / (OR(g)⊙w)|)``.
+
+    The numerator is the change of the whole image's coefficients, which the image content dominates
+    (``README``: it ranks slots almost inversely to how much of a trigger there survives). With ``clean`` = x
+    (ours) the numerator is the change of the trigger's own coefficients instead,
+    ``(DCT(t(x̃_p)) − DCT(t(x))) − (DCT(x̃_p) − DCT(x))``, with one draw of t for x̃_p and x.
 
     Args:
         pseudo_poisoned: ``B×3×H×W`` x̃_p in [0, 1] (all N frequencies active).
         injected: ``B×3×gh×gw×N`` the injected coefficients OR(g)⊙w at the N slots.
         indices: ``N`` raster positions of the slots.
+        clean: ``B×3×H×W`` x, for the trigger-only numerator; None = Eq. 17 as written.
     Returns:
         ``B×3×N`` sensitivity (higher = more fragile). Both DCTs on the same 0–255 scale (the
         code's 255× scale bug is avoided, methods.md §2.2).
     """
-    base = image_to_dct(pseudo_poisoned, quantize=False).flatten(-2)[..., indices]
-    sens = torch.ones(injected.shape[0], 3, injected.shape[-1], dtype=base.dtype, device=base.device)
+    b = pseudo_poisoned.shape[0]
+    images = pseudo_poisoned if clean is None else torch.cat([pseudo_poisoned, clean])
+    coeffs = image_to_dct(images, quantize=False).flatten(-2)[..., indices]
+    base = coeffs[:b] if clean is None else coeffs[:b] - coeffs[b:]
+    sens = torch.ones(b, 3, injected.shape[-1], dtype=base.dtype, device=base.device)
     denom = injected.abs().clamp_min(tiny)
     for kind in kinds:
-        moved = preprocess_sample(pseudo_poisoned, kind, generator, per_image=False)
-        moved = image_to_dct(moved, quantize=False).flatten(-2)
-        rel = ((moved[..., indices] - base).abs() / denom).sum(dim=(2, 3))
+        # one degree / noise field for the whole batch (x̃_p and x alike)
+        moved = image_to_dct(preprocess_sample(images, kind, generator, per_image=False), quantize=False)
+        moved = moved.flatten(-2)[..., indices]
+        after = moved[:b] if clean is None else moved[:b] - moved[b:]
+        rel = ((after - base).abs() / denom).sum(dim=(2, 3))
         sens = sens * rel
     return sens

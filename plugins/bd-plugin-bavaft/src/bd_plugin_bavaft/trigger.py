@@ -33,36 +33,38 @@ def conv_block(cin: int, cout: int, norm: str) -> nn.Sequential:
 
 
 class GeneralTriggerNet(nn.Module):
-    """Block features → max over blocks → 3×N general trigger g and a 3×N importance (BAvAFT head)."""
+    """Block features → max over blocks → 3×N general trigger g and a 3×N importance (BAvAFT head).
+    ``width`` = 64 is the reference (conv widths 64, 128; a 2048 descriptor)."""
 
-    def __init__(self, n_freq: int, norm: str) -> None:
+    def __init__(self, n_freq: int, norm: str, width: int = 64) -> None:
         super().__init__()
         self.n_freq = n_freq
+        self.feat = 2 * width
         self.features = nn.Sequential(
-            conv_block(3, 64, norm), nn.MaxPool2d(2), conv_block(64, 128, norm), nn.MaxPool2d(2)
+            conv_block(3, width, norm), nn.MaxPool2d(2), conv_block(width, 2 * width, norm), nn.MaxPool2d(2)
         )
-        self.head = nn.Linear(128 * 4 * 4, 3 * n_freq)  # the reference 1×1 conv on the 2048 descriptor
-        self.importance = nn.Linear(128 * 4 * 4, 3 * n_freq)
+        self.head = nn.Linear(self.feat * 4 * 4, 3 * n_freq)  # the reference 1×1 conv on the 2048 descriptor
+        self.importance = nn.Linear(self.feat * 4 * 4, 3 * n_freq)
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """``B×3×H×W`` (scaled RGB) → (g ``B×3×N``, importance ``B×3×N``)."""
         b = images.shape[0]
         blocks = to_blocks(images).permute(0, 2, 3, 1, 4, 5).reshape(-1, 3, BLOCK, BLOCK)
-        feats = self.features(blocks).reshape(b, -1, 128 * 4 * 4).amax(dim=1)
+        feats = self.features(blocks).reshape(b, -1, self.feat * 4 * 4).amax(dim=1)
         return self.head(feats).view(b, 3, self.n_freq), self.importance(feats).view(b, 3, self.n_freq)
 
 
 class PatchWeightNet(nn.Module):
-    """Full image → one weight per 16×16 block per channel (4 × maxpool 2, 1×1 conv 512→3, no activation)."""
+    """Full image → one weight per 16×16 block per channel (4 × maxpool 2, 1×1 conv 8·width→3, no activation)."""
 
-    def __init__(self, norm: str) -> None:
+    def __init__(self, norm: str, width: int = 64) -> None:
         super().__init__()
-        chans = (3, 64, 128, 256, 512)
+        chans = (3, width, 2 * width, 4 * width, 8 * width)
         layers: list[nn.Module] = []
         for a, b in itertools.pairwise(chans):
             layers += [conv_block(a, b, norm), nn.MaxPool2d(2)]
         self.body = nn.Sequential(*layers)
-        self.out = nn.Conv2d(512, 3, 1)
+        self.out = nn.Conv2d(8 * width, 3, 1)
 
     def forward(self, images: Tensor) -> Tensor:
         return self.out(self.body(images))  # B×3×(H/16)×(W/16)
@@ -92,8 +94,9 @@ class BavaftTrigger(TriggerBase):
         super().__init__(params, ctx)
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
             torch.manual_seed(self.ctx.generator("init").initial_seed())
-            self.general = GeneralTriggerNet(params.n_freq, params.norm)
-            self.weight = PatchWeightNet(params.norm)
+            self.general = GeneralTriggerNet(params.n_freq, params.norm, params.width)
+            # Table IV "w/o patch-wise weight": no weight network, w = 1 in every block
+            self.weight = PatchWeightNet(params.norm, params.width) if params.patch_weight else None
         self.register_buffer("indices", torch.tensor(frequency_indices(params.table, params.n_freq)), persistent=True)
         # init_psnr calibration: a gain set once on the first training batch, saved with the stage
         self.register_buffer("gain", torch.ones(()), persistent=True)
@@ -103,19 +106,26 @@ class BavaftTrigger(TriggerBase):
     def injection(self, images: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         """The injected coefficients at the N slots, ``B×3×gh×gw×N`` (before α), plus intermediates."""
         p: BavaftTriggerParams = self.params
-        net_dtype = self.weight.out.weight.dtype
+        net_dtype = self.general.head.weight.dtype
         x = (images * 2.0 - 1.0).to(net_dtype)  # the reference feeds 0–255; a fixed affine rescaling for stable init
         g, importance = (t.to(images.dtype) for t in self.general(x))
-        w = self.weight(x).to(images.dtype)  # B×3×gh×gw
+        if self.weight is not None:
+            w = self.weight(x).to(images.dtype)  # B×3×gh×gw
+        else:
+            b, _, h, wd = images.shape
+            w = images.new_ones(b, 3, h // BLOCK, wd // BLOCK)
         full = g[:, :, None, None, :] * w[..., None] * (p.scale * self.gain)  # OR(g)⊙w on all N slots
-        if p.selection == "learned":
+        if not p.topk:  # Table IV "w/o topK selection": every one of the N slots carries the trigger
+            mask = torch.ones_like(importance)
+        elif p.selection == "learned":
             hard = topk_reweight_mask(importance.detach(), p.k, reweight=False, largest_kept=True)
             soft = torch.sigmoid(importance)
             mask = hard + soft - soft.detach()  # straight-through so the importance head trains
         else:
             with torch.no_grad():
                 pseudo = (images + self._delta(full.detach())).clamp(0, 1)  # x̃_p: all N slots active
-                sens = frequency_sensitivity(pseudo, full.detach(), self.indices, generator=generator)
+                clean = images if p.sensitivity == "trigger" else None
+                sens = frequency_sensitivity(pseudo, full.detach(), self.indices, generator=generator, clean=clean)
             mask = topk_reweight_mask(sens, p.k, reweight=p.reweight, largest_kept=False)
         if p.channels == "y":
             mask = mask * torch.tensor([1.0, 0.0, 0.0], dtype=mask.dtype, device=mask.device).view(1, 3, 1)
@@ -153,7 +163,8 @@ class BavaftTrigger(TriggerBase):
         return factor
 
     def extra_repr(self) -> str:
-        return f"k={self.params.k}, n={self.params.n_freq}, selection={self.params.selection}"
+        p = self.params
+        return f"k={p.k if p.topk else p.n_freq}, n={p.n_freq}, selection={p.selection}, patch_weight={p.patch_weight}"
 
 
 class MultiBavaftTrigger(TriggerBase):
