@@ -64,6 +64,23 @@ def parse_args() -> argparse.Namespace:
     )
     ap.add_argument("--epsilon", type=float, default=4.0, help="SF-I-Net l-inf bound, in 1/255 (plugin default 4)")
     ap.add_argument("--cache", type=Path, default=None, help="reuse/save the clean victim and SF-I-Net here")
+    ap.add_argument(
+        "--reinit",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="fine-tuning ablation: re-initialise the clean victim's parameters under this module prefix "
+        "(e.g. 'inc', 'downs.0', 'dec', 'out') before Eq. 5 training; repeatable",
+    )
+    ap.add_argument(
+        "--freeze",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="fine-tuning ablation: keep the parameters under this module prefix fixed; repeatable",
+    )
+    ap.add_argument("--seed", type=int, default=0, help="seed of the attack stage (batches, pseudo triggers)")
+    ap.add_argument("--out", type=Path, default=None, help="also write the JSON here, with the command line first")
     args = ap.parse_args()
     if args.quick:
         args.clean_steps, args.fit_steps, args.attack_steps, args.test_degradations = 60, 40, 60, 1
@@ -241,12 +258,26 @@ def main() -> None:
     out["clean_model"] = evaluate(clean)
     log(f"clean model: {out['clean_model']}")
     if args.from_scratch:
-        victim = UNetRestorer(vp)  # same seeded init as the clean victim had; Eq. 5 from the start
+        victim = UNetRestorer(vp)  # a fresh init; Eq. 5 from the start
         out["from_scratch"] = True
+    if args.reinit:
+        torch.manual_seed(derive_seed(args.seed, "reinit"))
+        fresh = dict(UNetRestorer(vp).named_parameters())
+        with torch.no_grad():
+            for name, param in victim.named_parameters():
+                if any(name == p or name.startswith(p + ".") for p in args.reinit):
+                    param.copy_(fresh[name])
+        out["reinit"] = args.reinit
+    if args.freeze:
+        frozen = [n for n, p in victim.named_parameters() if any(n == q or n.startswith(q + ".") for q in args.freeze)]
+        for name, param in victim.named_parameters():
+            param.requires_grad_(name not in frozen)
+        out["frozen"] = args.freeze
+        out["frozen_params"] = sum(p.numel() for n, p in victim.named_parameters() if n in frozen)
 
     ap_ = ASFIBAParams(lambda1=args.lambda1, lambda2=args.lambda2)
     out["lambdas"] = [ap_.lambda1, ap_.lambda2]
-    attack = ASFIBA(ap_, Context(seed=0, trigger=trig, component="attack:asfiba"))
+    attack = ASFIBA(ap_, Context(seed=args.seed, trigger=trig, component="attack:asfiba"))
 
     terms: dict[str, float] = {}
 
@@ -268,7 +299,7 @@ def main() -> None:
     t = train(
         victim,
         attack_loss,
-        endless_batches(train_set, BS, seed=2),
+        endless_batches(train_set, BS, seed=2 if args.seed == 0 else derive_seed(args.seed, "attack-batches")),
         args.attack_steps,
         args.attack_lr,
         args.eval_every,
@@ -293,6 +324,7 @@ def main() -> None:
             "distance": "1 - MS-SSIM",
             "steps": {"clean": args.clean_steps, "fit": args.fit_steps, "attack": args.attack_steps},
             "lr": {"clean": args.clean_lr, "attack": args.attack_lr},
+            "seed": args.seed,
         }
     )
     if curve:
@@ -311,6 +343,13 @@ def main() -> None:
     out["freq_distance"] = freq
     out["wall_s"] = round(time.perf_counter() - wall0, 1)
     print(json.dumps(out, indent=1))
+    if args.out is not None:
+        header = {
+            "command": "python benchmarks/asfiba_attack.py " + " ".join(sys.argv[1:]),
+            "machine": "CPU, shared with other jobs (timings are indicative only)",
+        }
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({**header, **out}, indent=1) + "\n")
 
 
 if __name__ == "__main__":
