@@ -272,5 +272,6 @@ def test_plugin_registers_components():
         "accuracy",
         "label-asr",
         "olivetti",
+        "face-views",
         "target-label",
     }

@@ -153,3 +153,25 @@ class OlivettiParams(SplitParams):
 
     path: Path = attrs.field(kw_only=True)
     size: int | None = None
+
+
+def _scale_range(inst: object, attr: attrs.Attribute, value: tuple[float, float]) -> None:  # type: ignore[type-arg]
+    if len(value) != 2 or not 0.0 < value[0] <= value[1] <= 1.0:
+        raise ValueError(f"{attr.name} must be [low, high] with 0 < low <= high <= 1 (got {list(value)})")
+
+
+@attrs.frozen
+class FaceViewsParams(SplitParams):
+    """Colour faces for identification when each person has one photo (CUFS photos, CelebA-HQ/FFHQ samples):
+    every image under ``path`` matching the glob ``pattern`` (default: all, recursive; CUFS photos:
+    ``"*_photo/*"``), sorted, is one identity (label = its rank), seen as ``views``
+    seeded views — a centred square of the photo, a random square crop of ``crop_scale`` × its side at a
+    random position, a horizontal flip with probability ½, resized (area) to ``size``×``size``. Views are split
+    per identity (``train_fraction`` of each identity's views train; the others test), so test faces are new
+    views of enrolled people. ``limit``: at most this many identities."""
+
+    path: Path = attrs.field(kw_only=True)
+    pattern: str = "**/*"
+    size: int = attrs.field(default=32, validator=v.ge(8))
+    views: int = attrs.field(default=10, validator=v.ge(2))
+    crop_scale: tuple[float, float] = attrs.field(default=(0.8, 1.0), converter=tuple, validator=_scale_range)
