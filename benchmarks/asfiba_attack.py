@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from bd_plugin_asfiba.attack import ASFIBA
+from bd_plugin_asfiba.attack import ASFIBA, asfiba_loss
 from bd_plugin_asfiba.data import DegradedFaces
 from bd_plugin_asfiba.degradation import degrade_01
 from bd_plugin_asfiba.metrics import amplitude_band_distance, restored
@@ -80,6 +80,14 @@ def parse_args() -> argparse.Namespace:
         help="fine-tuning ablation: keep the parameters under this module prefix fixed; repeatable",
     )
     ap.add_argument("--seed", type=int, default=0, help="seed of the attack stage (batches, pseudo triggers)")
+    ap.add_argument(
+        "--pool",
+        type=int,
+        default=0,
+        metavar="K",
+        help="train Eq. 5 on a fixed pool: every training face with K seeded degradations, triggered and "
+        "pseudo-triggered once up front (cached with --cache); 0 = fresh degradations and triggers every step",
+    )
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here, with the command line first")
     args = ap.parse_args()
     if args.quick:
@@ -121,6 +129,40 @@ def train(
             model.train()
     model.eval()
     return spent
+
+
+def training_pool(train_set: Any, trig: Any, k: int, cache: Path | None, tkey: str) -> dict[str, Tensor]:
+    """``--pool k``: every training face with ``k`` seeded degradations (and the split's seeded flips), their
+    triggered and pseudo-triggered versions (one pseudo trigger image each, seeded) and I_0.1, computed once.
+    A fixed finite training set instead of fresh degradations per step: the trigger network runs once, so a step
+    costs the victim's three passes only (for ablations that compare schedules on equal data)."""
+    path = None if cache is None else cache / f"pool_k{k}_{tkey}"
+    if path is not None and path.is_file():
+        return torch.load(path, weights_only=True)  # type: ignore[no-any-return]
+    items = [train_set.get(i, 10_000 + s) for s in range(k) for i in range(len(train_set))]
+    x = torch.stack([it["input"] for it in items])
+    with torch.no_grad():
+        xp = torch.cat([trig.inject_trigger(c) for c in x.split(32)])
+        gen = torch.Generator().manual_seed(derive_seed(0, "pool-pseudo"))
+        xpp = torch.cat([trig.pseudo_poison(c, gen) for c in x.split(32)])
+    pool = {
+        "input": x,
+        "target": torch.stack([it["target"] for it in items]),
+        "input_p": xp,
+        "input_pp": xpp,
+        "target_01": degrade_01(x),
+    }
+    if path is not None:
+        torch.save(pool, path)
+    return pool
+
+
+def pool_batches(pool: dict[str, Tensor], seed: int) -> Iterator[dict[str, Tensor]]:
+    gen = torch.Generator().manual_seed(seed)
+    n = pool["input"].shape[0]
+    while True:
+        idx = torch.randint(0, n, (BS,), generator=gen)
+        yield {k: v[idx] for k, v in pool.items()}
 
 
 def log(msg: str) -> None:
@@ -282,11 +324,23 @@ def main() -> None:
     terms: dict[str, float] = {}
 
     def attack_loss(batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        with torch.no_grad():
-            poisoned = attack.poison(batch, trig)
-        r = attack.attack_loss(victim, batch, poisoned)
+        if "input_p" in batch:  # a precomputed pool (--pool): the trigger was applied once, up front
+            r = asfiba_loss(
+                victim(batch["input"]),
+                batch["target"],
+                victim(batch["input_p"]),
+                batch["target_01"],
+                victim(batch["input_pp"]),
+                lambda1=ap_.lambda1,
+                lambda2=ap_.lambda2,
+                norm=ap_.norm,
+            )
+        else:
+            with torch.no_grad():
+                poisoned = attack.poison(batch, trig)
+            r = attack.attack_loss(victim, batch, poisoned)
         for k, v in r.items():  # running means of the Eq. 5 terms for the log
-            terms[k] = 0.98 * terms.get(k, float(v)) + 0.02 * float(v.detach())
+            terms[k] = 0.98 * terms.get(k, float(v.detach())) + 0.02 * float(v.detach())
         return r
 
     curve: list[dict[str, float]] = []
@@ -296,10 +350,17 @@ def main() -> None:
         curve.append(r)
         log(f"attack step {step}: {r}")
 
+    batch_seed = 2 if args.seed == 0 else derive_seed(args.seed, "attack-batches")
+    if args.pool:
+        pool = training_pool(train_set, trig, args.pool, args.cache, tkey)
+        out["pool"] = {"degradations_per_face": args.pool, "samples": int(pool["input"].shape[0])}
+        batches = pool_batches(pool, batch_seed)
+    else:
+        batches = endless_batches(train_set, BS, seed=batch_seed)
     t = train(
         victim,
         attack_loss,
-        endless_batches(train_set, BS, seed=2 if args.seed == 0 else derive_seed(args.seed, "attack-batches")),
+        batches,
         args.attack_steps,
         args.attack_lr,
         args.eval_every,
