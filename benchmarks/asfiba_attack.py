@@ -81,6 +81,14 @@ def parse_args() -> argparse.Namespace:
     )
     ap.add_argument("--seed", type=int, default=0, help="seed of the attack stage (batches, pseudo triggers)")
     ap.add_argument(
+        "--probe",
+        action="store_true",
+        help="no training: how much of the trigger (vs benign, vs pseudo) reaches each layer of the clean victim, "
+        "of fresh initialisations and of --probe-victim state dicts",
+    )
+    ap.add_argument("--probe-victim", type=Path, action="append", default=[], help="a victim state dict to probe")
+    ap.add_argument("--save-victim", type=Path, default=None, help="save the attacked victim's state dict here")
+    ap.add_argument(
         "--pool",
         type=int,
         default=0,
@@ -163,6 +171,34 @@ def pool_batches(pool: dict[str, Tensor], seed: int) -> Iterator[dict[str, Tenso
     while True:
         idx = torch.randint(0, n, (BS,), generator=gen)
         yield {k: v[idx] for k, v in pool.items()}
+
+
+PROBE_LAYERS = ("inc", "downs.0", "downs.1", "dec.1", "dec.0", "out")
+
+
+def trigger_probe(net: torch.nn.Module, x: Tensor, xp: Tensor, xq: Tensor) -> dict[str, dict[str, float]]:
+    """How much of the trigger reaches each layer of ``net``: for the activations a(·) of every block (and the
+    input), ``‖a(I_p) − a(I)‖ / ‖a(I)‖`` (triggered vs benign) and ``‖a(I_p) − a(I'_p)‖ / ‖a(I)‖`` (triggered
+    vs pseudo-triggered: what Eq. 5 must tell apart), over the test inputs."""
+    acts: dict[str, list[Tensor]] = {}
+    mods = dict(net.named_modules())
+    handles = [
+        mods[name].register_forward_hook(lambda _m, _i, o, name=name: acts.setdefault(name, []).append(o.detach()))
+        for name in PROBE_LAYERS
+    ]
+    with torch.no_grad():
+        for batch in (x, xp, xq):
+            net(batch)
+    for h in handles:
+        h.remove()
+    rows = {"input": (x, xp, xq), **{name: tuple(acts[name]) for name in PROBE_LAYERS}}
+    return {
+        name: {
+            "trigger_vs_benign": round(float((b - a).norm() / a.norm()), 5),
+            "trigger_vs_pseudo": round(float((b - c).norm() / a.norm()), 5),
+        }
+        for name, (a, b, c) in rows.items()
+    }
 
 
 def log(msg: str) -> None:
@@ -299,6 +335,19 @@ def main() -> None:
 
     out["clean_model"] = evaluate(clean)
     log(f"clean model: {out['clean_model']}")
+    if args.probe:
+        nets = {"clean": clean}
+        for k in range(3):
+            torch.manual_seed(derive_seed(k, "probe-fresh"))
+            nets[f"fresh_init_{k}"] = UNetRestorer(vp).eval()
+        for path in args.probe_victim:
+            extra = UNetRestorer(vp)
+            extra.load_state_dict(torch.load(path, weights_only=True))
+            nets[path.stem] = extra.eval()
+        out["probe"] = {name: trigger_probe(net, x_test, xp_test, xq_test) for name, net in nets.items()}
+        log(json.dumps(out["probe"]))
+        finish(args, out)
+        return
     if args.from_scratch:
         victim = UNetRestorer(vp)  # a fresh init; Eq. 5 from the start
         out["from_scratch"] = True
@@ -366,6 +415,9 @@ def main() -> None:
         args.eval_every,
         on_eval,
     )
+    if args.save_victim is not None:
+        args.save_victim.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(victim.state_dict(), args.save_victim)
     out["attack_train_s"] = round(t, 1)
     out["attack_s_per_step"] = round(t / max(args.attack_steps, 1), 3)
     out["attack_train_images_per_s"] = round(args.attack_steps * BS / max(t, 1e-9), 2)
@@ -403,6 +455,10 @@ def main() -> None:
     freq["note"] = "MSE on 0-255, beta = 0.1 (FIBA window); amplitude = |FFT| (ortho), bandpass = band-limited pixels"
     out["freq_distance"] = freq
     out["wall_s"] = round(time.perf_counter() - wall0, 1)
+    finish(args, out)
+
+
+def finish(args: argparse.Namespace, out: dict[str, Any]) -> None:
     print(json.dumps(out, indent=1))
     if args.out is not None:
         header = {
