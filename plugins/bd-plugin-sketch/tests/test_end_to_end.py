@@ -89,6 +89,7 @@ def test_the_victim_trains_poisoned_photos_on_lighter_strokes(
     sketch, and no pixel is darker than in the true sketch. Fails on a target that does not lighten strokes."""
     pytest.importorskip("skimage")
     import torch
+
     from bd_plugin_sketch.attacks import LightStrokes
     from bd_plugin_sketch.ops import stroke_intensity
     from bd_plugin_sketch.victims import SketchFCN

@@ -68,7 +68,7 @@ def _fsim_of_fades(sketches: torch.Tensor) -> dict[float, float]:
     return out
 
 
-def test_fsim_barely_sees_a_30_percent_fade_of_real_sketches(cufs_root) -> None:  # noqa: ANN001
+def test_fsim_barely_sees_a_30_percent_fade_of_real_sketches(cufs_root) -> None:
     """The abstract's point on CUFS sketches: strokes 30 % fainter (visibly faded) keep FSIM within ≈ 3.5
     points of the untouched sketch; a 60 % fade costs ≈ 17 (the measured ceilings of the method card:
     96.5 / 82.9 % over the 100 test sketches; here the first 20)."""
@@ -87,9 +87,10 @@ def test_fsim_barely_sees_a_30_percent_fade_of_pencil_sketches() -> None:
     """The same on the embedded stand-in (pencil sketches of the LFW faces; no data needed)."""
     pytest.importorskip("pyiqa")
     pytest.importorskip("skimage")
+    from bdcore.context import Context
+
     from bd_plugin_sketch.data import EmbeddedSketch
     from bd_plugin_sketch.params import EmbeddedSketchParams
-    from bdcore.context import Context
 
     test = EmbeddedSketch(EmbeddedSketchParams(set="faces", size=64, sigma=2.0), Context()).splits()["test"]
     y = torch.stack([torch.as_tensor(test[i]["target"]) for i in range(len(test))])
