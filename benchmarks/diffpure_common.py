@@ -67,17 +67,19 @@ def load_colour_faces() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch
     return (*stack(splits["train"]), *stack(splits["test"]))
 
 
-def train_facenet(xtr, ytr, *, steps=800, lowres_prob=0.5, tag="orl", log=print):  # noqa: ANN001, ANN201
-    """facenet-small (cosine head) on ``xtr`` with flips, ±2 px shifts and the low-resolution augmentation of
-    the ORL spec (``lowres_prob``); Adam + one-cycle, batch 32; cached under ``CACHE`` by ``tag`` and settings."""
+def train_facenet(xtr, ytr, *, steps=800, lowres_prob=0.5, grey_prob=0.0, tag="orl", log=print):  # noqa: ANN001, ANN201
+    """facenet-small (cosine head) on ``xtr`` with flips, ±2 px shifts, the low-resolution augmentation of the
+    ORL spec (``lowres_prob``) and random greyscale (``grey_prob``); Adam + one-cycle, batch 32; cached under
+    ``CACHE`` by ``tag`` and settings."""
     import torch.nn.functional as F
     from bd_plugin_diffpure.facenet import FaceNetSmall
     from bd_plugin_diffpure.params import FaceNetParams
 
     n_cls = int(ytr.max()) + 1
-    path = CACHE / f"facenet-small-{tag}-c{n_cls}-s{SEED}-{steps}-lr{lowres_prob:g}.pt"
+    grey = f"-g{grey_prob:g}" if grey_prob else ""
+    path = CACHE / f"facenet-small-{tag}-c{n_cls}-s{SEED}-{steps}-lr{lowres_prob:g}{grey}.pt"
     torch.manual_seed(SEED)
-    net = FaceNetSmall(FaceNetParams(num_classes=n_cls, lowres_prob=lowres_prob))
+    net = FaceNetSmall(FaceNetParams(num_classes=n_cls, lowres_prob=lowres_prob, grey_prob=grey_prob))
     if path.is_file():
         net.load_state_dict(torch.load(path, weights_only=True))
         return net.eval()

@@ -12,7 +12,8 @@ For the adversarial perturbation δ = x_adv − x on the evaluated test faces (3
   replicated); after "oracle colorization" (grey of the input + the clean image's own chroma, i.e. x + P_c δ:
   the best any colorizer can do); after DDNM colorization (Fig. 2(b)); after DDNM SR (s = 2) and two-stage.
 
-Victim: facenet-small (cosine head, low-resolution augmentation 0.5, 800 steps); prior: the small DDPM of
+Victim: facenet-small (cosine head, low-resolution augmentation 0.5, on colour faces optionally random greyscale
+``--colour-grey-prob``, 800 steps); prior: the small DDPM of
 ``diffpure_common`` fitted on each set's training faces (t ≤ 400); DDNM η 0.85, σ_y 0, t* 300 on a 50-step grid.
 Prints and (``--out``) writes one JSON object, the command first.
 
@@ -71,7 +72,7 @@ def analyse_set(name: str, a: argparse.Namespace) -> dict:
     pick = torch.randperm(len(xte), generator=torch.Generator().manual_seed(SEED))[: a.eval_limit].sort().values
     xte, yte = xte[pick], yte[pick]
     t0 = time.time()
-    net = train_facenet(xtr, ytr, tag=name)
+    net = train_facenet(xtr, ytr, tag=name, grey_prob=a.colour_grey_prob if name == "colour" else 0.0)
     victim_s = time.time() - t0
     t0 = time.time()
     unet = fit_or_load_ddpm(xtr, DDPM_PARAMS, CACHE, log=print)
@@ -137,6 +138,13 @@ def main() -> None:
     ap.add_argument("--t-start", type=int, default=300)
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--scale", type=int, default=2)
+    ap.add_argument(
+        "--colour-grey-prob",
+        type=float,
+        default=0.0,
+        help="random-greyscale augmentation of the colour-face victim (facenet-small grey_prob); the grey faces "
+        "are grey already",
+    )
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=None)
     a = ap.parse_args()

@@ -96,7 +96,10 @@ class FaceNetParams:
     blocks), ``embedding_dim``, cosine-logit ``scale`` s, ``dropout`` before the embedding layer.
     ``lowres_prob``: share of training faces replaced by a ×2 down-and-up-sampled copy (average pooling,
     then nearest or bilinear up-sampling, half each) — the low-resolution augmentation of face-recognition
-    training (e.g. AdaFace, CVPR 2022); 0 trains on the faces as they are."""
+    training (e.g. AdaFace, CVPR 2022); 0 trains on the faces as they are. ``grey_prob``: share of training
+    faces replaced by their grey version (channel mean in every channel), the random-greyscale augmentation of
+    face-recognition training: it keeps identity in the face's structure rather than in its colours, so
+    colorization-based purification does not erase it (measured: README "Fig. 2")."""
 
     num_classes: int = attrs.field(default=40, validator=v.ge(2))
     in_channels: int = attrs.field(default=3, validator=v.in_((1, 3)))
@@ -105,6 +108,7 @@ class FaceNetParams:
     scale: float = attrs.field(default=16.0, validator=v.gt(0))
     dropout: float = attrs.field(default=0.2, validator=[v.ge(0.0), v.lt(1.0)])
     lowres_prob: float = attrs.field(default=0.0, validator=[v.ge(0.0), v.le(1.0)])
+    grey_prob: float = attrs.field(default=0.0, validator=[v.ge(0.0), v.le(1.0)])
 
 
 @attrs.frozen
