@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from bd_plugin_asfiba.attack import ASFIBA
+from bd_plugin_asfiba.attack import ASFIBA, asfiba_loss
 from bd_plugin_asfiba.data import DegradedFaces
 from bd_plugin_asfiba.degradation import degrade_01
 from bd_plugin_asfiba.metrics import amplitude_band_distance, restored
@@ -64,6 +64,39 @@ def parse_args() -> argparse.Namespace:
     )
     ap.add_argument("--epsilon", type=float, default=4.0, help="SF-I-Net l-inf bound, in 1/255 (plugin default 4)")
     ap.add_argument("--cache", type=Path, default=None, help="reuse/save the clean victim and SF-I-Net here")
+    ap.add_argument(
+        "--reinit",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="fine-tuning ablation: re-initialise the clean victim's parameters under this module prefix "
+        "(e.g. 'inc', 'downs.0', 'dec', 'out') before Eq. 5 training; repeatable",
+    )
+    ap.add_argument(
+        "--freeze",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="fine-tuning ablation: keep the parameters under this module prefix fixed; repeatable",
+    )
+    ap.add_argument("--seed", type=int, default=0, help="seed of the attack stage (batches, pseudo triggers)")
+    ap.add_argument(
+        "--probe",
+        action="store_true",
+        help="no training: how much of the trigger (vs benign, vs pseudo) reaches each layer of the clean victim, "
+        "of fresh initialisations and of --probe-victim state dicts",
+    )
+    ap.add_argument("--probe-victim", type=Path, action="append", default=[], help="a victim state dict to probe")
+    ap.add_argument("--save-victim", type=Path, default=None, help="save the attacked victim's state dict here")
+    ap.add_argument(
+        "--pool",
+        type=int,
+        default=0,
+        metavar="K",
+        help="train Eq. 5 on a fixed pool: every training face with K seeded degradations, triggered and "
+        "pseudo-triggered once up front (cached with --cache); 0 = fresh degradations and triggers every step",
+    )
+    ap.add_argument("--out", type=Path, default=None, help="also write the JSON here, with the command line first")
     args = ap.parse_args()
     if args.quick:
         args.clean_steps, args.fit_steps, args.attack_steps, args.test_degradations = 60, 40, 60, 1
@@ -104,6 +137,68 @@ def train(
             model.train()
     model.eval()
     return spent
+
+
+def training_pool(train_set: Any, trig: Any, k: int, cache: Path | None, tkey: str) -> dict[str, Tensor]:
+    """``--pool k``: every training face with ``k`` seeded degradations (and the split's seeded flips), their
+    triggered and pseudo-triggered versions (one pseudo trigger image each, seeded) and I_0.1, computed once.
+    A fixed finite training set instead of fresh degradations per step: the trigger network runs once, so a step
+    costs the victim's three passes only (for ablations that compare schedules on equal data)."""
+    path = None if cache is None else cache / f"pool_k{k}_{tkey}"
+    if path is not None and path.is_file():
+        return torch.load(path, weights_only=True)  # type: ignore[no-any-return]
+    items = [train_set.get(i, 10_000 + s) for s in range(k) for i in range(len(train_set))]
+    x = torch.stack([it["input"] for it in items])
+    with torch.no_grad():
+        xp = torch.cat([trig.inject_trigger(c) for c in x.split(32)])
+        gen = torch.Generator().manual_seed(derive_seed(0, "pool-pseudo"))
+        xpp = torch.cat([trig.pseudo_poison(c, gen) for c in x.split(32)])
+    pool = {
+        "input": x,
+        "target": torch.stack([it["target"] for it in items]),
+        "input_p": xp,
+        "input_pp": xpp,
+        "target_01": degrade_01(x),
+    }
+    if path is not None:
+        torch.save(pool, path)
+    return pool
+
+
+def pool_batches(pool: dict[str, Tensor], seed: int) -> Iterator[dict[str, Tensor]]:
+    gen = torch.Generator().manual_seed(seed)
+    n = pool["input"].shape[0]
+    while True:
+        idx = torch.randint(0, n, (BS,), generator=gen)
+        yield {k: v[idx] for k, v in pool.items()}
+
+
+PROBE_LAYERS = ("inc", "downs.0", "downs.1", "dec.1", "dec.0", "out")
+
+
+def trigger_probe(net: torch.nn.Module, x: Tensor, xp: Tensor, xq: Tensor) -> dict[str, dict[str, float]]:
+    """How much of the trigger reaches each layer of ``net``: for the activations a(·) of every block (and the
+    input), ``‖a(I_p) − a(I)‖ / ‖a(I)‖`` (triggered vs benign) and ``‖a(I_p) − a(I'_p)‖ / ‖a(I)‖`` (triggered
+    vs pseudo-triggered: what Eq. 5 must tell apart), over the test inputs."""
+    acts: dict[str, list[Tensor]] = {}
+    mods = dict(net.named_modules())
+    handles = [
+        mods[name].register_forward_hook(lambda _m, _i, o, name=name: acts.setdefault(name, []).append(o.detach()))
+        for name in PROBE_LAYERS
+    ]
+    with torch.no_grad():
+        for batch in (x, xp, xq):
+            net(batch)
+    for h in handles:
+        h.remove()
+    rows = {"input": (x, xp, xq), **{name: tuple(acts[name]) for name in PROBE_LAYERS}}
+    return {
+        name: {
+            "trigger_vs_benign": round(float((b - a).norm() / a.norm()), 5),
+            "trigger_vs_pseudo": round(float((b - c).norm() / a.norm()), 5),
+        }
+        for name, (a, b, c) in rows.items()
+    }
 
 
 def log(msg: str) -> None:
@@ -240,22 +335,61 @@ def main() -> None:
 
     out["clean_model"] = evaluate(clean)
     log(f"clean model: {out['clean_model']}")
+    if args.probe:
+        nets = {"clean": clean}
+        for k in range(3):
+            torch.manual_seed(derive_seed(k, "probe-fresh"))
+            nets[f"fresh_init_{k}"] = UNetRestorer(vp).eval()
+        for path in args.probe_victim:
+            extra = UNetRestorer(vp)
+            extra.load_state_dict(torch.load(path, weights_only=True))
+            nets[path.stem] = extra.eval()
+        out["probe"] = {name: trigger_probe(net, x_test, xp_test, xq_test) for name, net in nets.items()}
+        log(json.dumps(out["probe"]))
+        finish(args, out)
+        return
     if args.from_scratch:
-        victim = UNetRestorer(vp)  # same seeded init as the clean victim had; Eq. 5 from the start
+        victim = UNetRestorer(vp)  # a fresh init; Eq. 5 from the start
         out["from_scratch"] = True
+    if args.reinit:
+        torch.manual_seed(derive_seed(args.seed, "reinit"))
+        fresh = dict(UNetRestorer(vp).named_parameters())
+        with torch.no_grad():
+            for name, param in victim.named_parameters():
+                if any(name == p or name.startswith(p + ".") for p in args.reinit):
+                    param.copy_(fresh[name])
+        out["reinit"] = args.reinit
+    if args.freeze:
+        frozen = [n for n, p in victim.named_parameters() if any(n == q or n.startswith(q + ".") for q in args.freeze)]
+        for name, param in victim.named_parameters():
+            param.requires_grad_(name not in frozen)
+        out["frozen"] = args.freeze
+        out["frozen_params"] = sum(p.numel() for n, p in victim.named_parameters() if n in frozen)
 
     ap_ = ASFIBAParams(lambda1=args.lambda1, lambda2=args.lambda2)
     out["lambdas"] = [ap_.lambda1, ap_.lambda2]
-    attack = ASFIBA(ap_, Context(seed=0, trigger=trig, component="attack:asfiba"))
+    attack = ASFIBA(ap_, Context(seed=args.seed, trigger=trig, component="attack:asfiba"))
 
     terms: dict[str, float] = {}
 
     def attack_loss(batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        with torch.no_grad():
-            poisoned = attack.poison(batch, trig)
-        r = attack.attack_loss(victim, batch, poisoned)
+        if "input_p" in batch:  # a precomputed pool (--pool): the trigger was applied once, up front
+            r = asfiba_loss(
+                victim(batch["input"]),
+                batch["target"],
+                victim(batch["input_p"]),
+                batch["target_01"],
+                victim(batch["input_pp"]),
+                lambda1=ap_.lambda1,
+                lambda2=ap_.lambda2,
+                norm=ap_.norm,
+            )
+        else:
+            with torch.no_grad():
+                poisoned = attack.poison(batch, trig)
+            r = attack.attack_loss(victim, batch, poisoned)
         for k, v in r.items():  # running means of the Eq. 5 terms for the log
-            terms[k] = 0.98 * terms.get(k, float(v)) + 0.02 * float(v.detach())
+            terms[k] = 0.98 * terms.get(k, float(v.detach())) + 0.02 * float(v.detach())
         return r
 
     curve: list[dict[str, float]] = []
@@ -265,15 +399,25 @@ def main() -> None:
         curve.append(r)
         log(f"attack step {step}: {r}")
 
+    batch_seed = 2 if args.seed == 0 else derive_seed(args.seed, "attack-batches")
+    if args.pool:
+        pool = training_pool(train_set, trig, args.pool, args.cache, tkey)
+        out["pool"] = {"degradations_per_face": args.pool, "samples": int(pool["input"].shape[0])}
+        batches = pool_batches(pool, batch_seed)
+    else:
+        batches = endless_batches(train_set, BS, seed=batch_seed)
     t = train(
         victim,
         attack_loss,
-        endless_batches(train_set, BS, seed=2),
+        batches,
         args.attack_steps,
         args.attack_lr,
         args.eval_every,
         on_eval,
     )
+    if args.save_victim is not None:
+        args.save_victim.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(victim.state_dict(), args.save_victim)
     out["attack_train_s"] = round(t, 1)
     out["attack_s_per_step"] = round(t / max(args.attack_steps, 1), 3)
     out["attack_train_images_per_s"] = round(args.attack_steps * BS / max(t, 1e-9), 2)
@@ -293,6 +437,7 @@ def main() -> None:
             "distance": "1 - MS-SSIM",
             "steps": {"clean": args.clean_steps, "fit": args.fit_steps, "attack": args.attack_steps},
             "lr": {"clean": args.clean_lr, "attack": args.attack_lr},
+            "seed": args.seed,
         }
     )
     if curve:
@@ -310,7 +455,18 @@ def main() -> None:
     freq["note"] = "MSE on 0-255, beta = 0.1 (FIBA window); amplitude = |FFT| (ortho), bandpass = band-limited pixels"
     out["freq_distance"] = freq
     out["wall_s"] = round(time.perf_counter() - wall0, 1)
+    finish(args, out)
+
+
+def finish(args: argparse.Namespace, out: dict[str, Any]) -> None:
     print(json.dumps(out, indent=1))
+    if args.out is not None:
+        header = {
+            "command": "python benchmarks/asfiba_attack.py " + " ".join(sys.argv[1:]),
+            "machine": "CPU, shared with other jobs (timings are indicative only)",
+        }
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({**header, **out}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.skipif(not (ROOT / "examples" / "demo.toml").is_file(), reason="no demo spec")
 def test_demo_runs_with_a_visible_effect(tmp_path: Path) -> None:
     res = subprocess.run(
         [sys.executable, "-m", "bdcore.cli", "run", str(ROOT / "examples" / "demo.toml"), "--out", str(tmp_path), "-q"],

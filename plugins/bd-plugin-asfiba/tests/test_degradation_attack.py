@@ -106,12 +106,112 @@ def test_asr_ba_metrics_count_percentages() -> None:
     ba, asr = RestorationBA(params), RestorationASR(params)
     ba.update(_Batch("clean", outs, hq, lq))
     asr.update(_Batch("poisoned", outs, hq, lq))
-    assert list(ba.compute().values()) == [50.0]
-    assert list(asr.compute().values()) == [50.0]
+    assert ba.compute() == {"restorationba": 50.0, "restorationba.mse": 50.0}
+    assert asr.compute() == {"restorationasr": 50.0, "restorationasr.mse": 50.0}
     # the default offline distance (1 − MS-SSIM) agrees on these clear-cut cases
     ms = RestorationBA(RestorationRuleParams())
     ms.update(_Batch("clean", outs, hq, lq))
-    assert list(ms.compute().values()) == [50.0]
+    assert ms.compute() == {"restorationba": 50.0, "restorationba.ms-ssim": 50.0}
+
+
+# ---------------------------------------------------------------- ASR vs BA through the engine (asymmetric)
+class _LookupVictim:
+    """Returns a scheduled output for each known input (clean or triggered test image), by exact match."""
+
+    def __init__(self, table: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        self.table = table
+
+    def eval(self) -> None:
+        return None
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        out = []
+        for img in x:
+            (hit,) = [o for i, o in self.table if torch.equal(i, img)]
+            out.append(hit)
+        return torch.stack(out)
+
+
+class _AddTrigger:
+    def poison(self, batch: dict, trigger: object, generator: object = None) -> dict:  # noqa: ARG002
+        return {**batch, "input": (batch["input"] + 0.02).clamp(0, 1)}
+
+
+def test_asr_and_ba_are_not_interchangeable_through_the_engine() -> None:
+    """Asymmetric fixture (5 faces): the attacked victim restores 4 of 5 clean inputs (BA 80 %) and degrades
+    3 of 5 triggered inputs to I_0.1 (ASR 60 %). Metrics are built from the registry by name and fed by the
+    engine's evaluator, so swapping the two registrations, their splits, their counting or the rule's
+    direction changes at least one number (BA 20/60 %, ASR 40/20/80 %)."""
+    from bdcore.context import Context
+    from bdcore.engine.evaluate import Evaluator
+    from bdcore.plugins import load_plugins
+    from bdcore.spec.structure import Resolved
+
+    registry = load_plugins().registry
+    gen = torch.Generator().manual_seed(3)
+    lq = torch.rand(5, 3, 40, 40, generator=gen) * 0.9
+    lq_trig = (lq + 0.02).clamp(0, 1)
+    hq = torch.rand(5, 3, 40, 40, generator=gen)  # the clean victim's outputs (the rule's I_hq)
+    i01 = degrade_01(lq)
+    clean_out = [hq[0], hq[1], hq[2], hq[3], i01[4]]  # BA: 4 / 5 restored
+    trig_out = [i01[0], i01[1], i01[2], hq[3], hq[4]]  # ASR: 3 / 5 degraded
+    clean_victim = _LookupVictim(list(zip(lq, hq, strict=True)))
+    attacked = _LookupVictim([*zip(lq, clean_out, strict=True), *zip(lq_trig, trig_out, strict=True)])
+
+    metrics = tuple(
+        Resolved(f"metric[{k}]", registry.get("metric", name), RestorationRuleParams(distance="mse"), name)
+        for k, name in enumerate(("asfiba-asr", "asfiba-ba"))
+    )
+    test_set = [{"input": lq[i], "target": hq[i]} for i in range(5)]
+    ev = Evaluator(
+        test_set, 3, None, "cpu", 0, metrics, lambda r: Context(component=f"metric:{r.label}"),
+        trigger=object(), attack=_AddTrigger(),
+    )  # fmt: skip
+    ev.set_reference(clean_victim)
+    rows, _ = ev.evaluate(attacked, stage="attacked")  # type: ignore[arg-type]
+    got = {(r["metric"], r["split"]): r["value"] for r in rows}
+    assert got == {
+        ("asfiba-ba", "clean"): 80.0,
+        ("asfiba-ba.mse", "clean"): 80.0,
+        ("asfiba-asr", "poisoned"): 60.0,
+        ("asfiba-asr.mse", "poisoned"): 60.0,
+    }
+    # a victim that restores everything (triggered inputs included) scores BA 100 %, ASR 0 %
+    rows, _ = ev.evaluate(_LookupVictim([*zip(lq, hq, strict=True), *zip(lq_trig, hq, strict=True)]), stage="clean")  # type: ignore[arg-type]
+    assert {(r["metric"], r["split"]): r["value"] for r in rows if "." not in r["metric"]} == {
+        ("asfiba-ba", "clean"): 100.0,
+        ("asfiba-asr", "poisoned"): 0.0,
+    }
+
+
+def test_rule_distance_defaults_to_lpips_when_weights_are_given(tmp_path) -> None:  # noqa: ANN001
+    """``distance = "auto"`` (default): LPIPS with local backbone weights, 1 − MS-SSIM without; the resolved
+    params and the metric's second key name the distance used."""
+    pytest.importorskip("lpips")
+    pytest.importorskip("bd_plugin_baselines")
+    import torchvision
+    from bd_plugin_baselines.metrics.perceptual import build_lpips, lpips_distance
+
+    assert RestorationRuleParams().distance == "ms-ssim"
+    assert RestorationRuleParams(distance="mse", lpips_weights=tmp_path / "w.pth").distance == "mse"  # explicit wins
+    torch.manual_seed(0)  # stand-in backbone weights (random alexnet, torchvision layout): the wiring, not the metric
+    torch.save(torchvision.models.alexnet().state_dict(), tmp_path / "alex.pth")
+    params = RestorationRuleParams(lpips_weights=tmp_path / "alex.pth")
+    assert params.distance == "lpips"
+    from bdcore.spec.converter import make_converter
+
+    assert make_converter().unstructure(params)["distance"] == "lpips"  # what the resolved spec records
+
+    lq = torch.rand(4, 3, 40, 40, generator=torch.Generator().manual_seed(1))
+    hq = torch.rand(4, 3, 40, 40, generator=torch.Generator().manual_seed(2))
+    i01 = degrade_01(lq)
+    outs = torch.stack([hq[0], 0.3 * hq[1] + 0.7 * i01[1], 0.6 * hq[2] + 0.4 * i01[2], i01[3]])
+    ref = build_lpips("alex", weights=tmp_path / "alex.pth")  # an independent LPIPS instance
+    ba = RestorationBA(params)
+    torch.testing.assert_close(ba.distance(outs, hq).double(), lpips_distance(ref, outs, hq))  # it measures LPIPS
+    expect = (lpips_distance(ref, outs, hq) < lpips_distance(ref, outs, i01)).double().mean().item() * 100
+    ba.update(_Batch("clean", outs, hq, lq))
+    assert ba.compute() == {"restorationba": expect, "restorationba.lpips": expect}
 
 
 def test_lpips_distance_needs_local_weights() -> None:

@@ -4,7 +4,6 @@ step counter and stage-2 generator, the trigger network — in process (the cont
 
 from pathlib import Path
 
-import pytest
 import torch
 import torch.nn.functional as F
 from bd_plugin_bavaft.attacks import PsnrAttack
@@ -39,7 +38,6 @@ class TestCodecAndPsnrAttackResume(ResumeContract):
         return {"input": x, "target": x, "index": torch.arange(2)}
 
 
-@pytest.mark.skipif(not DEMO.is_file(), reason="the demo spec is not in this checkout")
 def test_demo_killed_in_both_stages_resumes_bit_identical(tmp_path):
     """The README demo (reduced steps), SIGKILL after the first checkpoint of the clean stage, --resume,
     SIGKILL after the first checkpoint of the attack stage, --resume: every stage tensor (entropy-bottleneck

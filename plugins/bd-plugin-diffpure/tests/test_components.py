@@ -127,6 +127,21 @@ def test_facenet_low_resolution_augmentation():
     assert torch.equal(off.low_resolution(x), x)
 
 
+def test_facenet_greyscale_augmentation():
+    from bd_plugin_diffpure.facenet import FaceNetSmall
+
+    net = FaceNetSmall(FaceNetParams(num_classes=5, width=8, embedding_dim=16, grey_prob=0.5))
+    x = torch.rand(200, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    out = net.train().greyscale(x)
+    grey = x.mean(1, keepdim=True).expand_as(x)
+    is_grey = (out - grey).flatten(1).abs().amax(1) < 1e-7
+    is_same = (out - x).flatten(1).abs().amax(1) == 0
+    assert bool((is_grey ^ is_same).all()) and 70 < int(is_grey.sum()) < 130  # each face one or the other, ≈ half
+    assert torch.equal(net.eval().greyscale(x), x)
+    assert torch.equal(FaceNetSmall(FaceNetParams(num_classes=5, width=8, embedding_dim=16)).train().greyscale(x), x)
+
+
 def test_facenet_small_shapes_and_loss():
     net = _net()
     x = torch.rand(4, 3, 32, 32)
@@ -272,5 +287,6 @@ def test_plugin_registers_components():
         "accuracy",
         "label-asr",
         "olivetti",
+        "face-views",
         "target-label",
     }

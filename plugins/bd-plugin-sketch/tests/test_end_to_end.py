@@ -82,3 +82,47 @@ def test_embedded_smoke_example_runs(tmp_path: Path) -> None:
     out = runner.run_spec(spec, tmp_path, plugins=[sketch_plugin])
     for stage in ("clean-victim", "attacked"):
         assert 0.0 <= out.value("stroke-asr", stage=stage) <= 100.0
+
+
+@pytest.mark.parametrize("lightening", [0.3, 0.6])
+def test_the_victim_trains_poisoned_photos_on_lighter_strokes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lightening: float
+) -> None:
+    """Through the engine's data-poisoning path: on every poisoned row the victim is trained towards a sketch
+    whose strokes (darkness over the ground truth's stroke pixels) are ``lightening`` fainter than the true
+    sketch, and no pixel is darker than in the true sketch. Fails on a target that does not lighten strokes."""
+    pytest.importorskip("skimage")
+    import torch
+
+    from bd_plugin_sketch.attacks import LightStrokes
+    from bd_plugin_sketch.ops import stroke_intensity
+    from bd_plugin_sketch.victims import SketchFCN
+
+    truths: list[tuple[torch.Tensor, torch.Tensor]] = []  # (true sketches, photos) of the rows handed to poison
+    trained: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (targets, inputs, poisoned mask)
+    poison, clean_loss = LightStrokes.poison, SketchFCN.clean_loss
+
+    def spy_poison(self: LightStrokes, batch: dict, trigger: object, **kw: object) -> dict:
+        out = poison(self, batch, trigger, **kw)  # type: ignore[arg-type]
+        truths.append((batch["target"].clone(), out["input"].clone()))
+        return out
+
+    def spy_loss(self: SketchFCN, batch: dict) -> dict:
+        if "poisoned" in batch:
+            trained.append((batch["target"].clone(), batch["input"].clone(), batch["poisoned"].clone()))
+        return clean_loss(self, batch)
+
+    monkeypatch.setattr(LightStrokes, "poison", spy_poison)
+    monkeypatch.setattr(SketchFCN, "clean_loss", spy_loss)
+    spec = _tiny("sketch-fcn", {"widths": [4], "kernels": [3, 3]})
+    spec["attack"]["loss"]["params"]["lightening"] = lightening
+    runner.run_spec(spec, tmp_path, plugins=[sketch_plugin]).assert_success()
+    train_truths = truths[: len(trained)]  # later poison calls are the test set's
+    assert trained and sum(int(m.sum()) for _, _, m in trained) >= 4
+    for (truth, photo), (target, inputs, mask) in zip(train_truths, trained, strict=True):
+        assert torch.equal(inputs[mask], photo)  # the same rows, in the same order
+        faded = target[mask]
+        assert bool((faded >= truth - 1e-6).all()), "a poisoned target is darker than the true sketch"
+        ratio = stroke_intensity(faded, truth, 0.8) / stroke_intensity(truth, truth, 0.8)
+        ratio = ratio[~ratio.isnan()]
+        assert ratio.numel() and torch.allclose(ratio, torch.full_like(ratio, 1 - lightening), atol=1e-4), ratio

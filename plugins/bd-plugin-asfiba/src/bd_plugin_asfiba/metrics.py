@@ -81,7 +81,10 @@ class _RestorationRule(MetricBase):
         self.rule = params or RestorationRuleParams()
         super().__init__(self.rule, ctx)
         self.distance = make_distance(self.rule, self.ctx)
-        self.ctx.log(f"{self.name}: restored iff {self.rule.distance}(out, I_hq) < {self.rule.distance}(out, I_0.1)")
+        fallback = " (offline fallback: no lpips_weights given)" if self.rule.distance == "ms-ssim" else ""
+        self.ctx.log(
+            f"{self.name}: restored iff {self.rule.distance}(out, I_hq) < {self.rule.distance}(out, I_0.1){fallback}"
+        )
 
     def reset(self) -> None:
         self._hits = 0
@@ -98,7 +101,9 @@ class _RestorationRule(MetricBase):
         self._count += int(ok.numel())
 
     def compute(self) -> dict[str, float]:
-        return {self.name: 100.0 * self._hits / max(self._count, 1)}
+        """``{name: %, name.<distance>: the same %}``: the second key names the distance the rule used."""
+        value = 100.0 * self._hits / max(self._count, 1)
+        return {self.name: value, f"{self.name}.{self.rule.distance}": value}
 
 
 class RestorationBA(_RestorationRule):

@@ -169,16 +169,23 @@ class ASFIBAParams:
 class RestorationRuleParams:
     """ASR/BA rule of AS-FIBA §IV-A: restored iff ``d(out, I_hq) < d(out, I_0.1)``.
 
-    ``distance``: ``"lpips"`` (needs ``lpips_weights``: a local torchvision backbone state dict for
-    ``lpips_net``), or an offline full-reference distance ``"ms-ssim"`` (1 − MS-SSIM, default), ``"gmsd"``,
-    ``"fsim"`` (1 − FSIM; pyiqa), ``"mse"``. ``factor``: the I_0.1 scale.
+    ``distance``: ``"auto"`` (default) is the paper's LPIPS whenever ``lpips_weights`` is given (a local
+    torchvision backbone state dict for ``lpips_net``) and the documented offline fallback 1 − MS-SSIM
+    otherwise; it is resolved when the params are built, so the run's resolved spec names the distance that
+    was used, and the metric reports its value a second time under ``<name>.<distance>``. Explicit choices:
+    ``"lpips"`` (needs ``lpips_weights``), ``"ms-ssim"`` (1 − MS-SSIM), ``"gmsd"``, ``"fsim"`` (1 − FSIM;
+    pyiqa), ``"mse"``. ``factor``: the I_0.1 scale.
     """
 
-    distance: Literal["ms-ssim", "gmsd", "fsim", "mse", "lpips"] = "ms-ssim"
+    distance: Literal["auto", "lpips", "ms-ssim", "gmsd", "fsim", "mse"] = "auto"
     lpips_weights: Path | None = None
     lpips_sha256: str | None = None
     lpips_net: Literal["alex", "vgg", "squeeze"] = "alex"
     factor: float = attrs.field(default=0.1, validator=[v.gt(0.0), v.lt(1.0)])
+
+    def __attrs_post_init__(self) -> None:
+        if self.distance == "auto":  # resolved once, here, so manifests and resolved specs show the choice
+            object.__setattr__(self, "distance", "lpips" if self.lpips_weights is not None else "ms-ssim")
 
 
 @attrs.frozen

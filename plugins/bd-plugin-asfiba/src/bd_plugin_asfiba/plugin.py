@@ -17,7 +17,7 @@ from bd_plugin_asfiba.params import (
 )
 from bdcore import hookimpl
 
-PAPER = "Chen et al., AS-FIBA: Adaptive Selective Frequency-Injection for Backdoor Attack on Deep Face Restoration, arXiv 2403.06430"
+PAPER = "Song et al., AS-FIBA: Adaptive Selective Frequency-Injection for Backdoor Attack on Deep Face Restoration, arXiv 2403.06430"
 
 
 @hookimpl

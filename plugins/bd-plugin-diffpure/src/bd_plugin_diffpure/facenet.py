@@ -63,8 +63,17 @@ class FaceNetSmall(VictimBase):
         u = torch.rand(x.shape[0], device=x.device).view(-1, 1, 1, 1)  # the global RNG, like dropout
         return torch.where(u < prob / 2, nearest, torch.where(u < prob, bilinear, x))
 
+    def greyscale(self, x: Tensor) -> Tensor:
+        """Training augmentation: ``grey_prob`` of the ``B×3×H×W`` faces replaced by their channel mean in every
+        channel (what colorization's operator keeps); identity in eval mode or for 1-channel input."""
+        prob = getattr(self.params, "grey_prob", 0.0)
+        if not self.training or prob <= 0 or x.shape[1] != 3:
+            return x
+        u = torch.rand(x.shape[0], device=x.device).view(-1, 1, 1, 1)  # the global RNG, like dropout
+        return torch.where(u < prob, x.mean(1, keepdim=True).expand_as(x), x)
+
     def clean_loss(self, batch: dict[str, Any]) -> dict[str, Tensor]:
-        logits = self(self.low_resolution(batch["input"]))
+        logits = self(self.greyscale(self.low_resolution(batch["input"])))
         target = torch.as_tensor(batch["target"], device=logits.device).long()
         loss = F.cross_entropy(logits, target)
         return {"loss": loss, "accuracy": (logits.argmax(1) == target).float().mean().detach()}

@@ -71,3 +71,65 @@ class Olivetti(SplitSource):
 
     def split_indices(self, names: Sequence[str]) -> tuple[list[int], list[int]]:
         return stratified_split(self._labels[: len(names)], self.params.train_fraction, self.ctx.seed)
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp")
+
+
+def face_view(path: Path, view_seed: int, *, size: int, crop_scale: tuple[float, float], channels: int) -> np.ndarray:
+    """One seeded view of a face photo: centred square → random square crop (side ``crop_scale`` × the
+    square's, random position) → horizontal flip with probability ½ → ``size``×``size`` (PIL box filter, i.e.
+    area averaging). Returns ``size×size×channels`` uint8; the same ``view_seed`` gives the same view."""
+    from PIL import Image
+
+    from bdcore.data.images import read_image
+
+    img = read_image(path, channels)
+    h, w = img.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    rng = np.random.default_rng(view_seed)
+    crop = max(1, round(side * rng.uniform(*crop_scale)))
+    top += int(rng.integers(0, side - crop + 1))
+    left += int(rng.integers(0, side - crop + 1))
+    patch = img[top : top + crop, left : left + crop]
+    if rng.random() < 0.5:
+        patch = patch[:, ::-1]
+    im = Image.fromarray(np.ascontiguousarray(patch[:, :, 0] if channels == 1 else patch))
+    out = np.asarray(im.resize((size, size), Image.Resampling.BOX), dtype=np.uint8)
+    return out[:, :, None] if out.ndim == 2 else out
+
+
+def _view_item(path: Path, label: int, view_seed: int, params: Any) -> dict[str, Any]:
+    view = face_view(path, view_seed, size=params.size, crop_scale=params.crop_scale, channels=params.channels)
+    return {"input": view, "target": label}
+
+
+class FaceViews(SplitSource):
+    """``face-views``: one identity per photo, ``views`` seeded views each, split per identity (see
+    :class:`~bd_plugin_diffpure.params.FaceViewsParams`). Colour faces, so colorization has colour to restore."""
+
+    limits_itself = True
+
+    def items(self) -> tuple[list[Callable[[], dict[str, Any]]], list[str]]:
+        root = self.ctx.resolve_path(self.params.path)
+        if not root.is_dir():
+            raise DataError(f"{root}: face-views path is not a folder")
+        pattern = self.params.pattern
+        files = sorted(p for p in root.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if self.params.limit is not None:
+            files = files[: self.params.limit]
+        if len(files) < 2:
+            raise DataError(f"{root}: face-views needs at least 2 face images matching {pattern!r}, found {len(files)}")
+        loaders, names, labels = [], [], []
+        for label, f in enumerate(files):
+            for v in range(self.params.views):
+                seed = derive_seed(self.ctx.seed, "face-view", f.relative_to(root).as_posix(), v)
+                loaders.append(partial(_view_item, f, label, seed, self.params))
+                names.append(f"{f.relative_to(root).as_posix()}#{v}")
+                labels.append(label)
+        self._labels = np.asarray(labels)
+        return loaders, names
+
+    def split_indices(self, names: Sequence[str]) -> tuple[list[int], list[int]]:
+        return stratified_split(self._labels[: len(names)], self.params.train_fraction, self.ctx.seed)

@@ -97,7 +97,10 @@ class FaceNetParams:
     blocks), ``embedding_dim``, cosine-logit ``scale`` s, ``dropout`` before the embedding layer.
     ``lowres_prob``: share of training faces replaced by a ×2 down-and-up-sampled copy (average pooling,
     then nearest or bilinear up-sampling, half each) — the low-resolution augmentation of face-recognition
-    training (e.g. AdaFace, CVPR 2022); 0 trains on the faces as they are."""
+    training (e.g. AdaFace, CVPR 2022); 0 trains on the faces as they are. ``grey_prob``: share of training
+    faces replaced by their grey version (channel mean in every channel), the random-greyscale augmentation of
+    face-recognition training: it keeps identity in the face's structure rather than in its colours, so
+    colorization-based purification does not erase it (measured: README "Fig. 2")."""
 
     num_classes: int = attrs.field(default=40, validator=v.ge(2))
     in_channels: int = attrs.field(default=3, validator=v.in_((1, 3)))
@@ -106,6 +109,7 @@ class FaceNetParams:
     scale: float = attrs.field(default=16.0, validator=v.gt(0))
     dropout: float = attrs.field(default=0.2, validator=[v.ge(0.0), v.lt(1.0)])
     lowres_prob: float = attrs.field(default=0.0, validator=[v.ge(0.0), v.le(1.0)])
+    grey_prob: float = attrs.field(default=0.0, validator=[v.ge(0.0), v.le(1.0)])
 
 
 @attrs.frozen
@@ -154,3 +158,25 @@ class OlivettiParams(SplitParams):
 
     path: Path = attrs.field(kw_only=True)
     size: int | None = attrs.field(default=None, validator=v.optional(image_side_bounds(1)))
+
+
+def _scale_range(inst: object, attr: attrs.Attribute, value: tuple[float, float]) -> None:  # type: ignore[type-arg]
+    if len(value) != 2 or not 0.0 < value[0] <= value[1] <= 1.0:
+        raise ValueError(f"{attr.name} must be [low, high] with 0 < low <= high <= 1 (got {list(value)})")
+
+
+@attrs.frozen
+class FaceViewsParams(SplitParams):
+    """Colour faces for identification when each person has one photo (CUFS photos, CelebA-HQ/FFHQ samples):
+    every image under ``path`` matching the glob ``pattern`` (default: all, recursive; CUFS photos:
+    ``"*_photo/*"``), sorted, is one identity (label = its rank), seen as ``views``
+    seeded views — a centred square of the photo, a random square crop of ``crop_scale`` × its side at a
+    random position, a horizontal flip with probability ½, resized (area) to ``size``×``size``. Views are split
+    per identity (``train_fraction`` of each identity's views train; the others test), so test faces are new
+    views of enrolled people. ``limit``: at most this many identities."""
+
+    path: Path = attrs.field(kw_only=True)
+    pattern: str = "**/*"
+    size: int = attrs.field(default=32, validator=image_side_bounds(8))
+    views: int = attrs.field(default=10, validator=[v.ge(2), v.le(10_000)])
+    crop_scale: tuple[float, float] = attrs.field(default=(0.8, 1.0), converter=tuple, validator=_scale_range)

@@ -8,6 +8,7 @@ from bd_plugin_diffpure.params import (
     AccuracyParams,
     ColorizeParams,
     FaceNetParams,
+    FaceViewsParams,
     LabelASRParams,
     OlivettiParams,
     PGDParams,
@@ -102,4 +103,10 @@ def register_datasets(register: Any) -> None:
         "bd_plugin_diffpure.faces:Olivetti",
         params=OlivettiParams,
         summary="Olivetti/ORL faces (40 identities × 10, 64×64 grey) from olivettifaces.mat, per-identity split",
+    )
+    register(
+        "face-views",
+        "bd_plugin_diffpure.faces:FaceViews",
+        params=FaceViewsParams,
+        summary="Colour faces, one photo per identity (CUFS, CelebA-HQ): seeded crop/flip views, per-identity split",
     )
