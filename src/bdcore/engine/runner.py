@@ -206,7 +206,7 @@ class Runner:
     def build_trigger(self) -> Any:
         if self.loaded.trigger is None:
             return None
-        trig = self.build(self.loaded.trigger)
+        trig = self.build(self.loaded.trigger, build_victim=self.fresh_victim)
         for attr in ("learnable", "needs_victim", "differentiable"):
             if not hasattr(trig, attr):
                 raise ContractError(
@@ -235,6 +235,7 @@ class Runner:
             "trigger": self.part(self.loaded.trigger),
             "fit_steps": self.spec.attack.fit_steps,
             "batch_size": self.spec.attack.batch_size,
+            "poison_rate": self.spec.attack.poison_rate,  # FitContext.poison_items
         }
         if getattr(self.trigger, "needs_victim", False):
             parts["victim"] = self._victim_parts()
@@ -265,6 +266,7 @@ class Runner:
             build_victim=self.fresh_victim,
             trainer=Trainer(train=functools.partial(self.trainer_train, owner=checks.who(self.loaded.trigger))),
             checkpoint_dir=self.store.partial("trigger-fit", key),
+            poison_items=self.poison_items,
         )
         try:
             self.trigger.fit(fit_ctx)
