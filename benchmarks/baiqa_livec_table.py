@@ -83,6 +83,7 @@ def settings_of(a: argparse.Namespace) -> dict[str, Any]:
         "pgd_view_crop",
         "fit_steps",
         "surrogate_steps",
+        "eval_limit",
     )
     return {k: getattr(a, k) for k in keys}
 
@@ -110,8 +111,9 @@ lr = {a.lr}
 optimizer = "adam"
 """
     benign = "".join(f'[[metric]]\nuse = "{m}"\n' for m in BENIGN)
+    limit = f"limit = {a.eval_limit}\n" if a.eval_limit else ""
     if trigger is None:
-        return head + benign + "[eval]\nbatch_size = 4\n"
+        return head + benign + "[eval]\nbatch_size = 4\n" + limit
     trig = TRIGGERS[trigger]
     if trigger == "baiqa-alg1":
         trig = trig.format(surrogate_steps=a.surrogate_steps, lr=a.lr)
@@ -144,6 +146,7 @@ use = "{loss}"
         + "".join(f'[[metric]]\nuse = "{m}"\n' for m in ATTACK)
         + psnr
         + "[eval]\nbatch_size = 4\nclean_victim = false\n"
+        + limit
     )
 
 
@@ -198,7 +201,7 @@ def summary(raw: list[dict[str, Any]], settings: dict[str, Any]) -> str:
     lines += [f"    {c}" for c in commands] + [""]
     lines += ["Settings: " + json.dumps(settings), ""]
     head = "| attack | seeds | PLCC | SROCC | RMSE | mMAE | mMRA | " + " | ".join(f"PSNR α={x:g}" for x in PSNR_ALPHAS)
-    lines += [head + " |", "|" + "---|" * (8 + len(PSNR_ALPHAS))]
+    lines += [head + " |", "|" + "---|" * (7 + len(PSNR_ALPHAS))]
     for cell, (label, _, _) in CELLS.items():
         rs = sorted(by_cell.get(cell, []), key=lambda r: r["seed"])
         if not rs:
@@ -249,6 +252,7 @@ def main() -> None:
     ap.add_argument("--pgd-view-crop", type=float, default=0.875)
     ap.add_argument("--fit-steps", type=int, default=30, help="Algorithm 1: search batches (10 Adam steps each)")
     ap.add_argument("--surrogate-steps", type=int, default=500, help="Algorithm 1: surrogate training steps")
+    ap.add_argument("--eval-limit", type=int, default=None, help="evaluate only the first N test images (smoke runs)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--store", type=Path, required=True, help="stage store and run folders")
     ap.add_argument("--raw", type=Path, required=True, help="JSON lines, one per finished (cell, seed)")
