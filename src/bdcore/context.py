@@ -47,6 +47,8 @@ class Context:
         clean_victim: for attack losses, a callable returning the run's clean victim
             (trained or loaded on first call, then cached): the attacker's surrogate, e.g.
             for C-BAIQA's adversarial refinement of the poisoned images.
+        build_victim: for triggers, a callable returning a fresh, untrained victim of the run's
+            architecture (e.g. to rebuild a surrogate model whose weights a reused stage restores).
         options: free-form values the engine passes (image size, channels...; a
             metric gets ``registered_name``, ``spec_file`` and ``spec_path``, its table
             in the spec such as ``"metric[1]"``, for messages that name a spec key).
@@ -63,6 +65,7 @@ class Context:
     component: str = ""
     trigger: Trigger | None = None
     clean_victim: Callable[[], Victim] | None = None
+    build_victim: Callable[[], Victim] | None = None
     options: dict[str, Any] = attrs.Factory(dict)
     events: EventBus | None = None
 
@@ -133,6 +136,9 @@ class FitContext:
     """Given to ``Trigger.fit``: the run's data and, lazily, the clean victim.
 
     ``loader``: the run's loader settings (``[data] workers``...), used by :meth:`batches`.
+    ``poison_items``: the training items (indices into the training set's items) the attack will
+    poison, e.g. the attacker's own share of the data a surrogate is trained on (BAIQA's partial split);
+    the fit stage's key includes ``[attack] poison_rate``, so a different share refits.
     """
 
     ctx: Context
@@ -144,6 +150,7 @@ class FitContext:
     trainer: Trainer
     checkpoint_dir: Path
     loader: LoaderSettings | None = None
+    poison_items: Callable[[], list[int]] | None = None
 
     def progress(self, label: str, total: int | None = None, *, unit: str = "step") -> Stage:
         """The fit's progress: :meth:`Context.progress` (``trigger-fit/<label>``)."""

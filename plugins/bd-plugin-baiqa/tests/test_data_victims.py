@@ -91,3 +91,117 @@ def test_heavy_pyiqa_victims_build_and_forward(cls: str) -> None:
     v = getattr(pv, cls)(P.PyiqaVictimParams(allow_random_backbone=True), Context())
     out = v.predict(torch.rand(1, 3, 224, 224))
     assert out.shape == (1,) and torch.isfinite(out).all()
+
+
+# -- KonIQ-10k on a fixture folder in the release layout -------------------------------------------------
+
+KONIQ_HEADER = "image_name,c1,c2,c3,c4,c5,c_total,MOS,SD,MOS_zscore"
+
+
+def _koniq_fixture(root, sets: list[str]):  # noqa: ANN001, ANN202
+    """A KonIQ-10k-shaped folder from real LIVEC photographs: ``1024x768/<id>.jpg`` (1024×768 JPEGs, the
+    release's size), ``koniq10k_scores_and_distributions.csv`` and ``koniq10k_distributions_sets.csv``
+    (the same columns plus ``set``), with made-up vote counts whose MOS/z-score columns are consistent."""
+    from PIL import Image
+
+    src = sorted(shared_path("livec", "Images").glob("*.JPG"))[: len(sets)]
+    images = root / "1024x768"
+    images.mkdir(parents=True)
+    rows, expected = [], {}
+    for k, (path, split) in enumerate(zip(src, sets, strict=True)):
+        name = f"{826373 + 1000 * k}.jpg"  # KonIQ names are numeric ids
+        Image.open(path).convert("RGB").resize((1024, 768), Image.Resampling.BICUBIC).save(images / name, quality=95)
+        votes = [k + 1, 10, 30 - k, 40, 20 + k]
+        total = sum(votes)
+        mos = sum((i + 1) * c for i, c in enumerate(votes)) / total  # 1..5
+        z = 100 * (mos - 1) / 4  # a 0..100 stand-in for the z-score column
+        rows.append(f"{name},{','.join(map(str, votes))},{total},{mos},0.9,{z}")
+        expected[name] = (mos, z, split)
+    (root / "koniq10k_scores_and_distributions.csv").write_text("\n".join([KONIQ_HEADER, *rows]) + "\n")
+    with_sets = [f"{r},{expected[r.split(',')[0]][2]}" for r in rows]
+    (root / "koniq10k_distributions_sets.csv").write_text("\n".join([KONIQ_HEADER + ",set", *with_sets]) + "\n")
+    return expected
+
+
+def test_koniq_reads_the_release_layout_with_its_official_sets(tmp_path) -> None:
+    from bd_plugin_baiqa.data import Koniq
+
+    sets = ["training", "training", "validation", "test", "training", "test"]
+    expected = _koniq_fixture(tmp_path, sets)
+    params = P.KoniqParams(
+        csv=tmp_path / "koniq10k_distributions_sets.csv",
+        images=tmp_path / "1024x768",
+        split_column="set",
+        resize=(512, 384),
+    )
+    splits = Koniq(params, Context(seed=0)).splits()
+    train, test = splits["train"], splits["test"]
+    assert len(train) == 3 and len(test) == 2  # the validation image is in neither
+    names = {train.name_of(i): "training" for i in range(3)} | {test.name_of(i): "test" for i in range(2)}
+    assert names == {n: s for n, (_, _, s) in expected.items() if s != "validation"}
+    for ds in (train, test):
+        for i in range(len(ds)):
+            s = ds[i]
+            assert s["input"].shape == (3, 384, 512)  # BAIQA's 512×384 resize (W, H)
+            assert s["target"] == pytest.approx(expected[ds.name_of(i)][1])  # MOS_zscore
+            assert s["baiqa_train"] == (ds is train)
+    # the 1..5 MOS column, and the scores file without a set column: a seeded split of all six
+    plain = P.KoniqParams(
+        csv=tmp_path / "koniq10k_scores_and_distributions.csv", images=tmp_path / "1024x768", score_column="MOS"
+    )
+    src = Koniq(plain, Context(seed=0))
+    loaders, names = src.items()
+    assert len(names) == 6 and loaders[0]()["input"].shape == (768, 1024, 3)
+    assert {n: loaders[i]()["target"] for i, n in enumerate(names)} == pytest.approx(
+        {n: m for n, (m, _, _) in expected.items()}
+    )
+    tr, te = src.split_indices(names)
+    assert sorted(tr + te) == list(range(6)) and tr and te
+
+
+def test_koniq_names_the_missing_column_and_image(tmp_path) -> None:
+    from bd_plugin_baiqa.data import Koniq
+
+    from bdcore.errors import DataError
+
+    _koniq_fixture(tmp_path, ["training", "test"])
+    csv = tmp_path / "koniq10k_scores_and_distributions.csv"
+    with pytest.raises(DataError, match="no column 'set'"):
+        Koniq(P.KoniqParams(csv=csv, images=tmp_path / "1024x768", split_column="set"), Context()).items()
+    victim = next((tmp_path / "1024x768").glob("*.jpg"))
+    victim.unlink()
+    with pytest.raises(DataError, match=victim.name):
+        Koniq(P.KoniqParams(csv=csv, images=tmp_path / "1024x768"), Context()).items()
+
+
+def test_hyperiqa_loads_a_local_backbone(tmp_path) -> None:
+    """The paper's victims build offline from local files (random-initialised stand-ins for the ImageNet
+    weights here): every backbone tensor ends up in the model, nothing is downloaded."""
+    pytest.importorskip("pyiqa")
+    import torchvision
+    from bd_plugin_baiqa.pyiqa_victims import HyperIqa
+
+    r50 = torchvision.models.resnet50(weights=None)
+    torch.save(r50.state_dict(), tmp_path / "r50.pth")
+    h = HyperIqa(P.PyiqaVictimParams(backbone_weights=tmp_path / "r50.pth"), Context())
+    assert torch.equal(h.net.base_model.conv1.weight, r50.conv1.weight)
+    assert torch.equal(h.net.base_model.layer4[2].conv3.weight, r50.layer4[2].conv3.weight)
+
+
+def test_dbcnn_loads_local_vgg_and_scnn(tmp_path) -> None:
+    pytest.importorskip("pyiqa")
+    import torchvision
+    from bd_plugin_baiqa.pyiqa_victims import Dbcnn
+
+    vgg = torchvision.models.vgg16(weights=None)
+    torch.save({k: v for k, v in vgg.state_dict().items() if k.startswith("features.")}, tmp_path / "vgg.pth")
+    from pyiqa.archs.dbcnn_arch import SCNN
+
+    scnn = SCNN()
+    torch.save(scnn.state_dict(), tmp_path / "scnn.pth")
+    d = Dbcnn(P.PyiqaVictimParams(backbone_weights=tmp_path / "vgg.pth", scnn_weights=tmp_path / "scnn.pth"), Context())
+    assert torch.equal(d.net.features1[0].weight, vgg.features[0].weight)
+    first_scnn = next(k for k in scnn.state_dict() if k.startswith("features.") and k.endswith("weight"))
+    assert torch.equal(d.net.features2.state_dict()[first_scnn[len("features.") :]], scnn.state_dict()[first_scnn])
+    with pytest.raises(BaiqaError, match="scnn_weights"):
+        Dbcnn(P.PyiqaVictimParams(backbone_weights=tmp_path / "vgg.pth"), Context())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import bd_plugin_baiqa.plugin as plugin
+import pytest
 
 from bdcore.testing import run_spec
 
@@ -33,7 +34,7 @@ steps = 4
 lr = 1e-3
 [attack.trigger]
 use = "baiqa-dct"
-params = { inner_steps = 2 }
+params = { inner_steps = 2, surrogate_steps = 2 }
 [attack.loss]
 use = "{loss}"
 [[metric]]
@@ -53,9 +54,11 @@ limit = 8
 
 def _check(out) -> None:
     out.assert_success()
-    for m in ("plcc", "srocc", "mmra", "psnr-alpha"):
-        v = out.value(m, stage="attacked", split="clean")
-        assert math.isfinite(v) or m in ("plcc", "srocc"), (m, v)
+    for stage in ("clean-victim", "attacked"):
+        for m in ("plcc", "srocc", "mmra", "psnr-alpha"):
+            v = out.value(m, stage=stage, split="clean")
+            assert math.isfinite(v), (stage, m, v)  # a NaN PLCC/SROCC (constant predictions) fails the run
+    assert abs(out.value("plcc", stage="attacked", split="clean")) > 0.0
     assert 20 < out.value("psnr-alpha", stage="attacked", split="clean") < 60
     names = {r["metric"] for r in out.rows}
     assert "mra@-0.5" in names or any("mra@-0.5" in str(r) for r in out.rows)
@@ -68,5 +71,33 @@ def test_p_baiqa_end_to_end(tmp_path) -> None:
 
 
 def test_c_baiqa_end_to_end(tmp_path) -> None:
-    spec = SPEC.replace("{loss}", "c-baiqa").replace('use = "c-baiqa"', 'use = "c-baiqa"\nparams = { pgd_steps = 2 }')
+    spec = SPEC.replace("{loss}", "c-baiqa").replace(
+        'use = "c-baiqa"', 'use = "c-baiqa"\nparams = { pgd_steps = 2, pgd_views = 3 }'
+    )
     _check(run_spec(spec, tmp_path, plugins=[plugin]))
+
+
+def test_algorithm_2_end_to_end_reuses_the_partial_surrogate(tmp_path) -> None:
+    """Algorithm 1's surrogate (trained on the poisoned share) drives C-BAIQA's PGD (surrogate = "trigger");
+    a second run with another attack reuses the fit stage and gets the surrogate back from the store."""
+    c_spec = SPEC.replace("{loss}", "c-baiqa").replace(
+        'use = "c-baiqa"', 'use = "c-baiqa"\nparams = { pgd_steps = 1, pgd_views = 2, surrogate = "trigger" }'
+    )
+    first = run_spec(c_spec, tmp_path / "a", plugins=[plugin], out=tmp_path / "runs")
+    _check(first)
+    assert "trigger-fit" not in first.reused
+    again = run_spec(
+        c_spec.replace("pgd_views = 2", "pgd_views = 3"), tmp_path / "b", plugins=[plugin], out=tmp_path / "runs"
+    )
+    _check(again)
+    assert "trigger-fit" in again.reused and "attack" not in again.reused
+
+
+def test_nan_correlation_fails_the_end_to_end_check(tmp_path) -> None:
+    """The check above is not vacuous: a victim with constant output gives NaN PLCC/SROCC and fails it."""
+    constant = "params = { width = 8, depth = 3, score_scale = 0.0 }"
+    spec = SPEC.replace("{loss}", "p-baiqa").replace("params = { width = 8, depth = 3 }", constant)
+    out = run_spec(spec, tmp_path, plugins=[plugin])
+    assert math.isnan(out.value("plcc", stage="attacked", split="clean"))
+    with pytest.raises(AssertionError, match="plcc"):
+        _check(out)

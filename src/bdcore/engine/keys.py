@@ -48,6 +48,7 @@ def trigger_fit_parts(loaded: LoadedSpec, *, needs_victim: bool) -> dict[str, An
         "trigger": part(loaded.trigger),
         "fit_steps": attack.fit_steps,
         "batch_size": attack.batch_size,
+        "poison_rate": attack.poison_rate,  # FitContext.poison_items: the attacker's share refits
     }
     if needs_victim:
         parts["victim"] = victim_parts(loaded)

@@ -248,7 +248,7 @@ class Runner:
     def build_trigger(self) -> Any:
         if self.loaded.trigger is None:
             return None
-        trig = self.build(self.loaded.trigger)
+        trig = self.build(self.loaded.trigger, build_victim=self.fresh_victim)
         for attr in ("learnable", "needs_victim", "differentiable"):
             if not hasattr(trig, attr):
                 raise ContractError(
@@ -295,6 +295,7 @@ class Runner:
             trainer=Trainer(train=functools.partial(self.trainer_train, owner=checks.who(self.loaded.trigger))),
             checkpoint_dir=self.store.partial("trigger-fit", key),
             loader=self.loader_settings,
+            poison_items=self.poison_items,
         )
         self.seed_stage("trigger-fit")
         try:

@@ -56,6 +56,31 @@ class PBaiqa(AttackLossBase):
         return out
 
 
+def random_views(
+    images: Tensor, views: int, *, crop: float = 1.0, flip: bool = True, generator: torch.Generator | None = None
+) -> Tensor:
+    """``views`` random views of every image, stacked view-major: ``B×C×H×W`` → ``(V·B)×C×S×S'``.
+
+    A view is a random crop of side ``S = round(crop·H)`` × ``S' = round(crop·W)`` (offsets uniform over
+    the valid positions, independent per image and view) followed, when ``flip``, by a horizontal flip with
+    probability ½ — the official C-BAIQA EOT transform (random crop + flip), applied to the training crop.
+    Built by one gather, so gradients flow back to ``images``."""
+    b, c, h, w = images.shape
+    sh, sw = max(1, round(crop * h)), max(1, round(crop * w))
+    dev = images.device
+    y0 = torch.randint(0, h - sh + 1, (views, b), generator=generator).to(dev)
+    x0 = torch.randint(0, w - sw + 1, (views, b), generator=generator).to(dev)
+    flips = (
+        (torch.rand(views, b, generator=generator) < 0.5).to(dev) if flip else torch.zeros(views, b, dtype=torch.bool)
+    )
+    rows = y0[..., None] + torch.arange(sh, device=dev)  # V×B×S
+    ar = torch.arange(sw, device=dev)
+    cols = x0[..., None] + torch.where(flips.to(dev)[..., None], sw - 1 - ar, ar)  # V×B×S'
+    bidx = torch.arange(b, device=dev).view(1, b, 1, 1).expand(views, b, 1, 1)
+    out = images.permute(0, 2, 3, 1)[bidx, rows[..., :, None], cols[..., None, :]]  # V×B×S×S'×C
+    return out.permute(0, 1, 4, 2, 3).reshape(views * b, c, sh, sw)
+
+
 def pgd_targeted(
     model: Callable[[Tensor], Tensor],
     images: Tensor,
@@ -64,19 +89,24 @@ def pgd_targeted(
     eps: float = 2.0 / 255.0,
     step: float = 1.6 / 255.0,
     steps: int = 20,
-    flips: bool = True,
+    views: int = 25,
+    view_crop: float = 0.875,
+    view_flip: bool = True,
+    generator: torch.Generator | None = None,
 ) -> Tensor:
-    """Targeted L∞ PGD (Remark 2): signed-gradient descent on ``MSE(f(T(x_adv)), target)``, no random start,
-    projected to the ``eps`` ball and [0, 1]; EOT over the identity and the h-flip when ``flips``.
+    """Targeted L∞ PGD (Remark 2) with EOT: signed-gradient descent on Σ_views MSE(f(T(x_adv)), target),
+    fresh random views T (:func:`random_views`) at every step, no random start, projected to the ``eps``
+    ball and [0, 1]. All views of all images go through ``model`` in one batch of ``views·B``.
     ``images`` ``B×3×H×W`` in [0, 1] → adversarial images, same shape."""
     x0 = images.detach()
     x = x0.clone()
-    tgt = torch.full((x0.shape[0],), float(target_score), dtype=x0.dtype, device=x0.device)
+    b = x0.shape[0]
+    tgt = torch.full((views * b,), float(target_score), dtype=x0.dtype, device=x0.device)
     with torch.enable_grad():
         for _ in range(steps):
             x.requires_grad_(True)
-            views = [x, torch.flip(x, dims=[3])] if flips else [x]
-            loss = sum(F.mse_loss(model(v), tgt, reduction="sum") for v in views)
+            batch = random_views(x, views, crop=view_crop, flip=view_flip, generator=generator)
+            loss = F.mse_loss(model(batch), tgt, reduction="sum")
             (grad,) = torch.autograd.grad(loss, x)
             x = x.detach() - step * grad.sign()
             x = (x0 + (x - x0).clamp(-eps, eps)).clamp(0.0, 1.0)
@@ -113,17 +143,31 @@ class CBaiqa(AttackLossBase):
     def attack_target(self, batch: dict[str, Any], strength: Tensor) -> Tensor:  # noqa: ARG002
         return torch.as_tensor(batch["target"], dtype=strength.dtype, device=strength.device).reshape(-1)
 
-    def refine(self, images: Tensor, trigger: Any) -> Tensor:
+    def surrogate(self, trigger: Any) -> Any:
+        """The model PGD attacks (``surrogate`` param): the trigger's fitted surrogate or the clean victim."""
+        mode = self.params.surrogate
+        own = getattr(trigger, "surrogate", None)
+        has_own = callable(own) and bool(getattr(trigger, "has_surrogate", lambda: True)())
+        if mode == "trigger" or (mode == "auto" and has_own):
+            if not callable(own):
+                raise BaiqaError(
+                    'c-baiqa: surrogate = "trigger" needs a baiqa-dct trigger (its fit trains the surrogate)'
+                )
+            return own()
+        if self.ctx.clean_victim is not None:
+            return self.ctx.clean_victim()
+        if callable(own):
+            return own()
+        raise BaiqaError(
+            "c-baiqa: the PGD refinement needs a surrogate: run it through the engine (the clean victim) "
+            "or use a fitted baiqa-dct trigger"
+        )
+
+    def refine(self, images: Tensor, trigger: Any, generator: torch.Generator | None = None) -> Tensor:
         p = self.params
         if p.pgd_steps == 0 or p.pgd_eps == 0:
             return images
-        get = self.ctx.clean_victim or getattr(trigger, "surrogate", None)
-        if get is None:
-            raise BaiqaError(
-                "c-baiqa: the PGD refinement needs a surrogate: run it through the engine (the clean victim) "
-                "or use a fitted baiqa-dct trigger"
-            )
-        victim = get()
+        victim = self.surrogate(trigger)
         was = victim.training
         victim.eval()
         try:
@@ -134,7 +178,10 @@ class CBaiqa(AttackLossBase):
                 eps=p.pgd_eps / 255.0,
                 step=p.pgd_step / 255.0,
                 steps=p.pgd_steps,
-                flips=p.pgd_flips,
+                views=p.pgd_views,
+                view_crop=p.pgd_view_crop,
+                view_flip=p.pgd_view_flip,
+                generator=generator,
             )
         finally:
             victim.train(was)
@@ -152,7 +199,7 @@ class CBaiqa(AttackLossBase):
         refined = batch
         if bool(train_mask.any()):
             x = x.clone()
-            x[train_mask] = self.refine(x[train_mask], trigger).to(x.dtype)
+            x[train_mask] = self.refine(x[train_mask], trigger, generator).to(x.dtype)
             refined = {**batch, "input": x}
         out = super().poison(refined, trigger, generator=generator)
         out["clean_input"] = batch["input"]

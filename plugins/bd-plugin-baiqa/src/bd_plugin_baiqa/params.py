@@ -9,7 +9,7 @@ import attrs
 from attrs import validators as v
 
 from bdcore.builtin.params import SplitParams
-from bdcore.params import image_side_bounds, steps_bounds
+from bdcore.params import image_side_bounds, learning_rate_bounds, steps_bounds
 
 #: BAIQA's evaluation grid: ±0.1 … ±1.0 (20 non-zero α; code ``test_backdoor``).
 ALPHA_GRID: tuple[float, ...] = tuple(round(0.1 * k, 1) for k in range(10, 0, -1)) + tuple(
@@ -33,6 +33,11 @@ class DctTriggerParams:
     Algorithm 1: ``epsilon`` (in /255 units, 8 on LIVEC), ``init_range`` (U(−r, r) init, 300),
     ``lr`` (Adam, 1), ``inner_steps`` (Adam steps per batch, 10; Adam re-created per batch),
     ``penalty`` (1e8 = (1e4)²). ``quantize``: round 255·x before the DCT, as the code.
+    ``surrogate``: the model Algorithm 1 searches against — ``"partial"`` (the paper: a fresh victim trained
+    for ``surrogate_steps`` at ``surrogate_lr`` on only the items the attack poisons, i.e. the attacker's
+    ``[attack] poison_rate`` share; the search then runs on those items too) or ``"clean-victim"`` (the
+    run's clean victim and the whole training set). With a ``path`` the fit only trains/captures the
+    surrogate (``c-baiqa`` with ``surrogate = "trigger"`` attacks it).
     """
 
     path: Path | None = attrs.field(default=None, converter=_optional_path)
@@ -45,6 +50,9 @@ class DctTriggerParams:
     inner_steps: int = attrs.field(default=10, validator=steps_bounds(1))
     penalty: float = attrs.field(default=1e8, validator=v.ge(0.0))
     quantize: bool = True
+    surrogate: Literal["partial", "clean-victim"] = "partial"
+    surrogate_steps: int = attrs.field(default=1000, validator=steps_bounds(1))
+    surrogate_lr: float = attrs.field(default=1e-3, validator=learning_rate_bounds())
 
 
 @attrs.frozen
@@ -78,6 +86,19 @@ class CnnIqaParams:
     lcn_window: int = attrs.field(default=7, validator=v.gt(0))
     lcn_c: float = attrs.field(default=10.0 / 255.0, validator=v.gt(0.0))
     color: bool = False
+    loss: Literal["l1", "mse"] = "l1"
+    score_offset: float = 50.0
+    score_scale: float = 25.0
+
+
+@attrs.frozen
+class WadiqamParams:
+    """``wadiqam``: WaDIQaM-NR (Bosse et al., TIP 2018; pyiqa's architecture) trained from scratch, as the
+    paper did. ``weighted_average``: the learned patch-weight branch (WaDIQaM) or a plain patch mean
+    (DIQaM); ``loss``: L1 on the image score (the paper) or MSE; ``score_offset``/``score_scale``: image
+    score = offset + scale·z (MOS 0..100 → 50 ± 25, a faster start than pyiqa's raw output)."""
+
+    weighted_average: bool = True
     loss: Literal["l1", "mse"] = "l1"
     score_offset: float = 50.0
     score_scale: float = 25.0
@@ -171,15 +192,24 @@ class CBaiqaParams:
     """``c-baiqa``: clean-label. α = (y − ``mean_score``)/``delta_y`` from the kept clean label
     (Remark 1, not clipped); the image is first replaced by a PGD targeted adversarial example towards
     ``mean_score`` (Remark 2): ``pgd_steps`` signed-gradient steps of ``pgd_step`` (/255 units), L∞ ball
-    ``pgd_eps`` (/255), no random start, against the surrogate (the clean victim, captured by the
-    ``baiqa-dct`` trigger's fit). ``pgd_flips``: EOT draws over h-flip (the code uses 25 crop/flip draws)."""
+    ``pgd_eps`` (/255), no random start, the loss summed over ``pgd_views`` random views (EOT) drawn afresh
+    at every step: a random square crop of side ``pgd_view_crop``·side and, with ``pgd_view_flip``, a
+    horizontal flip with probability ½ (the official code: 20 steps, 25 crop+flip views). ``pgd_views = 1``
+    with ``pgd_view_crop = 1`` and ``pgd_view_flip = false`` is plain PGD on the image itself.
+    CPU-friendly setting (documented in the README): ``pgd_steps = 5, pgd_views = 4``.
+    ``surrogate``: the model PGD attacks — ``"clean-victim"`` (the run's clean victim, trained on the whole
+    clean training set), ``"trigger"`` (the ``baiqa-dct`` fit's surrogate: Algorithm 1's model trained on
+    the poisoned 20 %, the paper's Algorithm 2) or ``"auto"`` (the trigger's when it has one)."""
 
     mean_score: float = 50.0
     delta_y: float = attrs.field(default=40.0, validator=v.gt(0.0))
     pgd_eps: float = attrs.field(default=2.0, validator=v.ge(0.0))
     pgd_step: float = attrs.field(default=1.6, validator=v.gt(0.0))
     pgd_steps: int = attrs.field(default=20, validator=steps_bounds())
-    pgd_flips: bool = True
+    pgd_views: int = attrs.field(default=25, validator=[v.ge(1), v.le(1024)])
+    pgd_view_crop: float = attrs.field(default=0.875, validator=[v.gt(0.0), v.le(1.0)])
+    pgd_view_flip: bool = True
+    surrogate: Literal["auto", "clean-victim", "trigger"] = "auto"
 
 
 @attrs.frozen

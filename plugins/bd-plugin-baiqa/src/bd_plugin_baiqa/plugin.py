@@ -39,6 +39,13 @@ def register_victims(register: Any) -> None:
         paper="Kang et al., CVPR 2014",
     )
     register(
+        "wadiqam",
+        f"{M}.pyiqa_victims:Wadiqam",
+        params=P.WadiqamParams,
+        summary="WaDIQaM-NR (pyiqa's layers): 10-layer VGG-like patch CNN with learned patch weights; from scratch",
+        paper="Bosse et al., TIP 2018",
+    )
+    register(
         "hyperiqa",
         f"{M}.pyiqa_victims:HyperIqa",
         params=P.PyiqaVictimParams,

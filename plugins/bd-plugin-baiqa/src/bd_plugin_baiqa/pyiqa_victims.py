@@ -15,7 +15,7 @@ from unittest import mock
 
 from torch import Tensor, nn
 
-from bd_plugin_baiqa.params import PyiqaVictimParams
+from bd_plugin_baiqa.params import PyiqaVictimParams, WadiqamParams
 from bd_plugin_baiqa.util import BaiqaError
 from bd_plugin_baiqa.victims import iqa_regression_loss
 from bdcore.components import VictimBase
@@ -181,3 +181,47 @@ class Tres(PyiqaVictim):
 
     def load_backbone(self, state: dict[str, Tensor]) -> None:
         _load_into(self.net.model, state, what="tres backbone")
+
+
+class Wadiqam(VictimBase):
+    """WaDIQaM-NR (Bosse, Maniry, Müller, Wiegand, Samek, *Deep Neural Networks for No-Reference and
+    Full-Reference Image Quality Assessment*, TIP 2018), pyiqa's layers: ten 3×3 conv layers (VGG-like,
+    32→512 maps, five max-pools) on 32×32 patches, a patch-quality FC branch and a patch-weight FC branch
+    (ReLU + ε); image score = Σ wᵢqᵢ / Σ wᵢ. The paper trains it from scratch, so no weights are needed.
+
+    Patches: every non-overlapping 32×32 patch of the input (the bottom/right remainder is ignored) in
+    training and test alike — pyiqa draws its training patches with the global RNG; here the engine's
+    seeded crops are the augmentation. ``predict(images)`` (``B×3×H×W`` in [0, 1], H, W ≥ 32) → ``B``.
+    """
+
+    task: ClassVar[str] = "iqa"
+    patch: ClassVar[int] = 32
+
+    def __init__(self, params: WadiqamParams | None = None, ctx: Context | None = None) -> None:  # noqa: ARG002
+        super().__init__()
+        from pyiqa.archs.wadiqam_arch import WaDIQaM
+
+        self.params = p = params or WadiqamParams()
+        self.net = WaDIQaM(metric_type="NR", pretrained=False, weighted_average=p.weighted_average)
+
+    def forward(self, images: Tensor) -> Tensor:
+        b, c, h, w = images.shape
+        k = self.patch
+        if h < k or w < k:
+            raise ValueError(f"wadiqam: images of {h}×{w} are smaller than one {k}×{k} patch")
+        tiles = images[:, :, : h // k * k, : w // k * k].unfold(2, k, k).unfold(3, k, k)  # B×C×h'×w'×k×k
+        n = tiles.shape[2] * tiles.shape[3]
+        feats = self.net.features(tiles.permute(0, 2, 3, 1, 4, 5).reshape(b * n, c, k, k)).reshape(b, n, -1)
+        q = self.net.fc_q(feats).squeeze(-1)
+        if self.params.weighted_average:
+            wts = self.net.fc_w(feats).squeeze(-1) + self.net.eps
+            z = (q * wts).sum(dim=1) / wts.sum(dim=1)
+        else:
+            z = q.mean(dim=1)
+        return self.params.score_offset + self.params.score_scale * z
+
+    def predict(self, inputs: Tensor) -> Tensor:
+        return self(inputs)
+
+    def clean_loss(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        return {"loss": iqa_regression_loss(self(batch["input"]), batch["target"], self.params.loss)}

@@ -9,13 +9,15 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
+from torch.utils.data import Dataset
 
 from bd_plugin_baiqa.dct import band_positions, dct_pattern, inject_dct
 from bd_plugin_baiqa.params import DctTriggerParams
 from bd_plugin_baiqa.util import BaiqaError, scores
 from bdcore.components import TriggerBase
-from bdcore.context import Context, FitContext
+from bdcore.context import Context, FitContext, derive_seed
+from bdcore.data.loading import endless_batches
 
 
 def load_trigger(path: Path, sha256: str | None = None) -> Tensor:
@@ -83,9 +85,11 @@ def uap_dct_search(
 class BaiqaDct(TriggerBase):
     """The BAIQA trigger: ``inject_dct(x, α·t)``; α is the per-sample ``strength``.
 
-    ``learnable``: with ``[attack] fit_steps > 0`` and no ``path``, :meth:`fit` runs Algorithm 1 on the
-    training set against the clean victim (the attacker's surrogate). The fit also keeps a handle on that
-    surrogate so ``c-baiqa`` can run its PGD refinement (the attack context has no victim).
+    ``learnable``: with ``[attack] fit_steps > 0`` and no ``path``, :meth:`fit` runs Algorithm 1 against
+    the attacker's surrogate: by default (``surrogate = "partial"``) a fresh victim trained on only the
+    items the attack poisons, as the paper; or the run's clean victim. A partial surrogate is a submodule
+    (``surrogate_net``), saved with the trigger's state so a reused fit stage restores it; ``c-baiqa`` with
+    ``surrogate = "trigger"`` runs its PGD refinement against it.
     """
 
     learnable: ClassVar[bool] = True
@@ -105,8 +109,10 @@ class BaiqaDct(TriggerBase):
             gen = self.ctx.generator("init")
             t = (torch.rand(3, len(self.positions), generator=gen) * 2 - 1) * params.init_range
         self.register_buffer("trigger", t)
-        self._surrogate: list[Callable[[], Any]] = []  # not a submodule: never saved with the trigger
+        self.surrogate_net: nn.Module | None = None  # Algorithm 1's partial surrogate (a submodule once fitted)
+        self._surrogate: list[Callable[[], Any]] = []  # the clean victim, captured by a fit (never saved)
         self._pattern: tuple[tuple, Tensor] | None = None  # (key, dct_pattern) of the last image shape
+        self.register_load_state_dict_pre_hook(_rebuild_surrogate)
 
     def pattern_for(self, images: Tensor) -> Tensor:
         """The ``1×3×H×W`` RGB pattern of the trigger at α = 1 (:func:`dct_pattern`), built once per
@@ -130,27 +136,58 @@ class BaiqaDct(TriggerBase):
             pattern=self.pattern_for(images),
         )
 
+    def has_surrogate(self) -> bool:
+        return self.surrogate_net is not None or bool(self._surrogate)
+
     def surrogate(self) -> Any:
-        """The attacker's surrogate (the clean victim), available after :meth:`fit`."""
+        """The attacker's surrogate, available after :meth:`fit` (or after loading a fitted state)."""
+        if self.surrogate_net is not None:
+            return self.surrogate_net
         if not self._surrogate:
             raise BaiqaError(
                 "baiqa-dct: no surrogate model — c-baiqa needs the trigger fit stage to run "
-                "(set [attack] fit_steps > 0; with a trigger `path` the fit only captures the surrogate)"
+                "(set [attack] fit_steps > 0; with a trigger `path` the fit only trains or captures the surrogate)"
             )
         return self._surrogate[0]()
 
+    def fit_surrogate(self, fit_ctx: FitContext) -> tuple[Any, Dataset[Any]]:
+        """Algorithm 1's surrogate and the data the search runs on: a fresh victim trained on the items the
+        attack poisons (``"partial"``) or the clean victim and the whole training set."""
+        p: DctTriggerParams = self.params
+        if p.surrogate == "clean-victim":
+            self._surrogate[:] = [fit_ctx.clean_victim]
+            return fit_ctx.clean_victim(), fit_ctx.train_set
+        items = fit_ctx.poison_items() if fit_ctx.poison_items is not None else []
+        if not items:
+            raise BaiqaError(
+                'baiqa-dct: surrogate = "partial" trains on the poisoned items, but there are none '
+                '(set [attack] poison_rate > 0, or surrogate = "clean-victim")'
+            )
+        subset = ItemSubset(fit_ctx.train_set, items)
+        net = fit_ctx.build_victim()
+        seed = derive_seed(fit_ctx.ctx.seed, "baiqa-dct", "surrogate")
+        fit_ctx.ctx.log(f"training the surrogate on the {len(items)} poisoned items for {p.surrogate_steps} steps")
+        batches = endless_batches(subset, fit_ctx.batch_size, seed=seed, device=fit_ctx.ctx.device)
+        fit_ctx.trainer.train(net, batches, p.surrogate_steps, p.surrogate_lr)
+        net.eval()
+        for q in net.parameters():
+            q.requires_grad_(False)
+        self.surrogate_net = net
+        return net, subset
+
     def fit(self, fit_ctx: FitContext) -> None:
         p: DctTriggerParams = self.params
-        self._surrogate[:] = [fit_ctx.clean_victim]
+        victim, data = self.fit_surrogate(fit_ctx)
         if p.path is not None:
-            fit_ctx.ctx.log("trigger loaded from path; fit only captures the surrogate")
+            fit_ctx.ctx.log("trigger loaded from path; the fit only provides the surrogate")
             return
-        victim = fit_ctx.clean_victim()
         was_training = victim.training
         victim.eval()
+        grads = [q.requires_grad for q in victim.parameters()]
         for q in victim.parameters():
             q.requires_grad_(False)
-        it = fit_ctx.batches(generator_salt="uap-dct")
+        seed = derive_seed(fit_ctx.ctx.seed, "fit", "uap-dct")
+        it = endless_batches(data, fit_ctx.batch_size, seed=seed, device=fit_ctx.ctx.device)
         bar = fit_ctx.ctx.progress("uap-dct search", total=fit_ctx.steps, unit="batch")
 
         def batches() -> Iterator[Tensor]:
@@ -173,9 +210,40 @@ class BaiqaDct(TriggerBase):
                     init=self.trigger.detach().cpu(),
                 )
             finally:
-                for q in victim.parameters():
-                    q.requires_grad_(True)
+                for q, g in zip(victim.parameters(), grads, strict=True):
+                    q.requires_grad_(g)
                 victim.train(was_training)
         self.trigger.copy_(t.to(self.trigger.device))
         if hist:
             fit_ctx.ctx.log(f"UAP-DCT: {len(hist)} batches, last loss {hist[-1]:.4g}")
+
+
+class ItemSubset(Dataset[dict[str, Any]]):
+    """The training samples of the given items only (each once per epoch; its random crops and flips are
+    those of the underlying set): the attacker's share of the data."""
+
+    def __init__(self, base: Any, items: list[int]) -> None:
+        self.base = base
+        self.items = list(items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def get(self, index: int, seed: int | None = None) -> dict[str, Any]:
+        return dict(self.base.get(self.items[index], seed))
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.get(index)
+
+
+def _rebuild_surrogate(module: nn.Module, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+    """Before loading a fitted state that holds a partial surrogate, build the surrogate module to load it
+    into (a fresh victim from the engine's ``ctx.build_victim``)."""
+    if getattr(module, "surrogate_net", None) is not None:
+        return
+    if not any(k.startswith(prefix + "surrogate_net.") for k in state_dict):
+        return
+    build = module.ctx.build_victim  # type: ignore[union-attr]
+    if build is None:
+        raise BaiqaError("baiqa-dct: this state holds a surrogate model, but nothing can build one here")
+    module.surrogate_net = build()  # type: ignore[assignment]

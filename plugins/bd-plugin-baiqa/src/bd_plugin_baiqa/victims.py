@@ -69,10 +69,19 @@ class SmallIqaNet(VictimBase):
 def local_contrast_normalize(gray: Tensor, window: int, c: float) -> Tensor:
     """CNNIQA's local normalisation: ``(I − μ) / (σ + c)`` with μ, σ the mean and standard deviation over a
     ``window×window`` neighbourhood (borders: the mean over the pixels inside the image), per channel.
-    ``gray`` ``B×C×H×W`` in [0, 1] → same shape, roughly zero-mean unit-contrast."""
+    ``gray`` ``B×C×H×W`` in [0, 1] → same shape, roughly zero-mean unit-contrast.
+
+    The box mean is separable — a vertical then a horizontal ``window``-tap mean, each over the pixels
+    inside the image, equals the 2-D mean over the in-image pixels of the window — so it runs as two
+    1-D pools (2·window taps per pixel instead of window²)."""
     pad = window // 2
-    mu = F.avg_pool2d(gray, window, 1, pad, count_include_pad=False)
-    var = F.avg_pool2d(gray * gray, window, 1, pad, count_include_pad=False) - mu * mu
+
+    def box_mean(z: Tensor) -> Tensor:
+        z = F.avg_pool2d(z, (window, 1), 1, (pad, 0), count_include_pad=False)
+        return F.avg_pool2d(z, (1, window), 1, (0, pad), count_include_pad=False)
+
+    mu = box_mean(gray)
+    var = box_mean(gray * gray) - mu * mu
     return (gray - mu) / (var.clamp_min(0.0).sqrt() + c)
 
 
@@ -117,7 +126,8 @@ class CnnIqa(VictimBase):
         tiles = norm[:, :, : h // k * k, : w // k * k].unfold(2, k, k).unfold(3, k, k)  # B×C×h'×w'×k×k
         n = tiles.shape[2] * tiles.shape[3]
         f = self.conv(tiles.permute(0, 2, 3, 1, 4, 5).reshape(b * n, c, k, k))
-        pooled = torch.cat([f.amax(dim=(2, 3)), f.amin(dim=(2, 3))], dim=1)
+        r = f.shape[-1]  # global max and min pooling; max_pool2d's backward is a cheap scatter, amax's is not
+        pooled = torch.cat([F.max_pool2d(f, r).flatten(1), -F.max_pool2d(-f, r).flatten(1)], dim=1)
         z = self.head(pooled).reshape(b, n)
         return p.score_offset + p.score_scale * z
 
