@@ -252,10 +252,19 @@ def _axes_of(section: Any, issues: list[Issue]) -> list[Axis]:
     for key in keys:
         if taken.count(names[key]) > 1 and key in given_names:
             issues.append(Issue(f'sweep.names."{key}"', f'"{names[key]}" names another axis too'))
+    # a zipped axis may repeat a value (its group's tuples must differ): _check_zip checks those groups
+    zip_refs = {
+        r
+        for g in (section.zip if isinstance(section.zip, list | tuple) else ())
+        if isinstance(g, list | tuple)
+        for r in g
+        if isinstance(r, str)
+    }
     out: list[Axis] = []
     seen: dict[tuple[str, ...], str] = {}
     for key in keys:
         where = f'sweep.axes."{key}"'
+        zipped = any(r in (key, names[key]) or split_key(r) == split_key(key) for r in zip_refs)
         parts = split_key(key)
         values = raw[key]
         if not key.strip() or any(not p for p in parts):
@@ -281,7 +290,7 @@ def _axes_of(section: Any, issues: list[Issue]) -> list[Axis]:
             issues.append(Issue(where, "is empty", "give at least one value"))
             continue
         dup = [j for j, x in enumerate(values) if any(_same(x, y) for y in values[:j])]
-        if dup:
+        if dup and not zipped:
             issues.append(Issue(f"{where}[{dup[0]}]", "appears twice in this axis (the cells would be the same)"))
             continue
         axis_labels = [value_label(x) for x in values]
@@ -297,7 +306,7 @@ def _axes_of(section: Any, issues: list[Issue]) -> list[Axis]:
             axis_labels = list(given)
         slugs = [slug(x) for x in axis_labels]
         clash = next(((i, j) for j in range(len(slugs)) for i in range(j) if slugs[i] == slugs[j]), None)
-        if clash is not None:
+        if clash is not None and not zipped:
             i, j = clash
             issues.append(
                 Issue(
@@ -336,6 +345,35 @@ def _check_zip(groups: Any, axes: list[Axis], issues: list[Issue]) -> None:
         if len(lengths) > 1:
             sizes = ", ".join(f"{a.key}: {len(a.values)}" for a in members)
             issues.append(Issue(f"sweep.zip[{i}]", f"axes that move together need equal lengths ({sizes})"))
+        elif members:
+            _check_zip_positions(i, sorted(members, key=axes.index), issues)
+
+
+def _check_zip_positions(i: int, members: list[Axis], issues: list[Issue]) -> None:
+    """A zip group's positions must differ on some axis, and its first axis (which names the cells) must
+    name them apart; a single axis of the group may repeat a value."""
+    n = len(members[0].values)
+    for k in range(n):
+        for j in range(k):
+            if all(_same(a.values[k], a.values[j]) for a in members):
+                issues.append(
+                    Issue(
+                        f"sweep.zip[{i}]",
+                        f"positions {j} and {k} are the same on every axis (the cells would be the same)",
+                    )
+                )
+                return
+    leader = members[0]
+    clash = next(((j, k) for k in range(n) for j in range(k) if leader.slugs[j] == leader.slugs[k]), None)
+    if clash is not None:
+        j, k = clash
+        issues.append(
+            Issue(
+                f'sweep.axes."{leader.key}"',
+                f'values {j} and {k} would get the same name "{leader.slugs[j]}" (it names the cells of zip group {i})',
+                f'name them: [sweep.labels] "{leader.key}" = [...]',
+            )
+        )
 
 
 def _check_seeds(seeds: Any, issues: list[Issue]) -> None:
