@@ -59,6 +59,23 @@ def test_zip_moves_axes_together_and_names_the_group_by_its_first_axis() -> None
     assert 'b.y="p"' in g.cells[0].overrides
 
 
+def test_a_zipped_axis_may_repeat_a_value_when_the_group_s_positions_differ() -> None:
+    """A table's rows as a zip group: the trigger settings repeat while the loss settings change."""
+    g = grid(
+        axes={"t.p": [{"init": 46}, {"init": 46}, {"budget": 46}], "l.p": [{"beta": 0.01}, {"beta": 1}, {"beta": 1}]},
+        zip=[["t.p", "l.p"]],
+        names={"t.p": "row", "l.p": "loss"},
+        labels={"t.p": ["paper", "beta-1", "held"]},
+        seeds=[0],
+    )
+    assert [c.name for c in g.cells] == ["row=paper,seed=0", "row=beta-1,seed=0", "row=held,seed=0"]
+    assert [(c.values["row"], c.values["loss"]) for c in g.cells] == [
+        ({"init": 46}, {"beta": 0.01}),
+        ({"init": 46}, {"beta": 1}),
+        ({"budget": 46}, {"beta": 1}),
+    ]
+
+
 def test_zip_group_placed_at_its_first_axis() -> None:
     g = grid(axes={"a.x": [1, 2], "c.z": ["u", "v"], "b.y": [10, 20]}, zip=[["b.y", "a.x"]])
     assert [c.name for c in g.cells] == ["x=1,z=u", "x=1,z=v", "x=2,z=u", "x=2,z=v"]
@@ -182,6 +199,13 @@ BAD: list[tuple[dict[str, Any], str, str]] = [
     ({"table": {"values": "psnr"}}, "sweep.table.values", "array of strings"),
     ({"axes": {"a.b": [1]}, "table": {"x": "q"}}, "sweep.table.x", "is not an axis"),
     ({"store": " "}, "sweep.store", "must not be empty"),
+    # in a zip group one axis may repeat a value, but not every axis at the same two positions
+    ({"axes": {"a.b": [1, 2, 1], "c.d": [5, 6, 5]}, "zip": [["b", "d"]]}, "sweep.zip[0]", "positions 0 and 2"),
+    # ... and the group's first axis names its cells: a repeated value there needs labels
+    ({"axes": {"a.b": [1, 1], "c.d": [5, 6]}, "zip": [["b", "d"]]}, 'sweep.axes."a.b"', "zip group 0"),
+    ({"axes": {"a.b": [1, 1], "c.d": [5, 6]}, "zip": [["b", "d"]]}, 'sweep.axes."a.b"', "[sweep.labels]"),
+    # an axis outside the zip group still may not repeat
+    ({"axes": {"a.b": [1, 2], "c.d": [5, 6], "e.f": [3, 3]}, "zip": [["b", "d"]]}, 'sweep.axes."e.f"[1]', "twice"),
 ]
 
 

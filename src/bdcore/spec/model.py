@@ -238,7 +238,8 @@ class GridSection:
     SPEC --set KEY=VALUE ...`` would change them: ``axes`` maps dotted keys (the keys ``--set``
     takes, e.g. ``"attack.loss.use"``, ``"defense[0].params.quality"``, or a whole
     ``"defense"`` array) to the values to try. Cells are the product of the axes; the axes of
-    one ``zip`` group move together (equal lengths); ``seeds`` repeats every cell once per
+    one ``zip`` group move together (equal lengths; one axis of a group may repeat a value as long as
+    no two positions are equal on every axis, e.g. a table's rows as whole trigger and loss params); ``seeds`` repeats every cell once per
     ``run.seed`` (results are aggregated as mean ± std over them); ``exclude`` drops the cells
     matching every key of one of its tables (axis key or short name = a value or its label).
     ``labels`` gives an axis's values readable names (default: from the values), ``names`` an
