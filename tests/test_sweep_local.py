@@ -96,10 +96,12 @@ def test_a_cell_is_an_ordinary_run_with_its_overrides(reference: tuple[Path, Pat
     spec, sweep_dir, _ = reference
     cell = info_of(sweep_dir)["cells"][5]
     from bdcore.engine.run import execute
+    from bdcore.sweep.cell import torch_threads
 
     host = make_host()
     loaded = load_spec(spec, host.registry, overrides=cell["overrides"])
-    alone = execute(loaded, host, out_root=tmp_path / "alone")
+    with torch_threads(1):  # a cell computes with [sweep.resources] cpus threads (default 1), so does this run
+        alone = execute(loaded, host, out_root=tmp_path / "alone")
     assert (alone.run_dir / "results.jsonl").read_bytes() == (run_dir(sweep_dir, cell) / "results.jsonl").read_bytes()
 
 
@@ -325,3 +327,14 @@ def test_cells_know_their_sweep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert seen[0].config == "loss=toy-invert,size=0.25"
     assert groups == [result.sweep_dir.name] * 2
     assert identity.current() is None and "BDCORE_RUN_GROUP" not in os.environ
+
+
+def test_a_cell_computes_with_its_cpus_as_threads_and_gives_the_caller_s_back() -> None:
+    import torch
+
+    from bdcore.sweep.cell import torch_threads
+
+    before = torch.get_num_threads()
+    with torch_threads(3):
+        assert torch.get_num_threads() == 3
+    assert torch.get_num_threads() == before
