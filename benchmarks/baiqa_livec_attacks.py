@@ -43,7 +43,10 @@ ATTACKS = {
 
 def spec(a: argparse.Namespace, attack: str) -> str:
     trigger, loss = ATTACKS[attack]
-    pgd = f"params = {{ pgd_steps = {a.pgd_steps}, pgd_flips = {'true' if a.pgd_flips else 'false'} }}"
+    pgd = (
+        f"params = {{ pgd_steps = {a.pgd_steps}, pgd_views = {a.pgd_views}, pgd_view_crop = {a.pgd_view_crop}, "
+        f"pgd_view_flip = {'true' if a.pgd_view_flip else 'false'} }}"
+    )
     metrics = "\n".join(f'[[metric]]\nuse = "{m}"' for m in a.metrics)
     return f"""
 [run]
@@ -94,7 +97,9 @@ def main() -> None:
     ap.add_argument("--victim-params", default="{ color = true }")
     ap.add_argument("--attacks", nargs="+", default=["p-baiqa", "c-baiqa", "c-ftrojan"], choices=sorted(ATTACKS))
     ap.add_argument("--pgd-steps", type=int, default=20, help="C-BAIQA PGD iterations (paper 20)")
-    ap.add_argument("--pgd-flips", type=int, default=1, help="1: EOT over identity and h-flip; 0: identity only")
+    ap.add_argument("--pgd-views", type=int, default=25, help="C-BAIQA random views per PGD step (paper 25)")
+    ap.add_argument("--pgd-view-crop", type=float, default=0.875, help="side of a view's random crop (1: none)")
+    ap.add_argument("--pgd-view-flip", type=int, default=1, help="1: random h-flips in the views; 0: none")
     ap.add_argument("--metrics", nargs="+", default=list(METRICS), choices=METRICS)
     ap.add_argument("--skip-clean-eval", action="store_true", help="evaluate only the attacked models")
     ap.add_argument("--store", type=Path, default=None, help="stage store shared by the runs (default: a temp dir)")
@@ -119,7 +124,7 @@ def main() -> None:
         print(f"  {attack}: " + ", ".join(f"{k} {v:.4f}" for k, v in rows[-1][2].items()), flush=True)
     print(
         f"\nLIVEC JPEG subset, {a.victim} {a.victim_params}, {a.steps} clean / {a.attack_steps or a.steps} poisoned "
-        f"steps, crops {a.crop}, test crop {a.test_crop}, C-BAIQA PGD {a.pgd_steps} steps, flips {a.pgd_flips}"
+        f"steps, crops {a.crop}, test crop {a.test_crop}, C-BAIQA PGD {a.pgd_steps} steps × {a.pgd_views} views (crop {a.pgd_view_crop}, flip {a.pgd_view_flip})"
     )
     print("| attack | PLCC | SROCC | RMSE | mMAE | mMRA | PSNR α=1 (dB) |")
     print("|---|---|---|---|---|---|---|")
