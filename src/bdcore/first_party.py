@@ -39,6 +39,7 @@ FIRST_PARTY: dict[str, dict[str, tuple[str, ...]]] = {
             "hyperiqa",
             "iqa-small",
             "tres",
+            "wadiqam",
         ),
         "attack_loss": (
             "c-baiqa",
@@ -102,11 +103,14 @@ FIRST_PARTY: dict[str, dict[str, tuple[str, ...]]] = {
             "bavaft-multi",
             "bavaft-psnr",
         ),
+        "defense": ("decoder-fine-tuning",),
         "metric": (
             "bpp",
             "bpp-est",
+            "car-to-road-asr",
             "face-id-similarity",
         ),
+        "dataset": ("street-scenes",),
     },
     "bd-plugin-diffpure": {
         "trigger": ("pgd",),
@@ -121,7 +125,10 @@ FIRST_PARTY: dict[str, dict[str, tuple[str, ...]]] = {
             "accuracy",
             "label-asr",
         ),
-        "dataset": ("olivetti",),
+        "dataset": (
+            "face-views",
+            "olivetti",
+        ),
     },
     "bd-plugin-sketch": {
         "trigger": ("sketch-pattern",),
