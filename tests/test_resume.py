@@ -202,3 +202,34 @@ def test_a_checkpoint_of_other_data_is_refused(tmp_path: Path) -> None:
     train(8, 3)
     with pytest.raises(RunError, match=r"the data changed since the checkpoint .*size is 8, this run's is 10"):
         train(10, 3)
+
+
+def test_a_random_stream_outside_train_state_attrs_is_reported() -> None:
+    """The contract suites fail on a component whose training draws from a stream a resume would not restore."""
+    import random
+
+    import numpy as np
+    from torch import nn
+
+    from bdcore.state import TrainStateMixin, untracked_random_streams
+
+    class Listed(nn.Module, TrainStateMixin):
+        train_state_attrs = ("_gen",)
+
+        def __init__(self) -> None:
+            super().__init__()
+            self._gen = torch.Generator().manual_seed(1)
+
+    class Unlisted(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = Listed()
+            self._rng = random.Random(0)
+            self._np = np.random.default_rng(0)
+            self._gen = torch.Generator()
+
+    assert untracked_random_streams(Listed()) == []
+    assert sorted(untracked_random_streams(Unlisted())) == ["Unlisted._gen", "Unlisted._np", "Unlisted._rng"]
+    plain = type("Plain", (), {})()
+    plain.stream = torch.Generator()
+    assert untracked_random_streams(plain) == ["Plain.stream"]

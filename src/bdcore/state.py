@@ -193,6 +193,21 @@ class TrainStateMixin:
             setattr(self, name, restore_value(getattr(self, name, None), packed, name))
 
 
+def untracked_random_streams(obj: Any) -> list[str]:
+    """Attributes holding a random stream (``torch.Generator``, ``random.Random``, ``numpy`` ``Generator``)
+    that ``train_state_attrs`` does not list, on ``obj`` and (for modules) every submodule, as
+    ``"Class.attribute"``. Training draws from such a stream, so a resumed run would draw differently:
+    a component must list it (or not keep one)."""
+    owners = list(obj.modules()) if isinstance(obj, torch.nn.Module) else [obj]
+    out: list[str] = []
+    for owner in owners:
+        listed = set(getattr(type(owner), "train_state_attrs", ()))
+        for name, value in vars(owner).items():
+            if isinstance(value, torch.Generator | random.Random | np.random.Generator) and name not in listed:
+                out.append(f"{type(owner).__name__}.{name}")
+    return out
+
+
 def owned_states(owners: Mapping[str, Any]) -> dict[str, Any]:
     """``train_state_dict()`` of every owner and, for modules, of every submodule that has one
     (keys ``"<owner>"`` and ``"<owner>.<submodule path>"``)."""

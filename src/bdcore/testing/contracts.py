@@ -19,17 +19,20 @@ suite                         checks
                               the spec converter and refuses unknown keys
 :class:`TriggerContract`      flags; shape, dtype, device, [0, 1] range at every size;
                               float64; input left untouched; determinism under a
-                              generator; α = 0 identity; per-sample α; gradcheck
+                              generator; α = 0 identity; per-sample α; gradcheck;
+                              every random stream it keeps is in ``train_state_attrs``
 :class:`VictimContract`       ``nn.Module`` with a ``task``; ``predict`` shape (and
                               per-sample extras); ``clean_loss`` a finite scalar with
                               grad reaching the trainable parameters; the
                               ``trainable_parameters`` of both phases; the state
-                              round-trips through a stage file and ``deepcopy``
+                              round-trips through a stage file and ``deepcopy``; its
+                              random streams are in ``train_state_attrs``
 :class:`AttackLossContract`   threat model; ``poison``'s keys, shapes, range, that it
                               leaves the batch untouched and is deterministic; the
                               attack target shaped like the target; a
                               training-controlled ``attack_loss``: a finite scalar
-                              whose grad reaches the victim (and a trained trigger)
+                              whose grad reaches the victim (and a trained trigger);
+                              its random streams are in ``train_state_attrs``
 :class:`DefenseContract`      ``stage``; ``defend`` returns a ``DefenseOutcome`` with
                               numeric ``extra``; per stage: an input transform keeps
                               shape, dtype, device and [0, 1] and is reproducible; a
@@ -206,6 +209,16 @@ def _toy_attack() -> Any:
 # -- params ---------------------------------------------------------------------------------
 
 
+def _assert_random_streams_resumable(component: Any) -> None:
+    from bdcore.state import untracked_random_streams
+
+    missing = untracked_random_streams(component)
+    assert not missing, (
+        f"expected every random stream the component keeps to be in its train_state_attrs (a resumed run must "
+        f"draw what the uninterrupted one drew), got untracked: {', '.join(missing)}"
+    )
+
+
 class ParamsContract:
     """The params class: an attrs class that builds from its defaults (or from ``params_example``),
     round-trips through the spec converter, and refuses unknown keys (reported at ``params.KEY``).
@@ -277,6 +290,9 @@ class TriggerContract(ParamsContract):
 
     def _inject(self, t: Any, x: Tensor, seed: int = 0, **kw: Any) -> Tensor:
         return t.inject_trigger(x, generator=torch.Generator().manual_seed(seed), **kw)  # type: ignore[no-any-return]
+
+    def test_random_streams_are_in_the_train_state(self) -> None:
+        _assert_random_streams_resumable(self.make())
 
     def test_flags(self) -> None:
         t = self.make()
@@ -427,6 +443,9 @@ class VictimContract(ParamsContract):
         with torch.no_grad():
             return _main_output(f"{_name(v)}.predict", v.predict(inputs))
 
+    def test_random_streams_are_in_the_train_state(self) -> None:
+        _assert_random_streams_resumable(self.make())
+
     def test_protocol(self) -> None:
         v = self.make()
         _expect(
@@ -571,6 +590,9 @@ class AttackLossContract(ParamsContract):
 
     def _poison(self, a: Any, batch: dict[str, Any], trigger: Any, seed: int = 0) -> Any:
         return a.poison(batch, trigger, generator=torch.Generator().manual_seed(seed))
+
+    def test_random_streams_are_in_the_train_state(self) -> None:
+        _assert_random_streams_resumable(self.make())
 
     def test_threat_model(self) -> None:
         a = self.make()

@@ -84,7 +84,7 @@ class _BavaftAttack(AttackLossBase):
     trains_trigger = True
     kind = ""
     #: the step count drives BAvAFT++'s stage 2; the stage-2 preprocessing draws come from ``_rng``
-    train_state_attrs = ("steps", "_rng")
+    train_state_attrs = ("steps", "_rng", "_degree_gen")
 
     def __init__(self, params: AttackParams | None = None, ctx: Context | None = None) -> None:
         super().__init__(params or AttackParams(), ctx)

@@ -106,6 +106,7 @@ class ISSBA(TriggerBase):
 
     learnable = True
     differentiable = True
+    train_state_attrs = ("_gen",)  # the random secrets of the fit steps
 
     def __init__(self, params, ctx=None) -> None:  # noqa: ANN001
         super().__init__(params, ctx)
