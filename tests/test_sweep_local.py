@@ -181,7 +181,7 @@ def test_failing_cell_is_recorded_and_the_others_go_on(tmp_path: Path, monkeypat
     spec.write_text(
         sweepplug.toy_sweep(seeds="[0]", victim="fragile-denoiser", extra='zip = [["loss", "victim.params.fail_at"]]')
         .replace('"attack.trigger.params.size" = [0.25, 0.5]', '"victim.params.fail_at" = [-1, 2]')
-        .replace('columns = ["size", "metric"]', 'columns = ["metric"]')
+        .replace('columns = ["size", "metric"]', 'columns = ["metric"]\nexport = "results/toy"')
     )
     monkeypatch.setattr(cell_mod, "default_host", sweepplug.host)
     res = CliRunner().invoke(cli.main, ["sweep", str(spec), "--out", str(tmp_path / "runs"), "-q"])
@@ -195,6 +195,10 @@ def test_failing_cell_is_recorded_and_the_others_go_on(tmp_path: Path, monkeypat
     assert cells["loss=toy-invert,seed=0"]["status"] == "done"
     assert info_of(sweep_dir)["status"] == "failed"
     assert {r[0] for r in values(sweep_dir)} == {"loss=toy-invert,seed=0"}
+    # the exported table says it is partial, and how to complete it
+    head = (tmp_path / "results" / "toy.md").read_text().splitlines()[2]
+    assert head.startswith("Produced by") and "1 of 2 cells finished, sweep failed: `--resume`" in head
+    assert (tmp_path / "results" / "toy.csv").read_text().startswith("# Produced by bdcore sweep")
 
 
 def test_ctrl_c_leaves_a_resumable_sweep(
@@ -223,6 +227,9 @@ def test_ctrl_c_leaves_a_resumable_sweep(
     statuses = [c["status"] for c in info["cells"]]
     assert info["status"] == "interrupted"
     assert statuses == ["done", "done", "interrupted"] + ["pending"] * 5
+    # the finished cells' table is written (no finished work lost)
+    assert {r[0] for r in values(sweep_dir)} == {c["name"] for c in info["cells"][:2]}
+    assert (sweep_dir / "table.md").is_file()
     monkeypatch.setattr(toy.ToyInvert, "attack_target", original)
     res = CliRunner().invoke(cli.main, ["sweep", str(spec), "--out", str(out), "--resume", "-q"])
     assert res.exit_code == 0, res.output

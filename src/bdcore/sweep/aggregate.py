@@ -408,9 +408,16 @@ def write_outputs(
     write_text(sweep_dir / "report.html", _report_html(info, pivot, plots, sweep_dir, title))
     if export is not None:
         head = f"Produced by `{command}`" if command else "Produced by bdcore sweep"
+        cells = info.get("cells", [])
+        done = sum(c.get("status") == "done" for c in cells)
+        count = (
+            f"{len(cells)} cells"
+            if done == len(cells)
+            else f"{done} of {len(cells)} cells finished, sweep {info.get('status')}: `--resume` completes it"
+        )
         md = (
             f"# {info.get('name')}\n\n{head} (bdcore {info.get('bdcore')}, sweep started {info.get('created')}; "
-            f"{len(info.get('cells', []))} cells, {info.get('seconds', 0):.0f} s).\n\n" + render_markdown(pivot)
+            f"{count}, {info.get('seconds', 0):.0f} s).\n\n" + render_markdown(pivot)
         )
         write_text(export.parent / f"{export.name}.md", md)
         write_text(export.parent / f"{export.name}.csv", summary_csv(summary, names, comment=head.replace("`", "")))

@@ -34,6 +34,7 @@ from bdcore.sweep.grid import slug
 from bdcore.sweep.load import LoadedSweep, load_sweep
 from bdcore.sweep.plan import Plan, make_plan
 from bdcore.sweep.store import is_url
+from bdcore.text import exception_text
 
 log = logging.getLogger("bdcore")
 
@@ -138,6 +139,7 @@ def run_sweep(spec: Path, opts: SweepOptions) -> SweepResult:
         info["status"] = INTERRUPTED
         info["seconds"] = round(info.get("seconds", 0.0) + time.perf_counter() - t0, 3)
         _save(sweep_dir, info)
+        _write_partial(sweep, sweep_dir, info, opts)
         raise
     info["seconds"] = round(info.get("seconds", 0.0) + time.perf_counter() - t0, 3)
     statuses = {c["name"]: c["status"] for c in info["cells"]}
@@ -156,6 +158,20 @@ def run_sweep(spec: Path, opts: SweepOptions) -> SweepResult:
     if export is not None:
         opts.echo(f"exported: {export.parent / (export.name + '.md')}, {export.parent / (export.name + '.csv')}")
     return SweepResult(sweep_dir, plan, statuses, 0 if not failed else 1, table)
+
+
+def _write_partial(sweep: LoadedSweep, sweep_dir: Path, info: dict[str, Any], opts: SweepOptions) -> None:
+    """After Ctrl-C: the table of the cells that finished (headed "N of M cells"), so an interrupted
+    sweep loses no finished work; ``--resume`` rewrites it whole. A failure here must not hide the
+    interrupt, so it is reported and swallowed."""
+    if not any(c["status"] == DONE for c in info["cells"]):
+        return
+    from bdcore.sweep.aggregate import write_outputs
+
+    try:
+        write_outputs(sweep_dir, command=opts.command, export=_export_path(sweep))
+    except Exception as exc:  # noqa: BLE001 - the interrupt is what the user must see
+        opts.echo(f"could not write the partial table: {exception_text(exc)}")
 
 
 def store_location(sweep: LoadedSweep, out_root: Path) -> tuple[str, str | None]:
