@@ -345,3 +345,38 @@ def test_a_cell_computes_with_its_cpus_as_threads_and_gives_the_caller_s_back() 
     with torch_threads(3):
         assert torch.get_num_threads() == 3
     assert torch.get_num_threads() == before
+
+
+def test_sigterm_stops_a_sweep_like_ctrl_c_and_keeps_the_finished_cells(tmp_path: Path) -> None:
+    """`kill PID` (a scheduler's stop; a background job ignores SIGINT): exit 130, the running cell is
+    recorded as interrupted, the finished cells' table is written and --resume can continue."""
+    spec = tmp_path / "toy.toml"
+    spec.write_text(sweepplug.toy_sweep(seeds="[0]", attack_steps=300, checkpoint_every=25))
+    out = tmp_path / "runs"
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "bdcore"), "sweep", str(spec), "--out", str(out), "-q"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        found = list(out.glob("toy-*/sweep.json"))
+        try:
+            cells = json.loads(found[0].read_text())["cells"] if found else []
+        except ValueError:
+            cells = []
+        if any(c["status"] == "done" for c in cells) and any(c["status"] == "running" for c in cells):
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the sweep finished before it was stopped"
+    proc.send_signal(signal.SIGTERM)
+    output = proc.communicate(timeout=120)[0].decode()
+    assert proc.returncode == 130, output
+    assert "interrupted" in output and "Traceback" not in output
+    (sweep_dir,) = out.glob("toy-*")
+    info = info_of(sweep_dir)
+    assert info["status"] == "interrupted"
+    statuses = [c["status"] for c in info["cells"]]
+    assert "interrupted" in statuses and "running" not in statuses
+    finished = {c["name"] for c in info["cells"] if c["status"] == "done"}
+    assert finished and {r[0] for r in values(sweep_dir)} == finished

@@ -753,7 +753,7 @@ bug in a plugin, say) is reported as "the run failed" with exit code 1.
 | 1 | the run failed: a component raised, broke its contract, or a file could not be read | `RunError` and subclasses, unexpected exceptions |
 | 2 | the spec is invalid, or the command line was misused | `SpecError`, `UsageError` |
 | 3 | a required plugin is missing, broken or in conflict with another one | `PluginError` and subclasses |
-| 130 | interrupted (Ctrl-C); finished stages are kept, `bdcore run --resume` continues | |
+| 130 | interrupted (Ctrl-C, or SIGTERM such as `kill PID` or a batch scheduler's stop); finished stages are kept, `bdcore run --resume` continues | |
 
 Plugins raise `bdcore.ComponentError` (or a subclass) for their own failures, so that the
 command line reports them cleanly with exit code 1.

@@ -179,6 +179,25 @@ def main() -> None:
     from bdcore.third_party_warnings import silence_known_third_party_warnings
 
     silence_known_third_party_warnings()
+    _terminate_as_interrupt()
+
+
+def _terminate_as_interrupt() -> None:
+    """SIGTERM (a batch scheduler's stop, ``kill``) ends a command the way Ctrl-C does: finished stages and
+    cells are kept, a sweep records its interrupted cells and writes the finished cells' table, exit 130.
+    A background job started by a non-interactive shell ignores SIGINT, so SIGTERM is how it is stopped."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return  # someone (a host program) already handles it
+
+    def interrupt(signum: int, frame: Any) -> None:  # noqa: ARG001
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 @main.command()
