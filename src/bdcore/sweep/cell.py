@@ -92,6 +92,9 @@ def run_cell(task: CellTask, sink: Sink | None = None) -> dict[str, Any]:
     """Run one cell; returns its outcome (see :func:`outcome`). Only KeyboardInterrupt escapes."""
     from filelock import FileLock
 
+    from bdcore.third_party_warnings import silence_known_third_party_warnings
+
+    silence_known_third_party_warnings()  # a worker process did not run the CLI that set the filters
     cell_dir = Path(task.cell_dir)
     cell_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(str(cell_dir / ".cell.lock")):
