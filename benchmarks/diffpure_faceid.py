@@ -15,43 +15,7 @@ import json
 import time
 
 import torch
-import torch.nn.functional as F
-from diffpure_common import CACHE, SEED, get_ddpm, load_faces
-
-
-def train_victim(xtr, ytr, steps=800, log=print):
-    from bd_plugin_diffpure.facenet import FaceNetSmall
-    from bd_plugin_diffpure.params import FaceNetParams
-
-    path = CACHE / f"facenet-small-s{SEED}-{steps}.pt"
-    torch.manual_seed(SEED)
-    net = FaceNetSmall(FaceNetParams())
-    if path.is_file():
-        net.load_state_dict(torch.load(path, weights_only=True))
-        return net.eval()
-    opt = torch.optim.Adam(net.parameters(), lr=2e-3, weight_decay=5e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
-    g = torch.Generator().manual_seed(SEED)
-    t0 = time.time()
-    net.train()
-    for step in range(steps):
-        idx = torch.randint(0, len(xtr), (32,), generator=g)
-        x = xtr[idx]
-        flip = torch.rand(32, generator=g) < 0.5
-        x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
-        dx, dy = torch.randint(-2, 3, (2,), generator=g).tolist()  # small shift (batch-wise)
-        x = torch.roll(F.pad(x, (2, 2, 2, 2), mode="replicate"), shifts=(dy, dx), dims=(2, 3))[..., 2:-2, 2:-2]
-        loss = net.clean_loss({"input": x, "target": ytr[idx]})["loss"]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        if step % 200 == 0:
-            log(f"victim step {step} loss {loss.item():.3f} ({time.time() - t0:.0f}s)")
-    net.eval()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(net.state_dict(), path)
-    return net
+from diffpure_common import get_ddpm, load_faces, train_facenet
 
 
 def acc(net, x, y):
@@ -79,7 +43,7 @@ def main() -> None:
     from bd_plugin_diffpure.schedule import alphas_cumprod
 
     xtr, ytr, xte, yte = load_faces()
-    net = train_victim(xtr, ytr)
+    net = train_facenet(xtr, ytr, lowres_prob=0.0, tag="faceid")  # the plain victim: no low-res augmentation
     res: dict[str, float] = {"clean": acc(net, xte, yte)}
     print(f"clean accuracy {res['clean']:.4f} on {len(xte)} test faces")
     for e, al, it in [(0.5, 2.0, 40), (2.0, 0.5, 10), (4.0, 1.0, 10), (8.0, 2.0, 10)]:
