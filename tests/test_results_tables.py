@@ -49,6 +49,7 @@ headers = ["loss"]
 paper = "paper: Eq. 8"
 [[column]]
 title = "clean PSNR / bpp"
+join = " / "
 where = { model = "attacked", split = "clean" }
 parts = [{ where = { metric = "psnr" } }, { where = { metric = "bpp" }, digits = 3, std = false }]
 [[column]]
@@ -96,6 +97,11 @@ def test_regenerating_twice_changes_nothing(tmp_path: Path) -> None:
     readme = _readme(tmp_path)
     readme.write_text(rt.regenerate(readme))
     assert rt.regenerate(readme) == readme.read_text()
+
+
+def test_join_separates_the_parts(tmp_path: Path) -> None:
+    recipe = RECIPE.replace('join = " / "', 'join = " → "')
+    assert "| paper: Eq. 8 | 23.75 ± 0.67 → 0.355 |" in rt.regenerate(_readme(tmp_path, recipe))
 
 
 def test_scale_multiplies_mean_and_std(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ A generated table sits between two HTML comments; the first holds its recipe as 
     [[column]]
     title = "clean"
     where = { split = "clean", metric = "accuracy", pgd = "4/255 x 10 (ours)" }
-    [[column]]                             # several parts joined with " / ": "23.75 ± 0.67 / 0.355"
+    [[column]]                             # several parts joined by `join` (" / "): "23.75 ± 0.67 / 0.355"
     title = "clean PSNR / bpp"
     parts = [{ where = { metric = "psnr" } }, { where = { metric = "bpp" }, digits = 3, std = false }]
     -->
@@ -136,7 +136,7 @@ def render(recipe: dict[str, Any], rows: list[dict[str, str]], source: str) -> s
         texts = []
         for column, stats in zip(columns, cells[k], strict=True):
             texts.append(
-                " / ".join(
+                str(column.get("join", " / ")).join(
                     _format(
                         stat,
                         float(part.get("scale", recipe.get("scale", 1))),
