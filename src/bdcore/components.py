@@ -130,6 +130,10 @@ class AttackLossBase(TrainStateMixin):
 
     threat_model: ClassVar[ThreatModel] = "data-poisoning"
     trains_trigger: ClassVar[bool] = False
+    #: The loss calls ``ctx.clean_victim()`` while it trains (a surrogate, e.g. C-BAIQA's PGD): the engine
+    #: then trains or loads the clean victim as its own stage before the attack, and a sweep plans it as
+    #: a stage the cell shares. A class attribute, or a property when it depends on params.
+    uses_clean_victim: ClassVar[bool] = False
     #: The attack's goal in words, for when ``attack_target`` is no image worth showing (BAvAFT's PSNR
     #: attack returns the codec's own input: its goal, a destroyed reconstruction, lives in the loss).
     #: The report then prints this text instead of an "attack target" image column. Leave it None when

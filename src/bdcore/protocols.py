@@ -127,7 +127,9 @@ class AttackLoss(Protocol):
 
     Optional: ``target_description`` (a string, or None), the attack's goal in words when
     ``attack_target`` is no image worth showing; the report prints it instead of an attack-target
-    column (see :class:`bdcore.components.AttackLossBase`).
+    column (see :class:`bdcore.components.AttackLossBase`). ``uses_clean_victim`` (a bool, default
+    False): the loss calls ``ctx.clean_victim()`` while it trains (a surrogate), so the engine trains or
+    loads the clean victim as its own stage first and a sweep plans that stage for the cell.
     """
 
     threat_model: ThreatModel

@@ -211,3 +211,27 @@ def test_c_baiqa_surrogate_choice() -> None:
 
     with pytest.raises(BaiqaError, match="baiqa-dct"):
         CBaiqa(P.CBaiqaParams(surrogate="trigger"), ctx).surrogate(object())
+
+
+def test_c_baiqa_declares_when_it_uses_the_clean_victim() -> None:
+    """The engine trains the clean victim as a stage for the modes that attack it, not for the others."""
+
+    class WithSurrogate:  # a fitted baiqa-dct: offers its own surrogate
+        def surrogate(self) -> object:
+            return object()
+
+        def has_surrogate(self) -> bool:
+            return True
+
+    unfitted = BaiqaDct(P.DctTriggerParams(), Context(seed=0))
+    cases = [
+        ("clean-victim", WithSurrogate(), True),
+        ("trigger", unfitted, False),
+        ("auto", WithSurrogate(), False),  # the trigger's own surrogate wins
+        ("auto", unfitted, True),  # nothing of its own: the clean victim
+        ("auto", None, True),  # a sweep planning without the trigger: counted
+    ]
+    for mode, trigger, expected in cases:
+        atk = CBaiqa(P.CBaiqaParams(surrogate=mode), Context(trigger=trigger))  # type: ignore[arg-type]
+        assert atk.uses_clean_victim is expected, (mode, trigger)
+    assert PBaiqa(P.PBaiqaParams(), Context()).uses_clean_victim is False

@@ -207,7 +207,13 @@ class Runner:
                 self.fit_trigger()
         # An evasion attack trains nothing: the clean victim is the model under attack.
         evasion = getattr(self.attack_obj, "threat_model", None) == "evasion"
-        need_clean = self.spec.eval.clean_victim or self.spec.attack is None or self.spec.attack.from_clean or evasion
+        need_clean = (
+            self.spec.eval.clean_victim
+            or self.spec.attack is None
+            or self.spec.attack.from_clean
+            or evasion
+            or bool(getattr(self.attack_obj, "uses_clean_victim", False))  # its own stage, not inside the attack
+        )
         with self.timed("clean-victim"):
             clean = self.clean_victim() if need_clean else None
         if evasion:

@@ -8,6 +8,8 @@ trainings the grid really needs.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -83,7 +85,9 @@ def capability(r: Resolved, name: str, default: Any, build: Callable[[Resolved],
     building it when its factory is a class that declares it; else read from a built instance."""
     factory = r.component.load_factory()
     if isinstance(factory, type) and hasattr(factory, name):
-        return getattr(factory, name)
+        declared = inspect.getattr_static(factory, name)
+        if not isinstance(declared, property | functools.cached_property):  # a property depends on params
+            return getattr(factory, name)
     return getattr(build(r), name, default)
 
 
@@ -91,8 +95,8 @@ def cell_stages(loaded: LoadedSpec, build: Callable[[Resolved], Any] | None = No
     """The stages a run of ``loaded`` trains or loads, with their keys (see :class:`CellPlan`).
 
     Mirrors :meth:`bdcore.engine.runner.Runner.run`: a fitted trigger (learnable, ``fit_steps > 0``),
-    the clean victim (when evaluated, fine-tuned from, attacked at test time or fitted against, and
-    only if ``[train] steps > 0``), the attack (not for evasion), and each model-stage defense.
+    the clean victim (when evaluated, fine-tuned from, attacked at test time, fitted against or used by
+    the attack loss, and only if ``[train] steps > 0``), the attack (not for evasion), and each model-stage defense.
     """
     build = build or _builder(loaded)
     spec = loaded.spec
@@ -112,7 +116,10 @@ def cell_stages(loaded: LoadedSpec, build: Callable[[Resolved], Any] | None = No
         fit_key = stage_keys.key_of(
             loaded, "trigger-fit", stage_keys.trigger_fit_parts(loaded, needs_victim=needs_victim)
         )
-    need_clean = spec.eval.clean_victim or attack is None or attack.from_clean or evasion or (fit and needs_victim)
+    uses_clean = loss is not None and bool(capability(loss, "uses_clean_victim", False, build))
+    need_clean = (
+        spec.eval.clean_victim or attack is None or attack.from_clean or evasion or (fit and needs_victim) or uses_clean
+    )
     clean_key = None
     if need_clean and spec.train.steps > 0:
         clean_key = stage_keys.key_of(loaded, "clean-victim", stage_keys.victim_parts(loaded))

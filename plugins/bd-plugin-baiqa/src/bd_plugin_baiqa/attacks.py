@@ -113,6 +113,11 @@ def pgd_targeted(
     return x.detach()
 
 
+def _has_own_surrogate(trigger: Any) -> bool:
+    """The trigger offers a surrogate model (a fitted ``baiqa-dct``)."""
+    return callable(getattr(trigger, "surrogate", None)) and bool(getattr(trigger, "has_surrogate", lambda: True)())
+
+
 class CBaiqa(AttackLossBase):
     """Clean-label BAIQA: labels kept; α = (y − ȳ)/Δy (Remark 1); training images are first replaced by a
     targeted PGD example toward ȳ against the surrogate (Remark 2), then the trigger α·t is added.
@@ -127,6 +132,18 @@ class CBaiqa(AttackLossBase):
     threat_model: ClassVar[str] = "data-poisoning"  # type: ignore[assignment]
 
     params: CBaiqaParams
+
+    @property
+    def uses_clean_victim(self) -> bool:  # type: ignore[override]
+        """Whether PGD attacks the clean victim (the engine then trains or loads it as its own stage).
+
+        ``"clean-victim"``: yes; ``"trigger"``: no; ``"auto"``: unless the run's trigger (``ctx.trigger``,
+        asked after its fit) brings its own surrogate. Without a trigger in the context (a sweep planning
+        its stages) ``"auto"`` counts as yes: the plan may list a clean-victim stage the cell then skips."""
+        mode = self.params.surrogate
+        if mode != "auto":
+            return mode == "clean-victim"
+        return not _has_own_surrogate(self.ctx.trigger) if self.ctx.trigger is not None else True
 
     @property
     def target_description(self) -> str:  # type: ignore[override]
@@ -147,8 +164,7 @@ class CBaiqa(AttackLossBase):
         """The model PGD attacks (``surrogate`` param): the trigger's fitted surrogate or the clean victim."""
         mode = self.params.surrogate
         own = getattr(trigger, "surrogate", None)
-        has_own = callable(own) and bool(getattr(trigger, "has_surrogate", lambda: True)())
-        if mode == "trigger" or (mode == "auto" and has_own):
+        if mode == "trigger" or (mode == "auto" and _has_own_surrogate(trigger)):
             if not callable(own):
                 raise BaiqaError(
                     'c-baiqa: surrogate = "trigger" needs a baiqa-dct trigger (its fit trains the surrogate)'

@@ -1,0 +1,136 @@
+"""An attack loss that calls ``ctx.clean_victim()`` while it trains (``uses_clean_victim``) gets the clean
+victim as its own stage: the runner trains it before the attack, the sweep plan lists it (so cells that
+share it wait for one training instead of each training it inside their attack), with the same key."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+import attrs
+import pytest
+from torch import Tensor
+
+from bdcore import hookimpl
+from bdcore.spec.structure import load_spec
+from bdcore.sweep.plan import cell_stages
+from bdcore.testing import run_spec
+from bdcore.testing.runner import make_host
+from bdcore.toy.components import ToyInvert
+
+
+@attrs.frozen
+class SurrogateParams:
+    clean_weight: float = 0.5
+    use_surrogate: bool = True
+
+
+class SurrogateInvert(ToyInvert):
+    """toy-invert whose target is computed with the clean victim (as C-BAIQA's PGD surrogate); the flag is a
+    property of its params."""
+
+    calls: ClassVar[int] = 0
+
+    @property
+    def uses_clean_victim(self) -> bool:  # type: ignore[override]
+        return bool(self.params.use_surrogate)
+
+    def attack_target(self, batch: dict[str, Any], strength: Tensor) -> Tensor:
+        if self.params.use_surrogate:
+            assert self.ctx.clean_victim is not None
+            self.ctx.clean_victim()
+            type(self).calls += 1
+        return super().attack_target(batch, strength)
+
+
+class FlaggedInvert(ToyInvert):
+    """The flag as a class attribute (read by the plan without building the component)."""
+
+    uses_clean_victim: ClassVar[bool] = True
+
+
+class SurrogatePlugin:
+    @hookimpl
+    def register_attack_losses(self, register: Any) -> None:
+        register("surrogate-invert", SurrogateInvert, params=SurrogateParams, summary="test: uses the clean victim")
+        register("flagged-invert", FlaggedInvert, params=SurrogateParams, summary="test: class flag")
+
+
+SPEC = """
+[run]
+name = "surrogate"
+seed = 1
+[data]
+use = "toy-smooth"
+params = {{ count = 12, size = 16 }}
+[victim]
+use = "toy-denoiser"
+params = {{ width = 4 }}
+[train]
+steps = 3
+batch_size = 4
+[attack]
+steps = 3
+batch_size = 4
+[attack.trigger]
+use = "toy-patch"
+[attack.loss]
+use = "{loss}"
+params = {{ use_surrogate = {use} }}
+[eval]
+clean_victim = false
+[[metric]]
+use = "psnr"
+"""
+
+
+def _loaded(tmp_path: Path, loss: str, use: str) -> Any:
+    path = tmp_path / f"{loss}-{use}.toml"
+    path.write_text(SPEC.format(loss=loss, use=use))
+    return load_spec(path, make_host([SurrogatePlugin()]).registry)
+
+
+@pytest.mark.parametrize(
+    ("loss", "use", "planned"),
+    [
+        ("surrogate-invert", "true", True),
+        ("surrogate-invert", "false", False),
+        ("flagged-invert", "false", True),
+        ("toy-invert", None, False),
+    ],
+    ids=["property-true", "property-false", "class-flag", "plain-loss"],
+)
+def test_the_plan_lists_the_clean_victim_for_a_loss_that_uses_it(
+    tmp_path: Path, loss: str, use: str | None, planned: bool
+) -> None:
+    spec = (
+        SPEC.format(loss=loss, use=use)
+        if use is not None
+        else SPEC.replace("params = {{ use_surrogate = {use} }}\n", "").format(loss=loss)
+    )
+    path = tmp_path / "spec.toml"
+    path.write_text(spec)
+    stages = cell_stages(load_spec(path, make_host([SurrogatePlugin()]).registry))
+    assert ("clean-victim" in stages) is planned
+    assert "attack" in stages
+
+
+def test_the_runner_trains_it_as_its_own_stage_with_the_planned_key(tmp_path: Path) -> None:
+    SurrogateInvert.calls = 0
+    out = run_spec(SPEC.format(loss="surrogate-invert", use="true"), tmp_path, plugins=[SurrogatePlugin()])
+    assert SurrogateInvert.calls > 0  # the loss really called it
+    manifest = json.loads((out.run_dir / "manifest.json").read_text())
+    planned = {k: v[1] for k, v in cell_stages(_loaded(tmp_path, "surrogate-invert", "true")).items()}
+    assert manifest["stages"] == planned and "clean-victim" in manifest["stages"]
+    log = (out.run_dir / "run.log").read_text()
+    assert log.index("stage clean-victim") < log.index("stage attack")  # before the attack, not inside it
+
+
+def test_without_the_flag_no_clean_victim_is_trained(tmp_path: Path) -> None:
+    out = run_spec(SPEC.format(loss="surrogate-invert", use="false"), tmp_path, plugins=[SurrogatePlugin()])
+    manifest = json.loads((out.run_dir / "manifest.json").read_text())
+    assert "clean-victim" not in manifest["stages"]
+    assert manifest["stages"] == {
+        k: v[1] for k, v in cell_stages(_loaded(tmp_path, "surrogate-invert", "false")).items()
+    }
