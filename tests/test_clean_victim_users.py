@@ -1,6 +1,11 @@
-"""An attack loss that calls ``ctx.clean_victim()`` while it trains (``uses_clean_victim``) gets the clean
-victim as its own stage: the runner trains it before the attack, the sweep plan lists it (so cells that
-share it wait for one training instead of each training it inside their attack), with the same key."""
+"""Components that use the clean victim say so, and the engine and the sweep plan follow.
+
+* An attack loss that calls ``ctx.clean_victim()`` while it trains (``uses_clean_victim``) gets the clean
+  victim as its own stage: the runner trains it before the attack, the sweep plan lists it (so cells that
+  share it wait for one training instead of each training it inside their attack), with the same key.
+* A trigger whose ``fit`` calls ``ctx.clean_victim()`` must declare ``needs_victim``: its fit stage's key
+  then includes the victim. Undeclared, the call fails (its stored fit would be reused for another victim).
+"""
 
 from __future__ import annotations
 
@@ -13,11 +18,12 @@ import pytest
 from torch import Tensor
 
 from bdcore import hookimpl
+from bdcore.errors import ContractError
 from bdcore.spec.structure import load_spec
 from bdcore.sweep.plan import cell_stages
 from bdcore.testing import run_spec
 from bdcore.testing.runner import make_host
-from bdcore.toy.components import ToyInvert
+from bdcore.toy.components import ToyInvert, ToyPatch
 
 
 @attrs.frozen
@@ -50,7 +56,32 @@ class FlaggedInvert(ToyInvert):
     uses_clean_victim: ClassVar[bool] = True
 
 
+@attrs.frozen
+class FittedParams:
+    declare: bool = False
+    size: float = 0.25
+    amplitude: float = 0.1
+
+
+class FittedPatch(ToyPatch):
+    """A learnable toy patch whose fit looks at the clean victim (as LIRA's and BAIQA's fits do)."""
+
+    learnable: ClassVar[bool] = True
+
+    def fit(self, ctx: Any) -> None:
+        ctx.clean_victim()
+
+
+class DeclaredFittedPatch(FittedPatch):
+    needs_victim: ClassVar[bool] = True
+
+
 class SurrogatePlugin:
+    @hookimpl
+    def register_triggers(self, register: Any) -> None:
+        register("fitted-patch", FittedPatch, params=FittedParams, summary="test: undeclared victim use")
+        register("declared-fitted-patch", DeclaredFittedPatch, params=FittedParams, summary="test: declared")
+
     @hookimpl
     def register_attack_losses(self, register: Any) -> None:
         register("surrogate-invert", SurrogateInvert, params=SurrogateParams, summary="test: uses the clean victim")
@@ -134,3 +165,30 @@ def test_without_the_flag_no_clean_victim_is_trained(tmp_path: Path) -> None:
     assert manifest["stages"] == {
         k: v[1] for k, v in cell_stages(_loaded(tmp_path, "surrogate-invert", "false")).items()
     }
+
+
+FIT_SPEC = SPEC.replace('use = "toy-patch"', 'use = "{trigger}"').replace("[attack]\n", "[attack]\nfit_steps = 2\n")
+
+
+def test_a_trigger_fit_that_uses_the_clean_victim_undeclared_fails_naming_it(tmp_path: Path) -> None:
+    spec = FIT_SPEC.format(trigger="fitted-patch", loss="toy-invert", use="true").replace(
+        "params = { use_surrogate = true }\n", ""
+    )
+    with pytest.raises(ContractError, match=r'"fitted-patch" calls ctx.clean_victim\(\) in fit\(\).*needs_victim'):
+        run_spec(spec, tmp_path, plugins=[SurrogatePlugin()])
+
+
+def test_a_declared_trigger_fit_keys_on_the_victim(tmp_path: Path) -> None:
+    spec = FIT_SPEC.format(trigger="declared-fitted-patch", loss="toy-invert", use="true").replace(
+        "params = { use_surrogate = true }\n", ""
+    )
+    out = run_spec(spec, tmp_path / "a", plugins=[SurrogatePlugin()])
+    manifest = json.loads((out.run_dir / "manifest.json").read_text())
+    assert {"trigger-fit", "clean-victim", "attack"} <= set(manifest["stages"])
+    keys = []
+    for steps in (3, 4):  # another clean training: another victim, so another fit
+        path = tmp_path / f"s{steps}.toml"
+        path.write_text(spec.replace("[train]\nsteps = 3", f"[train]\nsteps = {steps}"))
+        keys.append(cell_stages(load_spec(path, make_host([SurrogatePlugin()]).registry))["trigger-fit"])
+    assert keys[0] != keys[1]
+    assert keys[0][1] == manifest["stages"]["trigger-fit"]

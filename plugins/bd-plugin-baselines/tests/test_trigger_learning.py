@@ -113,3 +113,52 @@ def test_issba_pseudo_poison_encodes_other_secrets() -> None:
         torch.testing.assert_close(out, ref, rtol=0, atol=0)
         assert (out - trig.inject_trigger(x)).abs().max() > 0  # another message, another residual
         assert torch.equal(trig.pseudo_poison(x, strength=0.0), x)
+
+
+LIRA_SPEC = """
+[run]
+name = "lira"
+seed = 0
+[data]
+use = "toy-smooth"
+params = { count = 12, size = 16 }
+[victim]
+use = "toy-denoiser"
+params = { width = 4 }
+[train]
+steps = 3
+batch_size = 4
+[attack]
+steps = 2
+fit_steps = 2
+batch_size = 4
+[attack.trigger]
+use = "lira"
+[attack.loss]
+use = "toy-invert"
+[eval]
+clean_victim = false
+[[metric]]
+use = "psnr"
+"""
+
+
+def test_lira_fit_is_keyed_on_the_clean_victim_it_attacks(tmp_path) -> None:  # noqa: ANN001
+    """LIRA's fit trains G against the clean victim, so another victim (here: another clean training) must
+    not reuse the stored fit: the engine trains the clean victim first and keys the fit on it."""
+    import json
+
+    import bd_plugin_baselines.plugin as baselines
+
+    from bdcore.testing import run_spec
+
+    keys = []
+    for steps in (3, 4):
+        out = run_spec(
+            LIRA_SPEC.replace("steps = 3", f"steps = {steps}"), tmp_path / str(steps), plugins=[baselines], out=tmp_path
+        )
+        stages = json.loads((out.run_dir / "manifest.json").read_text())["stages"]
+        assert {"trigger-fit", "clean-victim", "attack"} <= set(stages)
+        assert "trigger-fit" not in out.reused
+        keys.append(stages["trigger-fit"])
+    assert keys[0] != keys[1]

@@ -296,7 +296,7 @@ class Runner:
             train_set=self.train_set,
             batch_size=self.spec.attack.batch_size,
             steps=self.spec.attack.fit_steps,
-            clean_victim=self.clean_victim,
+            clean_victim=self.clean_victim if getattr(self.trigger, "needs_victim", False) else self._undeclared_victim,
             build_victim=self.fresh_victim,
             trainer=Trainer(train=functools.partial(self.trainer_train, owner=checks.who(self.loaded.trigger))),
             checkpoint_dir=self.store.partial("trigger-fit", key),
@@ -326,6 +326,15 @@ class Runner:
             if not callable(getattr(victim, name, None)):
                 raise ContractError(f'victim "{self.loaded.victim.component.name}" has no {name}() method')
         return victim
+
+    def _undeclared_victim(self) -> Any:
+        """``FitContext.clean_victim`` for a trigger that does not declare ``needs_victim``: its fit stage's
+        key leaves the victim out, so a fit against the clean victim would be reused for another victim."""
+        raise ContractError(
+            f'trigger "{self.loaded.trigger.component.name if self.loaded.trigger else "?"}" calls '
+            "ctx.clean_victim() in fit() but does not declare needs_victim = True: its stored fit would be "
+            "reused for any victim (the stage key leaves the victim out); declare it"
+        )
 
     def clean_victim(self) -> Any:
         """The clean victim: loaded from ``[victim] weights`` or trained with its clean loss (cached).

@@ -65,6 +65,7 @@ class LIRA(TriggerBase):
     """Registered ``lira`` trigger: learnable generator, ε-normalised tanh output."""
 
     learnable = True
+    needs_victim = True  # fit() trains G against the clean victim: the fit stage's key must include it
     differentiable = True
 
     def __init__(self, params, ctx=None) -> None:  # noqa: ANN001
