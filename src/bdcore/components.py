@@ -15,7 +15,7 @@ import attrs
 import torch
 from torch import Tensor, nn
 
-from bdcore.context import Context, DefenseContext, FitContext
+from bdcore.context import Context, DefenseContext, FitContext, ItemsContext
 from bdcore.errors import ContractError
 from bdcore.protocols import Batch, DefenseStage, Split, ThreatModel
 from bdcore.state import TrainStateMixin
@@ -164,6 +164,19 @@ class AttackLossBase(TrainStateMixin):
 
     def attack_loss(self, victim: Any, clean: Batch, poisoned: Batch) -> Mapping[str, Tensor]:
         raise NotImplementedError(f"{type(self).__name__} is a data-poisoning attack")
+
+    def prepare_items(self, items: ItemsContext) -> Mapping[int, Tensor] | None:  # noqa: ARG002
+        """Edit poisoned training items once, whole, before training: item → new ``C×H×W`` input in
+        [0, 1] (the item's own shape), or None (the default: nothing to prepare).
+
+        The engine calls it at the start of the attack stage and trains on the training set with these
+        inputs in place of the items' own, *before* crops and flips; :meth:`poison` still runs on every
+        batch (the trigger, the target). For perturbations an attack computes per image, once, as the
+        official code of clean-label attacks does (C-BAIQA's PGD refinement): a per-batch refinement
+        would redo the optimisation at every step on every crop. Only poisoned items may be returned;
+        seed any randomness from ``items.ctx.generator(...)`` so a resumed run prepares the same inputs.
+        """
+        return None
 
 
 @attrs.define

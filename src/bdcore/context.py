@@ -169,6 +169,28 @@ class FitContext:
 
 
 @attrs.define
+class ItemsContext:
+    """Given to ``AttackLossBase.prepare_items``: the poisoned training items, whole (before crops/flips).
+
+    ``items``: the poisoned item indices (sorted; indices into the training set's items).
+    ``fields(item)``: the item's decoded fields, image fields as ``C×H×W`` float32 tensors in [0, 1] on
+    the run device, other fields (a score, a split mark) as they are.
+    ``crop`` / ``flip``: the training crop side (None: whole images) and whether training flips, for an
+    attack that optimises over the views training will see (C-BAIQA's EOT crops).
+    """
+
+    ctx: Context
+    items: list[int]
+    fields: Callable[[int], dict[str, Any]]
+    crop: int | None = None
+    flip: bool = False
+
+    def progress(self, label: str, total: int | None = None, *, unit: str = "item") -> Stage:
+        """The preparation's progress: :meth:`Context.progress` (``attack/<label>``)."""
+        return self.ctx.progress(label, total, unit=unit)
+
+
+@attrs.define
 class DefenseContext:
     """Given to ``Defense.defend``: the defender's clean data and helpers.
 

@@ -130,6 +130,9 @@ class AttackLoss(Protocol):
     column (see :class:`bdcore.components.AttackLossBase`). ``uses_clean_victim`` (a bool, default
     False): the loss calls ``ctx.clean_victim()`` while it trains (a surrogate), so the engine trains or
     loads the clean victim as its own stage first and a sweep plans that stage for the cell.
+    ``prepare_items(items)`` (default: None): inputs for poisoned training items computed once, whole,
+    before training (a per-image perturbation such as C-BAIQA's refinement); the engine trains on them
+    in place of the items' own, before crops and flips (see ``AttackLossBase.prepare_items``).
     """
 
     threat_model: ThreatModel

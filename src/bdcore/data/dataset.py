@@ -17,8 +17,9 @@ bad file does not end a long run.
 
 from __future__ import annotations
 
+import copy
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,8 @@ class AugmentedDataset(Dataset[dict[str, Any]]):
         self.unreadable: dict[int, str] = {}
         #: a text file that gets one line per unreadable item (set by the engine: the run folder's).
         self.unreadable_log: Path | None = None
+        #: inputs that replace some items' own (:meth:`with_inputs`): item -> H×W×C float32 in [0, 1].
+        self.inputs: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.loaders) * self.repeats * self.per_item
@@ -101,12 +104,26 @@ class AugmentedDataset(Dataset[dict[str, Any]]):
             self.cache.clear()
             self.cached_bytes = 0
 
+    def with_inputs(self, inputs: Mapping[int, np.ndarray]) -> AugmentedDataset:
+        """A view of this dataset whose items in ``inputs`` (item → ``H×W×C`` float32 in [0, 1], the
+        item's own size) load that array as their ``"input"``; crops, flips and every other field are
+        unchanged. The decoded-item cache is shared (it holds the items' own fields)."""
+        view = copy.copy(self)
+        view.inputs = {**self.inputs, **inputs}
+        return view
+
     def raw(self, item: int) -> dict[str, Any]:
-        """Item ``item``'s decoded fields (cached while the budget allows).
+        """Item ``item``'s decoded fields (cached while the budget allows), with its input replaced
+        when :meth:`with_inputs` gave one.
 
         Raises:
             DataError: the item cannot be read (the message names its file).
         """
+        fields = self._decoded(item)
+        replaced = self.inputs.get(item)
+        return fields if replaced is None else {**fields, "input": replaced}
+
+    def _decoded(self, item: int) -> dict[str, Any]:
         if self.cache is not None and item in self.cache:
             return self.cache[item]
         fields = self.loaders[item]()

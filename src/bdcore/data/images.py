@@ -56,7 +56,11 @@ def list_images(folder: Path) -> list[Path]:
 
 
 def to_tensor(arr: np.ndarray) -> Tensor:
-    """``H×W×C`` uint8 → ``C×H×W`` float32 in [0, 1] (``arr`` may be read-only; it is never written)."""
+    """``H×W×C`` uint8 (0–255), or float already in [0, 1] (an input an attack prepared, see
+    :meth:`bdcore.data.dataset.AugmentedDataset.with_inputs`) → ``C×H×W`` float32 in [0, 1]. ``arr`` may
+    be read-only; it is never written."""
+    if arr.dtype.kind == "f":
+        return torch.from_numpy(np.array(arr.transpose(2, 0, 1), dtype=np.float32, order="C", copy=True))
     # Without the dtype, np.ascontiguousarray returns a one-channel image's transpose as a view, read-only
     # when ``arr`` is, and torch.from_numpy warns "The given NumPy array is not writable". With it, the
     # result is always a new array (same values: uint8 -> float32 is exact, then the same division).

@@ -10,7 +10,7 @@ that raises is a :class:`~bdcore.errors.ComponentError` with the same names (:fu
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -68,6 +68,34 @@ def poisoned_batch(
     if not images.is_floating_point():
         raise ContractError(f"{source}: returned images of dtype {images.dtype}; expected a floating-point tensor")
     return poisoned
+
+
+def prepared_inputs(
+    prepared: Any, poisoned: set[int], shape_of: Callable[[int], tuple[int, ...]], *, attack: Resolved | None
+) -> dict[int, Tensor]:
+    """What ``attack.prepare_items(items)`` returned: None or a mapping from poisoned items to finite
+    ``C×H×W`` float tensors in [0, 1] of each item's input shape (``shape_of(item)``)."""
+    source = f"{who(attack, 'the attack loss')}: prepare_items()"
+    if prepared is None:
+        return {}
+    if not isinstance(prepared, Mapping):
+        raise ContractError(f"{source} must return None or a dict item -> input, got {_got(prepared)}")
+    out: dict[int, Tensor] = {}
+    for item, image in prepared.items():
+        if not isinstance(item, int) or item not in poisoned:
+            raise ContractError(f"{source} returned an input for item {item!r}, which is not a poisoned item")
+        if not isinstance(image, Tensor) or not image.is_floating_point():
+            raise ContractError(f"{source}: item {item}: expected a floating-point tensor, got {_got(image)}")
+        expected = shape_of(item)
+        if tuple(image.shape) != tuple(expected):
+            raise ContractError(
+                f"{source}: item {item}: an input of shape {list(image.shape)}; expected {list(expected)} "
+                "(the item's own, before crops)"
+            )
+        if not bool(torch.isfinite(image).all()) or float(image.min()) < -1e-6 or float(image.max()) > 1 + 1e-6:
+            raise ContractError(f"{source}: item {item}: the input must be finite and in [0, 1]")
+        out[item] = image.detach().clamp(0.0, 1.0)
+    return out
 
 
 def attack_target(target: Any, clean_target: Tensor, *, attack: Resolved | None) -> Tensor:

@@ -19,10 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import numpy as np
 import torch
 from torch import nn
 
-from bdcore.context import Context, DefenseContext, FitContext, Trainer, derive_seed
+from bdcore.context import Context, DefenseContext, FitContext, ItemsContext, Trainer, derive_seed
+from bdcore.data.dataset import AugmentedDataset
+from bdcore.data.images import to_tensor
 from bdcore.data.loader import LoaderSettings, StepLoader, set_cache_budget, set_unreadable_log
 from bdcore.engine import checks, keys
 from bdcore.engine.evaluate import Evaluator, Row
@@ -496,7 +499,8 @@ class Runner:
                 return victim
             if not self.resume:
                 self.store.discard_partial("attack", key)
-            history = self._train_attack(victim, key, set(poison), threat, stage)
+            train_set = self._prepared_train_set(poison)
+            history = self._train_attack(victim, key, set(poison), threat, stage, train_set)
             self.artifacts["attack_history"] = history
             self.store.save(
                 "attack", key, self._victim_tensors(victim, self.trigger), {"history": history, "poison": poison}
@@ -504,8 +508,48 @@ class Runner:
         victim.eval()
         return victim
 
+    def _prepared_train_set(self, poison: list[int]) -> Any:
+        """The training set the attack trains on: the run's, with the inputs the attack prepared once
+        for its poisoned items (``prepare_items``) in place of their own, before crops and flips."""
+        atk: Any = self.attack_obj
+        prepare = getattr(atk, "prepare_items", None)
+        if prepare is None or not poison:
+            return self.train_set
+        dataset = self.train_set
+        device = self.device
+
+        def fields(item: int) -> dict[str, Any]:
+            if not isinstance(dataset, AugmentedDataset):
+                raise ContractError(
+                    f"{checks.who(self.loaded.attack)}: prepare_items() needs a dataset of items "
+                    f"(bdcore.data.dataset.AugmentedDataset); the run's training set is a {type(dataset).__name__}"
+                )
+            raw = dataset.raw(item)
+            return {
+                k: to_tensor(v).to(device) if isinstance(v, np.ndarray) and v.ndim == 3 else v for k, v in raw.items()
+            }
+
+        augment = getattr(dataset, "augment", None)
+        items = ItemsContext(
+            ctx=getattr(atk, "ctx", None) or Context(seed=self.seed, device=device),
+            items=sorted(poison),
+            fields=fields,
+            crop=getattr(augment, "crop", None),
+            flip=bool(getattr(augment, "flip", False)),
+        )
+        with checks.calling(checks.who(self.loaded.attack), "prepare_items()"):
+            prepared = prepare(items)
+        inputs = checks.prepared_inputs(
+            prepared, set(poison), lambda i: tuple(fields(i)["input"].shape), attack=self.loaded.attack
+        )
+        if not inputs:
+            return self.train_set
+        assert isinstance(dataset, AugmentedDataset)  # noqa: S101 - fields() raised otherwise
+        self.say(f"attack: {len(inputs)} poisoned items prepared by {checks.who(self.loaded.attack)}")
+        return dataset.with_inputs({i: x.permute(1, 2, 0).to("cpu", torch.float32).numpy() for i, x in inputs.items()})
+
     def _train_attack(
-        self, victim: Any, key: str, poison: set[int], threat: str, stage: Stage
+        self, victim: Any, key: str, poison: set[int], threat: str, stage: Stage, train_set: Any = None
     ) -> list[dict[str, float]]:
         attack = self.spec.attack
         assert attack is not None  # noqa: S101
@@ -522,7 +566,8 @@ class Runner:
             atk.to(self.device)
             params += [p for p in atk.parameters() if p.requires_grad]
             modules["attack"] = atk
-        item_of = self.train_set
+        train_set = self.train_set if train_set is None else train_set
+        item_of = train_set
 
         def poison_gen(step: int) -> torch.Generator:
             return torch.Generator(device="cpu").manual_seed(derive_seed(self.seed, "train-poison", step))
@@ -582,7 +627,7 @@ class Runner:
                 return checks.loss_terms(terms, f"{attack_who}: attack_loss()")
 
         self.seed_stage("attack")
-        with self.step_loader(self.train_set, attack.batch_size, seed, attack.steps) as batches:
+        with self.step_loader(train_set, attack.batch_size, seed, attack.steps) as batches:
             return train_loop(
                 modules=modules,
                 params=params,
