@@ -11,8 +11,9 @@ settings match are skipped).
 
 Settings are the same for every cell except the trigger (as the paper): victim, data pipeline,
 training length, poison rate 0.2, Δy = 40, the 20-value α grid for mMAE/mMRA. Clean-label rows keep
-labels (α = (y − 50)/40) and refine the poisoned crops by targeted PGD toward 50 against the seed's
-clean victim (``--pgd-steps`` × ``--pgd-views``; the paper: 20 × 25).
+labels (α = (y − 50)/40) and refine each poisoned training image once, whole, by targeted PGD toward 50
+against the seed's clean victim (``--pgd-steps`` × ``--pgd-views``; the paper: 20 × 25; ``--refine batch``
+refines the poisoned crops of every step instead).
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/baiqa_livec_table.py --seeds 0 1 2 \\
         --store /tmp/baiqa-table --raw plugins/bd-plugin-baiqa/results/livec_table.jsonl \\
@@ -120,7 +121,7 @@ optimizer = "adam"
     fit = a.fit_steps if trigger == "baiqa-alg1" else 0
     loss_params = (
         f"params = {{ pgd_steps = {a.pgd_steps}, pgd_views = {a.pgd_views}, pgd_view_crop = {a.pgd_view_crop}, "
-        'surrogate = "clean-victim" }'
+        f'refine = "{a.refine}", surrogate = "clean-victim" }}'
         if loss == "c-baiqa"
         else ""
     )
@@ -249,7 +250,8 @@ def main() -> None:
     ap.add_argument("--test-crop", type=int, default=256, help="one centre crop per test image")
     ap.add_argument("--pgd-steps", type=int, default=20, help="C-BAIQA PGD steps (paper 20)")
     ap.add_argument("--pgd-views", type=int, default=25, help="C-BAIQA EOT views per step (paper 25)")
-    ap.add_argument("--pgd-view-crop", type=float, default=0.875)
+    ap.add_argument("--pgd-view-crop", type=float, default=0.875, help="view side / crop side (--refine batch)")
+    ap.add_argument("--refine", choices=["image", "batch"], default="image", help="C-BAIQA: once per image (paper)")
     ap.add_argument("--fit-steps", type=int, default=30, help="Algorithm 1: search batches (10 Adam steps each)")
     ap.add_argument("--surrogate-steps", type=int, default=500, help="Algorithm 1: surrogate training steps")
     ap.add_argument("--eval-limit", type=int, default=None, help="evaluate only the first N test images (smoke runs)")

@@ -45,6 +45,7 @@ class PreparedInvert(ToyInvert):
     prepared_calls: ClassVar[list[dict[str, Any]]] = []
     poisoned_inputs: ClassVar[list[Tensor]] = []
     evaluating: ClassVar[bool] = False
+    fail_at: ClassVar[int | None] = None
 
     def prepare_items(self, items: ItemsContext) -> dict[Any, Tensor] | None:
         whole = {i: items.fields(i)["input"] for i in items.items}
@@ -60,11 +61,16 @@ class PreparedInvert(ToyInvert):
             return {i: torch.full((3, CROP, CROP), FILL) for i in items.items}
         if mode == "range":
             return {i: x + 1.0 for i, x in whole.items()}
+        if mode == "noise":  # seeded from the run: a resumed run prepares the same inputs
+            gen = items.ctx.generator("noise")
+            return {i: (x + 0.2 * torch.rand(x.shape, generator=gen)).clamp(0, 1) for i, x in whole.items()}
         return {i: torch.full_like(x, FILL) for i, x in whole.items()}
 
     def poison(self, batch: dict[str, Any], trigger: Any, *, generator: torch.Generator | None = None) -> Any:
         if not type(self).evaluating:  # the training batches' poisoned samples, not the test set
             type(self).poisoned_inputs.append(batch["input"].clone())
+            if type(self).fail_at == len(type(self).poisoned_inputs):
+                raise RuntimeError("interrupted")
         return super().poison(batch, trigger, generator=generator)
 
 
@@ -182,3 +188,27 @@ def test_returning_none_trains_on_the_items_own_inputs(tmp_path: Path) -> None:
 def test_a_wrong_preparation_names_the_attack(tmp_path: Path, mode: str, message: str) -> None:
     with pytest.raises(ContractError, match=message):
         _run(tmp_path, mode)
+
+
+def test_an_interrupted_attack_resumes_to_the_uninterrupted_result(tmp_path: Path) -> None:
+    """The preparation runs again on resume (seeded from the run), so the resumed attack continues from its
+    checkpoint on the same inputs and ends where an uninterrupted run ends."""
+    from bdcore.errors import BdcoreError
+
+    spec = SPEC.format(mode="noise", crop=CROP).replace("seed = 3\n", "seed = 3\ncheckpoint_every = 2\n")
+    spec = spec.replace("[attack]\nsteps = 4", "[attack]\nsteps = 8")
+    _photos(tmp_path / "ref" / "photos")
+    _photos(tmp_path / "cut" / "photos")
+    reference = run_spec(spec, tmp_path / "ref", plugins=[PreparePlugin()])
+    PreparedInvert.poisoned_inputs.clear()
+    PreparedInvert.evaluating = False
+    PreparedInvert.fail_at = 6  # past the checkpoints of steps 2 and 4
+    try:
+        with pytest.raises(BdcoreError, match="interrupted"):
+            run_spec(spec, tmp_path / "cut", plugins=[PreparePlugin()])
+    finally:
+        PreparedInvert.fail_at = None
+    assert list((tmp_path / "cut" / "runs" / ".stages").glob("attack-*.partial/checkpoint.pt"))
+    PreparedInvert.evaluating = False
+    resumed = run_spec(spec, tmp_path / "cut", plugins=[PreparePlugin()], resume=True)
+    assert (resumed.run_dir / "results.jsonl").read_bytes() == (reference.run_dir / "results.jsonl").read_bytes()

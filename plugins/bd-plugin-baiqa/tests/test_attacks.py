@@ -9,7 +9,7 @@ from bd_plugin_baiqa.attacks import CBaiqa, PBaiqa, pgd_targeted, random_views, 
 from bd_plugin_baiqa.trigger import BaiqaDct
 from bd_plugin_baiqa.victims import CnnIqa, SmallIqaNet
 
-from bdcore.context import Context
+from bdcore.context import Context, ItemsContext
 
 
 def test_code_sampling_frequencies() -> None:
@@ -64,7 +64,7 @@ def test_c_baiqa_refines_only_marked_training_samples() -> None:
     net = SmallIqaNet(P.SmallIqaParams(width=8, depth=2))
     trig = BaiqaDct(P.DctTriggerParams(), Context(seed=0))
     trig._surrogate[:] = [lambda: net]
-    atk = CBaiqa(P.CBaiqaParams(pgd_steps=3), Context())
+    atk = CBaiqa(P.CBaiqaParams(pgd_steps=3, refine="batch"), Context())
     x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(2))
     batch = {"input": x, "target": torch.tensor([30.0, 40, 60, 70]), "baiqa_train": torch.tensor([1, 0, 1, 0])}
     with torch.no_grad():  # the engine poisons under no_grad
@@ -76,7 +76,7 @@ def test_c_baiqa_refines_only_marked_training_samples() -> None:
 
 
 def test_c_baiqa_without_surrogate_fails_clearly() -> None:
-    atk = CBaiqa(P.CBaiqaParams(), Context())
+    atk = CBaiqa(P.CBaiqaParams(refine="batch"), Context())
     trig = BaiqaDct(P.DctTriggerParams(), Context(seed=0))
     from bd_plugin_baiqa.util import BaiqaError
 
@@ -95,7 +95,7 @@ def test_c_baiqa_takes_the_engine_clean_victim_as_surrogate_for_any_trigger() ->
         return net
 
     trig = BaiqaDct(P.DctTriggerParams(), Context(seed=0))  # never fitted: has no surrogate of its own
-    atk = CBaiqa(P.CBaiqaParams(pgd_steps=3), Context(clean_victim=clean_victim))
+    atk = CBaiqa(P.CBaiqaParams(pgd_steps=3, refine="batch"), Context(clean_victim=clean_victim))
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         p = atk.poison({"input": x, "target": torch.tensor([30.0, 70.0])}, trig)
@@ -183,7 +183,7 @@ def test_c_baiqa_pgd_runs_all_views_of_all_crops_in_one_forward() -> None:
             return net(z)
 
     spy = Spy()
-    atk = CBaiqa(P.CBaiqaParams(pgd_steps=3, pgd_views=5), Context(clean_victim=lambda: spy))
+    atk = CBaiqa(P.CBaiqaParams(pgd_steps=3, pgd_views=5, refine="batch"), Context(clean_victim=lambda: spy))
     trig = BaiqaDct(P.DctTriggerParams(), Context(seed=0))
     x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
@@ -194,7 +194,78 @@ def test_c_baiqa_pgd_runs_all_views_of_all_crops_in_one_forward() -> None:
 def test_c_baiqa_defaults_are_the_published_refinement() -> None:
     p = P.CBaiqaParams()
     assert (p.pgd_steps, p.pgd_views, p.pgd_eps, p.pgd_step, p.mean_score) == (20, 25, 2.0, 1.6, 50.0)
-    assert p.pgd_view_flip
+    assert p.pgd_view_flip and p.refine == "image"  # once per whole image, as the official code
+
+
+def _items(images: list[torch.Tensor], marks: list[int], crop: int | None, flip: bool = True) -> ItemsContext:
+    fields = {i: {"input": x, "target": 40.0, "baiqa_train": m} for i, (x, m) in enumerate(zip(images, marks))}
+    return ItemsContext(ctx=Context(seed=4), items=sorted(fields), fields=fields.__getitem__, crop=crop, flip=flip)
+
+
+def test_c_baiqa_image_refinement_is_the_official_pgd_on_the_whole_image() -> None:
+    """Golden, from the official steps (methods.md §1.5, PGD_demo.py): one view = the whole image, no flip:
+    20 signed-gradient descent steps of 1.6/255 on MSE(f(x), 50), projected to the 2/255 ball and [0, 1],
+    no random start — written here as a plain per-image loop."""
+    torch.manual_seed(0)
+    net = CnnIqa(P.CnnIqaParams(patch=16, filters=8, hidden=32, color=True)).eval()
+    images = [torch.rand(3, 40, 48, generator=torch.Generator().manual_seed(k)) for k in range(3)]
+    atk = CBaiqa(P.CBaiqaParams(pgd_views=1, pgd_view_flip=False, pgd_batch=2), Context(clean_victim=lambda: net))
+    out = atk.prepare_items(_items(images, [1, 1, 1], crop=None, flip=False))
+    assert out is not None and sorted(out) == [0, 1, 2]
+    eps, step = 2 / 255, 1.6 / 255
+    for k, x0 in enumerate(images):
+        x = x0.clone()[None]
+        for _ in range(20):
+            x.requires_grad_(True)
+            loss = ((net(x) - 50.0) ** 2).sum()
+            (g,) = torch.autograd.grad(loss, x)
+            x = torch.minimum(torch.maximum(x.detach() - step * g.sign(), x0 - eps), x0 + eps).clamp(0, 1)
+        torch.testing.assert_close(out[k], x[0], atol=1e-6, rtol=0)
+
+
+def test_c_baiqa_image_refinement_uses_training_size_views_of_marked_items_only() -> None:
+    """Views are training-crop-sized crops (+ flips) of the whole image, ``pgd_batch`` images per PGD call;
+    test-split items (``baiqa_train`` = 0) are not refined; the refined images stay in the ball and move the
+    surrogate towards ȳ on fresh training-size crops."""
+    torch.manual_seed(0)
+    net = CnnIqa(P.CnnIqaParams(patch=16, filters=8, hidden=32, color=True)).eval()
+    sizes: list[tuple[int, ...]] = []
+
+    class Spy(torch.nn.Module):
+        def predict(self, z: torch.Tensor) -> torch.Tensor:
+            sizes.append(tuple(z.shape))
+            return net(z)
+
+    images = [torch.rand(3, 48, 48, generator=torch.Generator().manual_seed(k)) for k in range(6)]
+    params = P.CBaiqaParams(pgd_steps=6, pgd_views=4, pgd_eps=8.0, pgd_step=2.0, pgd_batch=2)
+    out = CBaiqa(params, Context(clean_victim=lambda: Spy())).prepare_items(_items(images, [1, 0, 1, 1, 1, 1], crop=32))
+    assert out is not None and sorted(out) == [0, 2, 3, 4, 5]  # item 1 is a test-split image
+    assert sizes == [(4 * 2, 3, 32, 32)] * 12 + [(4 * 1, 3, 32, 32)] * 6  # 2 + 2 + 1 images × 4 views, 6 steps
+    x = torch.stack([images[i] for i in sorted(out)])
+    adv = torch.stack([out[i] for i in sorted(out)])
+    assert float((adv - x).abs().max()) <= 8 / 255 + 1e-6 and float(adv.min()) >= 0 and float(adv.max()) <= 1
+
+    def on_fresh_crops(z: torch.Tensor) -> float:
+        views = random_views(z, 32, size=32, generator=torch.Generator().manual_seed(99))
+        with torch.no_grad():
+            return float(((net(views) - 50.0) ** 2).mean())
+
+    assert on_fresh_crops(adv) < 0.9 * on_fresh_crops(x)
+
+
+def test_c_baiqa_refines_in_one_place_only() -> None:
+    """ "image" refines in prepare_items and poison() only adds the trigger; "batch" prepares nothing."""
+    net = SmallIqaNet(P.SmallIqaParams(width=4, depth=1))
+    trig = BaiqaDct(P.DctTriggerParams(), Context(seed=0))
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+    batch = {"input": x, "target": torch.tensor([30.0, 70.0])}
+    image = CBaiqa(P.CBaiqaParams(pgd_steps=2), Context(clean_victim=lambda: net))
+    with torch.no_grad():
+        p = image.poison(batch, trig)
+    assert torch.equal(p["input"], trig.inject_trigger(x, strength=p["strength"]))
+    per_batch = CBaiqa(P.CBaiqaParams(pgd_steps=2, refine="batch"), Context(clean_victim=lambda: net))
+    assert per_batch.prepare_items(_items([x[0]], [1], crop=16)) is None
+    assert CBaiqa(P.CBaiqaParams(pgd_steps=0), Context()).prepare_items(_items([x[0]], [1], crop=16)) is None
 
 
 def test_c_baiqa_surrogate_choice() -> None:

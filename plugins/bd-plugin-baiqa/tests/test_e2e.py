@@ -70,11 +70,17 @@ def test_p_baiqa_end_to_end(tmp_path) -> None:
     _check(run_spec(SPEC.replace("{loss}", "p-baiqa"), tmp_path, plugins=[plugin]))
 
 
-def test_c_baiqa_end_to_end(tmp_path) -> None:
+@pytest.mark.parametrize("refine", ["image", "batch"])
+def test_c_baiqa_end_to_end(tmp_path, refine: str) -> None:
+    """Both refinements through the engine: "image" refines the poisoned training images once, before
+    training (the official code); "batch" refines the crops in every step."""
     spec = SPEC.replace("{loss}", "c-baiqa").replace(
-        'use = "c-baiqa"', 'use = "c-baiqa"\nparams = { pgd_steps = 2, pgd_views = 3 }'
+        'use = "c-baiqa"', f'use = "c-baiqa"\nparams = {{ pgd_steps = 2, pgd_views = 3, refine = "{refine}" }}'
     )
-    _check(run_spec(spec, tmp_path, plugins=[plugin]))
+    out = run_spec(spec, tmp_path, plugins=[plugin])
+    _check(out)
+    prepared = "poisoned items prepared by attack.loss: attack loss \"c-baiqa\"" in (out.run_dir / "run.log").read_text()
+    assert prepared is (refine == "image")
 
 
 def test_algorithm_2_end_to_end_reuses_the_partial_surrogate(tmp_path) -> None:

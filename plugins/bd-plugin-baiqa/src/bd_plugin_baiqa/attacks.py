@@ -12,6 +12,7 @@ from torch import Tensor
 from bd_plugin_baiqa.params import CBaiqaParams, PBaiqaParams
 from bd_plugin_baiqa.util import BaiqaError, scores
 from bdcore.components import AttackLossBase
+from bdcore.context import ItemsContext
 
 ALPHA_LEVELS = (0.25, 0.5, 0.75, 1.0)
 
@@ -57,16 +58,26 @@ class PBaiqa(AttackLossBase):
 
 
 def random_views(
-    images: Tensor, views: int, *, crop: float = 1.0, flip: bool = True, generator: torch.Generator | None = None
+    images: Tensor,
+    views: int,
+    *,
+    crop: float = 1.0,
+    size: int | None = None,
+    flip: bool = True,
+    generator: torch.Generator | None = None,
 ) -> Tensor:
     """``views`` random views of every image, stacked view-major: ``B×C×H×W`` → ``(V·B)×C×S×S'``.
 
-    A view is a random crop of side ``S = round(crop·H)`` × ``S' = round(crop·W)`` (offsets uniform over
-    the valid positions, independent per image and view) followed, when ``flip``, by a horizontal flip with
-    probability ½ — the official C-BAIQA EOT transform (random crop + flip), applied to the training crop.
+    A view is a random crop of side ``S = round(crop·H)`` × ``S' = round(crop·W)`` — or ``size`` × ``size``
+    pixels when given (clipped to the image) — with offsets uniform over the valid positions, independent
+    per image and view, followed, when ``flip``, by a horizontal flip with probability ½: the official
+    C-BAIQA EOT transform (a random training-size crop + flip of the whole image).
     Built by one gather, so gradients flow back to ``images``."""
     b, c, h, w = images.shape
-    sh, sw = max(1, round(crop * h)), max(1, round(crop * w))
+    if size is not None:
+        sh, sw = min(size, h), min(size, w)
+    else:
+        sh, sw = max(1, round(crop * h)), max(1, round(crop * w))
     dev = images.device
     y0 = torch.randint(0, h - sh + 1, (views, b), generator=generator).to(dev)
     x0 = torch.randint(0, w - sw + 1, (views, b), generator=generator).to(dev)
@@ -91,12 +102,14 @@ def pgd_targeted(
     steps: int = 20,
     views: int = 25,
     view_crop: float = 0.875,
+    view_size: int | None = None,
     view_flip: bool = True,
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Targeted L∞ PGD (Remark 2) with EOT: signed-gradient descent on Σ_views MSE(f(T(x_adv)), target),
-    fresh random views T (:func:`random_views`) at every step, no random start, projected to the ``eps``
-    ball and [0, 1]. All views of all images go through ``model`` in one batch of ``views·B``.
+    fresh random views T (:func:`random_views`: ``view_crop``·side, or ``view_size`` pixels) at every step,
+    no random start, projected to the ``eps`` ball and [0, 1]. All views of all images go through ``model``
+    in one batch of ``views·B``.
     ``images`` ``B×3×H×W`` in [0, 1] → adversarial images, same shape."""
     x0 = images.detach()
     x = x0.clone()
@@ -105,7 +118,7 @@ def pgd_targeted(
     with torch.enable_grad():
         for _ in range(steps):
             x.requires_grad_(True)
-            batch = random_views(x, views, crop=view_crop, flip=view_flip, generator=generator)
+            batch = random_views(x, views, crop=view_crop, size=view_size, flip=view_flip, generator=generator)
             loss = F.mse_loss(model(batch), tgt, reduction="sum")
             (grad,) = torch.autograd.grad(loss, x)
             x = x.detach() - step * grad.sign()
@@ -124,9 +137,11 @@ class CBaiqa(AttackLossBase):
 
     The surrogate is the run's clean victim (``ctx.clean_victim``, given by the engine to attack losses), so
     the refinement works with any trigger (e.g. FTrojan under the same clean-label setting); outside the
-    engine, a ``baiqa-dct`` trigger's fitted surrogate is used. PGD runs on the (cropped) training batch, on
-    samples marked ``baiqa_train`` = 1 by this plugin's datasets (all samples when the field is absent);
-    test-time poisoning only adds the trigger.
+    engine, a ``baiqa-dct`` trigger's fitted surrogate is used. With ``refine = "image"`` (default, the
+    official code) PGD runs once per poisoned training image, whole, in :meth:`prepare_items` (the engine
+    then trains on crops of the refined images); with ``"batch"`` it runs on every poisoned training crop
+    at every step, in :meth:`poison`. Only samples marked ``baiqa_train`` = 1 by this plugin's datasets are
+    refined (all when the field is absent); test-time poisoning only adds the trigger.
     """
 
     threat_model: ClassVar[str] = "data-poisoning"  # type: ignore[assignment]
@@ -179,7 +194,16 @@ class CBaiqa(AttackLossBase):
             "or use a fitted baiqa-dct trigger"
         )
 
-    def refine(self, images: Tensor, trigger: Any, generator: torch.Generator | None = None) -> Tensor:
+    def refine(
+        self,
+        images: Tensor,
+        trigger: Any,
+        generator: torch.Generator | None = None,
+        *,
+        view_size: int | None = None,
+    ) -> Tensor:
+        """Remark 2 on ``images`` (``B×3×H×W`` in [0, 1]): the targeted PGD towards ``mean_score`` against
+        the surrogate, views of ``view_size`` pixels (whole images) or ``pgd_view_crop``·side (crops)."""
         p = self.params
         if p.pgd_steps == 0 or p.pgd_eps == 0:
             return images
@@ -196,11 +220,36 @@ class CBaiqa(AttackLossBase):
                 steps=p.pgd_steps,
                 views=p.pgd_views,
                 view_crop=p.pgd_view_crop,
+                view_size=view_size,
                 view_flip=p.pgd_view_flip,
                 generator=generator,
             )
         finally:
             victim.train(was)
+
+    def prepare_items(self, items: ItemsContext) -> dict[int, Tensor] | None:
+        """``refine = "image"`` (the official code): each poisoned training image refined once, whole,
+        with views the size of the training crop (whole images when training does not crop); images of
+        one size go through PGD ``pgd_batch`` at a time. Items marked ``baiqa_train`` = 0 are left alone."""
+        p = self.params
+        if p.refine != "image" or p.pgd_steps == 0 or p.pgd_eps == 0:
+            return None
+        whole = {i: items.fields(i) for i in items.items}
+        todo = [i for i, f in whole.items() if int(f.get("baiqa_train", 1)) == 1]
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for i in todo:
+            by_shape.setdefault(tuple(whole[i]["input"].shape), []).append(i)
+        generator = items.ctx.generator("c-baiqa-refine")
+        out: dict[int, Tensor] = {}
+        with torch.no_grad(), items.progress("c-baiqa refinement", total=len(todo)) as bar:
+            for group in by_shape.values():
+                for k in range(0, len(group), p.pgd_batch):
+                    chunk = group[k : k + p.pgd_batch]
+                    x = torch.stack([whole[i]["input"] for i in chunk])
+                    refined = self.refine(x, self.ctx.trigger, generator, view_size=items.crop or max(x.shape[-2:]))
+                    out.update(zip(chunk, refined, strict=True))
+                    bar.update(len(out))
+        return out
 
     def poison(
         self, batch: dict[str, Any], trigger: Any, *, generator: torch.Generator | None = None
@@ -213,7 +262,7 @@ class CBaiqa(AttackLossBase):
             else (torch.ones(x.shape[0], dtype=torch.bool, device=x.device))
         )
         refined = batch
-        if bool(train_mask.any()):
+        if self.params.refine == "batch" and bool(train_mask.any()):
             x = x.clone()
             x[train_mask] = self.refine(x[train_mask], trigger, generator).to(x.dtype)
             refined = {**batch, "input": x}

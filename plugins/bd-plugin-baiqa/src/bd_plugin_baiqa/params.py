@@ -197,6 +197,11 @@ class CBaiqaParams:
     horizontal flip with probability ½ (the official code: 20 steps, 25 crop+flip views). ``pgd_views = 1``
     with ``pgd_view_crop = 1`` and ``pgd_view_flip = false`` is plain PGD on the image itself.
     CPU-friendly setting (documented in the README): ``pgd_steps = 5, pgd_views = 4``.
+    ``refine``: ``"image"`` (the official code's way, default) refines each poisoned training image once,
+    whole, before training — the views are random crops of the training crop's side (and flips) of the
+    whole image, ``pgd_batch`` images per PGD batch — and training crops the refined image;
+    ``"batch"`` refines every poisoned training crop again at every step (views of ``pgd_view_crop``·side
+    of the crop), about ``steps × crops per step / images`` times the work.
     ``surrogate``: the model PGD attacks — ``"clean-victim"`` (the run's clean victim, trained on the whole
     clean training set), ``"trigger"`` (the ``baiqa-dct`` fit's surrogate: Algorithm 1's model trained on
     the poisoned 20 %, the paper's Algorithm 2) or ``"auto"`` (the trigger's when it has one)."""
@@ -210,6 +215,8 @@ class CBaiqaParams:
     pgd_view_crop: float = attrs.field(default=0.875, validator=[v.gt(0.0), v.le(1.0)])
     pgd_view_flip: bool = True
     surrogate: Literal["auto", "clean-victim", "trigger"] = "auto"
+    refine: Literal["image", "batch"] = "image"
+    pgd_batch: int = attrs.field(default=8, validator=[v.ge(1), v.le(4096)])
 
 
 @attrs.frozen
