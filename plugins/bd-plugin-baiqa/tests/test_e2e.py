@@ -79,7 +79,7 @@ def test_c_baiqa_end_to_end(tmp_path, refine: str) -> None:
     )
     out = run_spec(spec, tmp_path, plugins=[plugin])
     _check(out)
-    prepared = "poisoned items prepared by attack.loss: attack loss \"c-baiqa\"" in (out.run_dir / "run.log").read_text()
+    prepared = 'poisoned items prepared by attack.loss: attack loss "c-baiqa"' in (out.run_dir / "run.log").read_text()
     assert prepared is (refine == "image")
 
 
