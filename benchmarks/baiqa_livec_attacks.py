@@ -45,7 +45,7 @@ def spec(a: argparse.Namespace, attack: str) -> str:
     trigger, loss = ATTACKS[attack]
     pgd = (
         f"params = {{ pgd_steps = {a.pgd_steps}, pgd_views = {a.pgd_views}, pgd_view_crop = {a.pgd_view_crop}, "
-        f"pgd_view_flip = {'true' if a.pgd_view_flip else 'false'} }}"
+        f'pgd_view_flip = {"true" if a.pgd_view_flip else "false"}, refine = "{a.refine}" }}'
     )
     metrics = "\n".join(f'[[metric]]\nuse = "{m}"' for m in a.metrics)
     return f"""
@@ -100,6 +100,9 @@ def main() -> None:
     ap.add_argument("--pgd-views", type=int, default=25, help="C-BAIQA random views per PGD step (paper 25)")
     ap.add_argument("--pgd-view-crop", type=float, default=0.875, help="side of a view's random crop (1: none)")
     ap.add_argument("--pgd-view-flip", type=int, default=1, help="1: random h-flips in the views; 0: none")
+    ap.add_argument(
+        "--refine", choices=["image", "batch"], default="image", help="C-BAIQA: once per image (paper) or per crop"
+    )
     ap.add_argument("--metrics", nargs="+", default=list(METRICS), choices=METRICS)
     ap.add_argument("--skip-clean-eval", action="store_true", help="evaluate only the attacked models")
     ap.add_argument("--store", type=Path, default=None, help="stage store shared by the runs (default: a temp dir)")
@@ -124,7 +127,7 @@ def main() -> None:
         print(f"  {attack}: " + ", ".join(f"{k} {v:.4f}" for k, v in rows[-1][2].items()), flush=True)
     print(
         f"\nLIVEC JPEG subset, {a.victim} {a.victim_params}, {a.steps} clean / {a.attack_steps or a.steps} poisoned "
-        f"steps, crops {a.crop}, test crop {a.test_crop}, C-BAIQA PGD {a.pgd_steps} steps × {a.pgd_views} views (crop {a.pgd_view_crop}, flip {a.pgd_view_flip})"
+        f"steps, crops {a.crop}, test crop {a.test_crop}, C-BAIQA PGD {a.pgd_steps} steps × {a.pgd_views} views (crop {a.pgd_view_crop}, flip {a.pgd_view_flip}, refine {a.refine})"
     )
     print("| attack | PLCC | SROCC | RMSE | mMAE | mMRA | PSNR α=1 (dB) |")
     print("|---|---|---|---|---|---|---|")

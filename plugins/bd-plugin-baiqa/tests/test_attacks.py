@@ -306,3 +306,48 @@ def test_c_baiqa_declares_when_it_uses_the_clean_victim() -> None:
         atk = CBaiqa(P.CBaiqaParams(surrogate=mode), Context(trigger=trigger))  # type: ignore[arg-type]
         assert atk.uses_clean_victim is expected, (mode, trigger)
     assert PBaiqa(P.PBaiqaParams(), Context()).uses_clean_victim is False
+
+
+def test_c_baiqa_image_refinement_is_cached_by_surrogate_and_images(tmp_path) -> None:
+    """Under the engine (a cache folder) a second row with the same seed, surrogate and images reuses the
+    stored δ — no PGD — and gets the very inputs the first one trained on; other weights or other images
+    refine anew."""
+    torch.manual_seed(0)
+    net = CnnIqa(P.CnnIqaParams(patch=16, filters=8, hidden=32, color=True)).eval()
+    calls: list[int] = []
+
+    class Spy(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def predict(self, z: torch.Tensor) -> torch.Tensor:
+            calls.append(z.shape[0])
+            return self.inner(z)
+
+    spy = Spy(net)
+    images = [torch.rand(3, 40, 40, generator=torch.Generator().manual_seed(k)) for k in range(3)]
+    params = P.CBaiqaParams(pgd_steps=3, pgd_views=2)
+
+    def prepare(surrogate: torch.nn.Module, imgs: list[torch.Tensor], cache: object = tmp_path) -> dict:
+        ctx = Context(seed=4, cache_dir=cache, clean_victim=lambda: surrogate)
+        out = CBaiqa(params, ctx).prepare_items(_items(imgs, [1, 1, 1], crop=32))
+        assert out is not None
+        return out
+
+    first = prepare(spy, images)
+    assert calls and len(list((tmp_path / "c-baiqa-refine").glob("*.safetensors"))) == 1
+    exact = prepare(spy, images, cache=None)  # no cache: the PGD result itself
+    for i in first:  # the stored δ is float16: within its rounding of the exact result, still in the ball
+        torch.testing.assert_close(first[i], exact[i], atol=2e-5, rtol=0)
+        assert float((first[i] - images[i]).abs().max()) <= 2 / 255 + 2e-5
+    calls.clear()
+    again = prepare(spy, images)
+    assert calls == [] and all(torch.equal(first[i], again[i]) for i in first)  # reused, bit for bit
+    other = Spy(CnnIqa(P.CnnIqaParams(patch=16, filters=8, hidden=32, color=True)).eval())
+    prepare(other, images)
+    assert calls  # other weights: refined anew
+    calls.clear()
+    prepare(spy, [images[0], images[1], images[2].flip(-1)])
+    assert calls  # another image: refined anew
+    assert len(list((tmp_path / "c-baiqa-refine").glob("*.safetensors"))) == 3
