@@ -129,12 +129,15 @@ def _flag_evaluation(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Evaluator, "poisoned", flagged)
 
 
-def _run(tmp_path: Path, mode: str, crop: int = CROP) -> Any:
+def _run(tmp_path: Path, mode: str, crop: int = CROP, workers: int = 0) -> Any:
     PreparedInvert.prepared_calls.clear()
     PreparedInvert.poisoned_inputs.clear()
     PreparedInvert.evaluating = False
     _photos(tmp_path / "photos")
-    return run_spec(SPEC.format(mode=mode, crop=crop), tmp_path, plugins=[PreparePlugin()])
+    spec = SPEC.format(mode=mode, crop=crop).replace(
+        "train_fraction = 0.75 }", f"train_fraction = 0.75 }}\nworkers = {workers}"
+    )
+    return run_spec(spec, tmp_path, plugins=[PreparePlugin()])
 
 
 def test_a_view_with_inputs_serves_them_under_the_same_crops_and_flips() -> None:
@@ -157,8 +160,10 @@ def test_a_view_with_inputs_serves_them_under_the_same_crops_and_flips() -> None
     )
 
 
-def test_the_engine_prepares_the_poisoned_items_whole_once_and_trains_on_them(tmp_path: Path) -> None:
-    out = _run(tmp_path, "flat")
+@pytest.mark.parametrize("workers", [0, 2])
+def test_the_engine_prepares_the_poisoned_items_whole_once_and_trains_on_them(tmp_path: Path, workers: int) -> None:
+    """Also with loader workers: they decode and crop the prepared inputs, not the items' own."""
+    out = _run(tmp_path, "flat", workers=workers)
     poisoned = json.loads((out.run_dir / "poison_index.json").read_text())["items"]
     (call,) = PreparedInvert.prepared_calls  # once, not per step
     assert call["items"] == poisoned and len(poisoned) == 3  # 0.5 of the 6 training photos, sorted
