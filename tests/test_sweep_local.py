@@ -3,6 +3,7 @@ faults (a failing cell, Ctrl-C, kill -9 of the driver) and resume."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -380,3 +381,39 @@ def test_sigterm_stops_a_sweep_like_ctrl_c_and_keeps_the_finished_cells(tmp_path
     assert "interrupted" in statuses and "running" not in statuses
     finished = {c["name"] for c in info["cells"] if c["status"] == "done"}
     assert finished and {r[0] for r in values(sweep_dir)} == finished
+
+
+def test_sigterm_to_the_driver_of_a_parallel_sweep_stops_its_workers_cells(tmp_path: Path) -> None:
+    """With ``--jobs 2`` the cells run in worker processes, which a `kill PID` of the driver does not reach
+    (Ctrl-C reaches the whole process group): the driver passes the interrupt on, so it stops within
+    seconds — not after its running cells finish — and records them as interrupted."""
+    spec = tmp_path / "toy.toml"
+    spec.write_text(sweepplug.toy_sweep(seeds="[0, 1]", attack_steps=200000, checkpoint_every=50))
+    out = tmp_path / "runs"
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "bdcore"), "sweep", str(spec), "--out", str(out), "-q", "--jobs", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group, so the test can clean up whatever is left
+    )
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            found = list(out.glob("toy-*/sweep.json"))
+            try:
+                cells = json.loads(found[0].read_text())["cells"] if found else []
+            except ValueError:
+                cells = []
+            if sum(c["status"] == "running" for c in cells) == 2 and list(out.glob(".stages/attack-*.partial")):
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the sweep finished before it was stopped"
+        proc.send_signal(signal.SIGTERM)  # the driver only, as `kill PID` does
+        output = proc.communicate(timeout=60)[0].decode()  # its cells alone would run for many minutes
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, output
+    assert "Traceback" not in output
+    statuses = [c["status"] for c in info_of(next(out.glob("toy-*")))["cells"]]
+    assert "interrupted" in statuses and "running" not in statuses and "done" not in statuses

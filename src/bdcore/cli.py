@@ -194,8 +194,10 @@ def _terminate_as_interrupt() -> None:
     if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         return  # someone (a host program) already handles it
 
+    from bdcore.errors import Terminated
+
     def interrupt(signum: int, frame: Any) -> None:  # noqa: ARG001
-        raise KeyboardInterrupt
+        raise Terminated
 
     signal.signal(signal.SIGTERM, interrupt)
 

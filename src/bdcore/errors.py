@@ -147,3 +147,8 @@ class UntrustedFileError(RunError):
 class MissingExtra(PluginError):
     """A chosen component needs an optional dependency that is not installed (the message
     names the extra to install, e.g. ``pip install 'bdcore[mlflow]'``)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """A SIGTERM (``kill PID``, a scheduler's stop), raised where Ctrl-C would raise KeyboardInterrupt, so a
+    command stops the same way; unlike Ctrl-C, it reached this process only, not its worker processes."""

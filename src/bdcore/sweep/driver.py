@@ -26,7 +26,7 @@ from typing import Any
 import attrs
 
 from bdcore._version import __version__
-from bdcore.errors import UsageError
+from bdcore.errors import Terminated, UsageError
 from bdcore.io.atomic import write_text
 from bdcore.sweep.cell import CellTask, _host, default_host, make_store
 from bdcore.sweep.executors import Executor, make_executor
@@ -369,8 +369,8 @@ def _loop(
         if display is not None:  # the last events of the last cells
             for event in executor.poll(timeout=0.0)[1]:
                 display.event(event)
-    except KeyboardInterrupt:
-        executor.cancel()
+    except KeyboardInterrupt as exc:
+        executor.cancel(forward=isinstance(exc, Terminated))
         raise
     finally:
         executor.close()

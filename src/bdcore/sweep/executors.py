@@ -19,7 +19,9 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import multiprocessing
+import os
 import queue as queue_mod
+import signal
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -51,8 +53,9 @@ class Executor(ABC):
     def in_flight(self) -> list[str]:
         """Cells submitted and not finished."""
 
-    def cancel(self) -> None:  # noqa: B027 - optional hook
-        """Stop running cells (Ctrl-C): they stay resumable from their checkpoints."""
+    def cancel(self, forward: bool = False) -> None:  # noqa: B027 - optional hook
+        """Stop running cells (Ctrl-C): they stay resumable from their checkpoints. ``forward``: the
+        interrupt reached this process only (a SIGTERM), so pass it on to the cells' workers."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release what :meth:`start` acquired."""
@@ -177,11 +180,17 @@ class ProcessExecutor(Executor):
             except (queue_mod.Empty, OSError, ValueError):
                 return events
 
-    def cancel(self) -> None:
+    def cancel(self, forward: bool = False) -> None:
         if self.pool is not None:
             for fut in self.futures:
                 fut.cancel()
-            # workers got the same SIGINT as the driver (one process group); wait for them to stop
+            if forward:
+                # Ctrl-C reaches every process of the group; a SIGTERM sent to the driver reaches only it, and
+                # the shutdown below would wait for the running cells to finish. Interrupt them as Ctrl-C
+                # would (the pool's processes are only reachable through its private table).
+                for pid in list((getattr(self.pool, "_processes", None) or {}).keys()):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGINT)
             self.pool.shutdown(wait=True, cancel_futures=True)
 
     def close(self) -> None:
@@ -268,7 +277,7 @@ class RayExecutor(Executor):
             pass
         return finished, events
 
-    def cancel(self) -> None:
+    def cancel(self, forward: bool = False) -> None:  # noqa: ARG002 - Ray cancels its tasks itself
         for ref in list(self.refs):
             self.ray.cancel(ref, force=False)
         self.refs.clear()
