@@ -348,6 +348,20 @@ def test_a_cell_computes_with_its_cpus_as_threads_and_gives_the_caller_s_back() 
     assert torch.get_num_threads() == before
 
 
+def _wait_for_cells(out: Path, ready: Any, seconds: float = 180) -> None:
+    """Poll the sweep's ``sweep.json`` under ``out`` until ``ready(cell statuses)`` (or ``seconds`` pass)."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        found = list(out.glob("toy-*/sweep.json"))
+        try:
+            cells = json.loads(found[0].read_text())["cells"] if found else []
+        except ValueError:
+            cells = []
+        if ready([c["status"] for c in cells]):
+            return
+        time.sleep(0.05)
+
+
 def test_sigterm_stops_a_sweep_like_ctrl_c_and_keeps_the_finished_cells(tmp_path: Path) -> None:
     """`kill PID` (a scheduler's stop; a background job ignores SIGINT): exit 130, the running cell is
     recorded as interrupted, the finished cells' table is written and --resume can continue."""
@@ -359,16 +373,7 @@ def test_sigterm_stops_a_sweep_like_ctrl_c_and_keeps_the_finished_cells(tmp_path
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        found = list(out.glob("toy-*/sweep.json"))
-        try:
-            cells = json.loads(found[0].read_text())["cells"] if found else []
-        except ValueError:
-            cells = []
-        if any(c["status"] == "done" for c in cells) and any(c["status"] == "running" for c in cells):
-            break
-        time.sleep(0.05)
+    _wait_for_cells(out, lambda cells: "done" in cells and "running" in cells)
     assert proc.poll() is None, "the sweep finished before it was stopped"
     proc.send_signal(signal.SIGTERM)
     output = proc.communicate(timeout=120)[0].decode()
@@ -397,16 +402,9 @@ def test_sigterm_to_the_driver_of_a_parallel_sweep_stops_its_workers_cells(tmp_p
         start_new_session=True,  # its own process group, so the test can clean up whatever is left
     )
     try:
-        deadline = time.time() + 180
-        while time.time() < deadline:
-            found = list(out.glob("toy-*/sweep.json"))
-            try:
-                cells = json.loads(found[0].read_text())["cells"] if found else []
-            except ValueError:
-                cells = []
-            if sum(c["status"] == "running" for c in cells) == 2 and list(out.glob(".stages/attack-*.partial")):
-                break
-            time.sleep(0.05)
+        _wait_for_cells(
+            out, lambda cells: cells.count("running") == 2 and bool(list(out.glob(".stages/attack-*.partial")))
+        )
         assert proc.poll() is None, "the sweep finished before it was stopped"
         proc.send_signal(signal.SIGTERM)  # the driver only, as `kill PID` does
         output = proc.communicate(timeout=60)[0].decode()  # its cells alone would run for many minutes

@@ -539,9 +539,12 @@ class Runner:
         )
         with checks.calling(checks.who(self.loaded.attack), "prepare_items()"):
             prepared = prepare(items)
-        inputs = checks.prepared_inputs(
-            prepared, set(poison), lambda i: tuple(fields(i)["input"].shape), attack=self.loaded.attack
-        )
+
+        def input_shape(item: int) -> tuple[int, ...]:  # C×H×W of the decoded H×W×C array, without converting it
+            h, w, c = dataset.raw(item)["input"].shape  # type: ignore[union-attr]
+            return (c, h, w)
+
+        inputs = checks.prepared_inputs(prepared, set(poison), input_shape, attack=self.loaded.attack)
         if not inputs:
             return self.train_set
         assert isinstance(dataset, AugmentedDataset)  # noqa: S101 - fields() raised otherwise
