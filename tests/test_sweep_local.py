@@ -202,6 +202,49 @@ def test_failing_cell_is_recorded_and_the_others_go_on(tmp_path: Path, monkeypat
     assert (tmp_path / "results" / "toy.csv").read_text().startswith("# Produced by bdcore sweep")
 
 
+def test_a_resumed_sweeps_export_cites_the_command_that_starts_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The header's command must reproduce the table on a fresh clone: `--resume` there fails (no
+    earlier sweep), so a resumed sweep's export cites its starting command and says it was continued;
+    a sweep recorded before sweep.json kept its command gets the resume's own command minus --resume."""
+    spec = tmp_path / "my toy.toml"  # a space: the command is quoted as a shell would need it
+    spec.write_text(
+        sweepplug.toy_sweep(seeds="[0]", victim="fragile-denoiser", extra='zip = [["loss", "victim.params.fail_at"]]')
+        .replace('"attack.trigger.params.size" = [0.25, 0.5]', '"victim.params.fail_at" = [-1, 2]')
+        .replace('columns = ["size", "metric"]', 'columns = ["metric"]\nexport = "results/toy"')
+    )
+    monkeypatch.setattr(cell_mod, "default_host", sweepplug.host)
+    out = tmp_path / "runs"
+    md, table_csv = tmp_path / "results" / "toy.md", tmp_path / "results" / "toy.csv"
+
+    def invoke(*args: str) -> str:
+        argv = ["sweep", str(spec), "--out", str(out), *args]
+        monkeypatch.setattr(sys, "argv", ["/venv/bin/bdcore", *argv])
+        res = CliRunner().invoke(cli.main, argv)
+        assert res.exit_code == 1, res.output  # the fragile cell fails every time
+        return md.read_text().splitlines()[2]
+
+    start = f"bdcore sweep '{spec}' --out {out} -q"
+    head = invoke("-q")
+    assert head.startswith(f"Produced by `{start}` (") and "continued" not in head
+    (sweep_dir,) = out.glob("toy-*")
+    assert info_of(sweep_dir)["command"] == start and info_of(sweep_dir)["resumes"] == 0
+    head = invoke("--resume", "-q", "--jobs", "1")
+    assert head.startswith(f"Produced by `{start}` (") and "continued once with `--resume`" in head
+    assert "1 of 2 cells finished, sweep failed" in head
+    assert table_csv.read_text().splitlines()[0] == f"# Produced by {start}"
+    # a sweep.json from before the command was kept: the resume's command without --resume stands in
+    info = info_of(sweep_dir)
+    del info["command"], info["resumes"]
+    (sweep_dir / "sweep.json").write_text(json.dumps(info))
+    head = invoke("--resume", "--jobs", "1", "-q")
+    assert head.startswith(f"Produced by `bdcore sweep '{spec}' --out {out} --jobs 1 -q` (")
+    assert "continued once" in head and "--resume`" in head.split("(", 1)[1]
+    head = invoke("-q", "--resume")
+    assert "continued twice with `--resume`" in head and "--jobs 1" in head
+
+
 def test_ctrl_c_leaves_a_resumable_sweep(
     reference: tuple[Path, Path, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -386,8 +386,9 @@ def write_outputs(
     sweep_dir: Path, *, command: str | None = None, export: Path | None = None, table: dict[str, Any] | None = None
 ) -> Pivot:
     """(Re)write ``results.csv``, ``summary.csv``, the table files and ``report.html`` of a sweep
-    folder; with ``export``, also ``EXPORT.md`` and ``EXPORT.csv`` (headed by ``command``).
-    ``table`` replaces the ``[sweep.table]`` settings recorded in ``sweep.json``."""
+    folder; with ``export``, also ``EXPORT.md`` and ``EXPORT.csv``, headed by ``command`` (default: the
+    command that started the sweep, recorded in ``sweep.json``) and, in the markdown, how many times
+    ``--resume`` continued it. ``table`` replaces the ``[sweep.table]`` settings recorded in ``sweep.json``."""
     info = json.loads((sweep_dir / "sweep.json").read_text())
     axes = info.get("axes", [])
     names = [a["name"] for a in axes]
@@ -407,7 +408,10 @@ def write_outputs(
     plots = plot_figures(summary, axes, table, sweep_dir / "plots")
     write_text(sweep_dir / "report.html", _report_html(info, pivot, plots, sweep_dir, title))
     if export is not None:
+        command = command if command is not None else info.get("command")
         head = f"Produced by `{command}`" if command else "Produced by bdcore sweep"
+        resumes = int(info.get("resumes", 0))
+        resumed = f", continued {_times(resumes)} with `--resume`" if resumes else ""
         cells = info.get("cells", [])
         done = sum(c.get("status") == "done" for c in cells)
         count = (
@@ -416,12 +420,17 @@ def write_outputs(
             else f"{done} of {len(cells)} cells finished, sweep {info.get('status')}: `--resume` completes it"
         )
         md = (
-            f"# {info.get('name')}\n\n{head} (bdcore {info.get('bdcore')}, sweep started {info.get('created')}; "
+            f"# {info.get('name')}\n\n{head} (bdcore {info.get('bdcore')}, sweep started {info.get('created')}"
+            f"{resumed}; "
             f"{count}, {info.get('seconds', 0):.0f} s).\n\n" + render_markdown(pivot)
         )
         write_text(export.parent / f"{export.name}.md", md)
         write_text(export.parent / f"{export.name}.csv", summary_csv(summary, names, comment=head.replace("`", "")))
     return pivot
+
+
+def _times(n: int) -> str:
+    return {1: "once", 2: "twice"}.get(n, f"{n} times")
 
 
 def _report_html(info: dict[str, Any], pivot: Pivot, plots: list[Path], sweep_dir: Path, title: str) -> str:

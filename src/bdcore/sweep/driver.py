@@ -149,7 +149,7 @@ def run_sweep(spec: Path, opts: SweepOptions) -> SweepResult:
     from bdcore.sweep.aggregate import write_outputs
 
     export = _export_path(sweep)
-    table = write_outputs(sweep_dir, command=opts.command, export=export)
+    table = write_outputs(sweep_dir, export=export)
     done = len(info["cells"]) - len(failed)
     opts.echo(f"sweep {sweep.name}: {done} of {len(info['cells'])} cells done in {info['seconds']:.1f} s")
     for c in failed:
@@ -169,7 +169,7 @@ def _write_partial(sweep: LoadedSweep, sweep_dir: Path, info: dict[str, Any], op
     from bdcore.sweep.aggregate import write_outputs
 
     try:
-        write_outputs(sweep_dir, command=opts.command, export=_export_path(sweep))
+        write_outputs(sweep_dir, export=_export_path(sweep))
     except Exception as exc:  # noqa: BLE001 - the interrupt is what the user must see
         opts.echo(f"could not write the partial table: {exception_text(exc)}")
 
@@ -286,6 +286,10 @@ def _info(sweep_dir: Path, sweep: LoadedSweep, plan: Plan, opts: SweepOptions, l
         "name": sweep.name,
         "spec": str(sweep.file.resolve()),
         "overrides": list(opts.overrides),
+        # the command a results file cites: the one that started the sweep (a resume's own command, with
+        # --resume, fails on a fresh clone: there is no earlier sweep to continue)
+        "command": old.get("command") or start_command(opts.command),
+        "resumes": old.get("resumes", 0) + 1 if opts.resume else 0,
         "created": old.get("created", time.strftime("%Y-%m-%dT%H:%M:%S")),
         "status": RUNNING,
         "executor": opts.executor,
@@ -310,6 +314,14 @@ def _info(sweep_dir: Path, sweep: LoadedSweep, plan: Plan, opts: SweepOptions, l
     }
     _save(sweep_dir, info)
     return info
+
+
+def start_command(command: str | None) -> str | None:
+    """``command`` as the start of its sweep: without ``--resume``. For sweeps recorded before
+    ``sweep.json`` kept its start command, the resume's own command stands in for it."""
+    if command is None:
+        return None
+    return shlex.join(word for word in shlex.split(command) if word != "--resume")
 
 
 def _save(sweep_dir: Path, info: dict[str, Any]) -> None:
