@@ -164,16 +164,27 @@ def test_report_rebuilds_a_sweep_folder(reference: tuple[Path, Path, Any], monke
 def test_dry_run_prints_cells_shared_stages_and_trainings(
     reference: tuple[Path, Path, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    spec, _, _ = reference
+    spec, ref_dir, _ = reference
     monkeypatch.setattr(cell_mod, "default_host", make_host)
-    res = CliRunner().invoke(cli.main, ["sweep", str(spec), "--dry-run", "--out", str(tmp_path)])
+    res = CliRunner().invoke(cli.main, ["sweep", str(spec), "--dry-run", "--out", str(tmp_path / "out")])
     assert res.exit_code == 0, res.output
     out = res.output
     assert "sweep toy: 8 cells (0 excluded)" in out
     assert "trainings needed: 10 (16 stage uses, 10 distinct, 0 already in the store" in out
     assert out.count("clean-victim") >= 10 and "shared stages (2):" in out
     assert "--set attack.trigger.params.size=0.5 " in out and "--set 'attack.loss.use=\"toy-invert\"'" in out
-    assert not list(tmp_path.glob("toy-*")), "a dry run creates no sweep folder"
+    assert not (tmp_path / "out").exists(), "a dry run writes nothing: no sweep folder, no stage store"
+    # nor at a shared store it only reads: a file:// URL (and its local mirror), or a folder that holds
+    # finished stages, which it counts
+    for store in (f"file://{tmp_path / 'remote'}", str(ref_dir.parent / ".stages")):
+        shared = tmp_path / "shared.toml"
+        shared.write_text(spec.read_text().replace("[sweep]\n", f'[sweep]\nstore = "{store}"\n'))
+        before = sorted(ref_dir.parent.rglob("*"))
+        res = CliRunner().invoke(cli.main, ["sweep", str(shared), "--dry-run", "--out", str(tmp_path / "out")])
+        assert res.exit_code == 0, res.output
+        assert not (tmp_path / "out").exists() and not (tmp_path / "remote").exists()
+        assert sorted(ref_dir.parent.rglob("*")) == before
+    assert "10 distinct, 10 already in the store" in res.output
 
 
 def test_failing_cell_is_recorded_and_the_others_go_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

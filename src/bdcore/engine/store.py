@@ -53,9 +53,13 @@ def stage_key(parts: dict[str, Any]) -> str:
 
 
 class StageStore:
-    def __init__(self, root: Path) -> None:
+    """Finished stages under ``root``, one folder per (stage, key). ``create=False`` (planning only:
+    ``bdcore sweep --dry-run``) leaves the disk untouched; such a store can only be asked what exists."""
+
+    def __init__(self, root: Path, *, create: bool = True) -> None:
         self.root = root
-        make_dir(root)
+        if create:
+            make_dir(root)
 
     def path(self, stage: str, key: str) -> Path:
         return self.root / f"{stage}-{key}"

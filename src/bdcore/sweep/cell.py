@@ -71,11 +71,14 @@ def _host(factory: Callable[[], Any]) -> Any:
     return _HOSTS[key]
 
 
-def make_store(location: str, mirror: str | None, lock_dir: str | None) -> Any:
+def make_store(location: str, mirror: str | None, lock_dir: str | None, *, create: bool = True) -> Any:
     from bdcore.sweep.store import SharedStageStore
 
     return SharedStageStore(
-        location, mirror=Path(mirror) if mirror else None, lock_dir=Path(lock_dir) if lock_dir else None
+        location,
+        mirror=Path(mirror) if mirror else None,
+        lock_dir=Path(lock_dir) if lock_dir else None,
+        create=create,
     )
 
 

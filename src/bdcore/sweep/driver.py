@@ -89,7 +89,7 @@ def run_sweep(spec: Path, opts: SweepOptions) -> SweepResult:
     host.require(sweep.base.spec.run.requires)
     out_root = (opts.out or sweep.base.spec.run.out or Path("runs")).resolve()
     location, mirror = store_location(sweep, out_root)
-    store = make_store(location, mirror, None)
+    store = make_store(location, mirror, None, create=not opts.dry_run)
     plan = make_plan([(c.name, s) for c, s in sweep.cells()], done=store.exists)
     if opts.dry_run:
         for line in describe_plan(sweep, plan, location):

@@ -54,6 +54,8 @@ class SharedStageStore(StageStore):
             folder it names; for another URL ``mirror/.locks``, which excludes the workers of one
             node only).
         storage_options: passed to fsspec (credentials, endpoints).
+        create: make the folders (and the URL's root) now, so that an unwritable store fails before any
+            training; ``False`` for planning, which must not write (``exists`` only).
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class SharedStageStore(StageStore):
         mirror: Path | None = None,
         lock_dir: Path | None = None,
         storage_options: dict[str, Any] | None = None,
+        create: bool = True,
     ) -> None:
         self.location = str(location)
         self.remote: Any = None
@@ -74,17 +77,19 @@ class SharedStageStore(StageStore):
                 raise ValueError(f"a stage store at {location} needs a local mirror folder")
             self.remote, self.remote_root = fsspec.core.url_to_fs(str(location), **(storage_options or {}))
             self.remote_root = self.remote_root.rstrip("/")
-            self.remote.makedirs(self.remote_root, exist_ok=True)
+            if create:
+                self.remote.makedirs(self.remote_root, exist_ok=True)
             root = mirror
         else:
             root = Path(location)
-        super().__init__(root)
+        super().__init__(root, create=create)
         if lock_dir is None:
             # a file:// URL is a shared folder too: its locks live there; an object store has none
             local = self.remote is not None and "file" in _protocols(self.remote)
             lock_dir = Path(self.remote_root) / ".locks" if local else root / ".locks"
         self.lock_dir = lock_dir
-        self.lock_dir.mkdir(parents=True, exist_ok=True)
+        if create:
+            self.lock_dir.mkdir(parents=True, exist_ok=True)
         self._held: dict[tuple[str, str], Any] = {}
         #: stages this store waited for while another worker computed them (for the sweep's records)
         self.waited: list[str] = []
