@@ -254,6 +254,15 @@ def test_a_resumed_sweeps_export_cites_the_command_that_starts_it(
     assert "continued once" in head and "--resume`" in head.split("(", 1)[1]
     head = invoke("-q", "--resume")
     assert "continued twice with `--resume`" in head and "--jobs 1" in head
+    # exported while a sweep runs (e.g. to commit what is in so far): said so, not "--resume completes it"
+    from bdcore.sweep.aggregate import write_outputs
+
+    info = info_of(sweep_dir)
+    info["status"] = "running"
+    (sweep_dir / "sweep.json").write_text(json.dumps(info))
+    write_outputs(sweep_dir, export=tmp_path / "results" / "toy")
+    head = md.read_text().splitlines()[2]
+    assert "continued twice with `--resume`; 1 of 2 cells finished so far, sweep still running," in head
 
 
 def test_ctrl_c_leaves_a_resumable_sweep(

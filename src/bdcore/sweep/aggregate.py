@@ -414,11 +414,12 @@ def write_outputs(
         resumed = f", continued {_times(resumes)} with `--resume`" if resumes else ""
         cells = info.get("cells", [])
         done = sum(c.get("status") == "done" for c in cells)
-        count = (
-            f"{len(cells)} cells"
-            if done == len(cells)
-            else f"{done} of {len(cells)} cells finished, sweep {info.get('status')}: `--resume` completes it"
-        )
+        if done == len(cells):
+            count = f"{len(cells)} cells"
+        elif info.get("status") == "running":  # exported while the sweep runs (a table of what is in so far)
+            count = f"{done} of {len(cells)} cells finished so far, sweep still running"
+        else:
+            count = f"{done} of {len(cells)} cells finished, sweep {info.get('status')}: `--resume` completes it"
         md = (
             f"# {info.get('name')}\n\n{head} (bdcore {info.get('bdcore')}, sweep started {info.get('created')}"
             f"{resumed}; "
