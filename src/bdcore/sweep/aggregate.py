@@ -382,12 +382,10 @@ def plot_figures(
 # -- everything ---------------------------------------------------------------------------------
 
 
-def write_outputs(
-    sweep_dir: Path, *, command: str | None = None, export: Path | None = None, table: dict[str, Any] | None = None
-) -> Pivot:
+def write_outputs(sweep_dir: Path, *, export: Path | None = None, table: dict[str, Any] | None = None) -> Pivot:
     """(Re)write ``results.csv``, ``summary.csv``, the table files and ``report.html`` of a sweep
-    folder; with ``export``, also ``EXPORT.md`` and ``EXPORT.csv``, headed by ``command`` (default: the
-    command that started the sweep, recorded in ``sweep.json``) and, in the markdown, how many times
+    folder; with ``export``, also ``EXPORT.md`` and ``EXPORT.csv``, headed by the command that started
+    the sweep (recorded in ``sweep.json``) and, in the markdown, how many times
     ``--resume`` continued it. ``table`` replaces the ``[sweep.table]`` settings recorded in ``sweep.json``."""
     info = json.loads((sweep_dir / "sweep.json").read_text())
     axes = info.get("axes", [])
@@ -408,7 +406,7 @@ def write_outputs(
     plots = plot_figures(summary, axes, table, sweep_dir / "plots")
     write_text(sweep_dir / "report.html", _report_html(info, pivot, plots, sweep_dir, title))
     if export is not None:
-        command = command if command is not None else info.get("command")
+        command = info.get("command")
         head = f"Produced by `{command}`" if command else "Produced by bdcore sweep"
         resumes = int(info.get("resumes", 0))
         resumed = f", continued {_times(resumes)} with `--resume`" if resumes else ""
