@@ -337,10 +337,17 @@ def test_resume_after_kill_9_of_the_driver_finishes_only_what_was_missing(
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     (sweep_dir,) = out.glob("toy-*")
-    before = {c["name"]: c for c in info_of(sweep_dir)["cells"]}
+    killed = info_of(sweep_dir)
+    before = {c["name"]: c for c in killed["cells"]}
+    # the time the killed driver ran is kept (it could not add it at the end): at least its finished cells' time
+    ran = sum(c["seconds"] for c in killed["cells"] if c["status"] == "done")
+    assert killed["status"] == "running" and killed["seconds"] >= ran > 0
     result = sweep(spec, out, resume=True)
     assert result.exit_code == 0 and result.sweep_dir == sweep_dir
-    after = {c["name"]: c for c in info_of(sweep_dir)["cells"]}
+    resumed_info = info_of(sweep_dir)
+    after = {c["name"]: c for c in resumed_info["cells"]}
+    resumed_ran = sum(after[n]["seconds"] for n, c in before.items() if c["status"] != "done")
+    assert resumed_info["seconds"] >= killed["seconds"] + resumed_ran
     for name, c in before.items():
         if c["status"] == "done":  # finished before the kill: not run again
             assert after[name]["finished"] == c["finished"] and after[name]["attempt"] == 1

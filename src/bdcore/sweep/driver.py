@@ -129,19 +129,25 @@ def run_sweep(spec: Path, opts: SweepOptions) -> SweepResult:
         + (f" ({skipped} finished before, {len(todo)} to run)" if skipped else "")
         + f", {plan.trainings} trainings for {plan.computations} stage uses; folder {sweep_dir}"
     )
-    t0 = time.perf_counter()
+    # the sweep's wall time is written with every save of sweep.json, not only at the end: a driver
+    # killed outright (kill -9, a machine taken back) keeps the time it ran for the export's header
+    before, t0 = info.get("seconds", 0.0), time.perf_counter()
+
+    def clock() -> None:
+        info["seconds"] = round(before + time.perf_counter() - t0, 3)
+
     try:
-        _loop(executor, tasks, info, plan, store, section.shared_first, sweep_dir, opts)
+        _loop(executor, tasks, info, plan, store, section.shared_first, sweep_dir, opts, clock)
     except KeyboardInterrupt:
         for c in info["cells"]:
             if c["status"] == RUNNING:
                 c["status"] = INTERRUPTED
         info["status"] = INTERRUPTED
-        info["seconds"] = round(info.get("seconds", 0.0) + time.perf_counter() - t0, 3)
+        clock()
         _save(sweep_dir, info)
         _write_partial(sweep, sweep_dir, info, opts)
         raise
-    info["seconds"] = round(info.get("seconds", 0.0) + time.perf_counter() - t0, 3)
+    clock()
     statuses = {c["name"]: c["status"] for c in info["cells"]}
     failed = [c for c in info["cells"] if c["status"] != DONE]
     info["status"] = "complete" if not failed else FAILED
@@ -340,7 +346,9 @@ def _loop(
     shared_first: bool,
     sweep_dir: Path,
     opts: SweepOptions,
+    clock: Callable[[], None],
 ) -> None:
+    """Runs the pending cells; ``clock`` brings ``info["seconds"]`` up to date before each save."""
     records = {c["name"]: c for c in info["cells"]}
     pending = [c["name"] for c in info["cells"] if c["status"] != DONE]
     settled = {c["name"] for c in info["cells"] if c["status"] == DONE}
@@ -363,6 +371,7 @@ def _loop(
                 pending.remove(name)
                 records[name]["status"] = RUNNING
                 records[name]["started"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+                clock()
                 _save(sweep_dir, info)
             finished, events = executor.poll(timeout=0.5)
             if display is not None:
@@ -371,6 +380,7 @@ def _loop(
             for name, result in finished:
                 _record(records[name], result, sweep_dir / "cells" / name)
                 settled.add(name)
+                clock()
                 _save(sweep_dir, info)
                 n_done = sum(1 for c in info["cells"] if c["status"] in (DONE, FAILED))
                 line = _line(records[name], n_done, total)
