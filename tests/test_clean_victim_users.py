@@ -3,13 +3,16 @@
 * An attack loss that calls ``ctx.clean_victim()`` while it trains (``uses_clean_victim``) gets the clean
   victim as its own stage: the runner trains it before the attack, the sweep plan lists it (so cells that
   share it wait for one training instead of each training it inside their attack), with the same key.
-* A trigger whose ``fit`` calls ``ctx.clean_victim()`` must declare ``needs_victim``: its fit stage's key
-  then includes the victim. Undeclared, the call fails (its stored fit would be reused for another victim).
+* A trigger whose ``fit`` calls ``ctx.clean_victim()``, or builds a victim of the run's architecture
+  (``FitContext.build_victim`` or its own ``ctx.build_victim``, as BAIQA's partial surrogate), must declare
+  ``needs_victim``: its fit stage's key then includes the victim. Undeclared, the call fails (its stored
+  fit would be reused for another victim).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -61,15 +64,19 @@ class FittedParams:
     declare: bool = False
     size: float = 0.25
     amplitude: float = 0.1
+    call: str = "clean_victim"  # what fit() asks for: clean_victim, build_victim or ctx.build_victim
 
 
 class FittedPatch(ToyPatch):
-    """A learnable toy patch whose fit looks at the clean victim (as LIRA's and BAIQA's fits do)."""
+    """A learnable toy patch whose fit looks at the clean victim (as LIRA's fit does) or builds a fresh
+    victim to train as a surrogate (as BAIQA's partial surrogate does)."""
 
     learnable: ClassVar[bool] = True
 
     def fit(self, ctx: Any) -> None:
-        ctx.clean_victim()
+        call = self.params.call
+        victim = self.ctx.build_victim() if call == "ctx.build_victim" else getattr(ctx, call)()
+        assert callable(victim.predict)
 
 
 class DeclaredFittedPatch(FittedPatch):
@@ -170,12 +177,32 @@ def test_without_the_flag_no_clean_victim_is_trained(tmp_path: Path) -> None:
 FIT_SPEC = SPEC.replace('use = "toy-patch"', 'use = "{trigger}"').replace("[attack]\n", "[attack]\nfit_steps = 2\n")
 
 
-def test_a_trigger_fit_that_uses_the_clean_victim_undeclared_fails_naming_it(tmp_path: Path) -> None:
-    spec = FIT_SPEC.format(trigger="fitted-patch", loss="toy-invert", use="true").replace(
-        "params = { use_surrogate = true }\n", ""
+def _fit_spec(trigger: str, call: str) -> str:
+    return (
+        FIT_SPEC.format(trigger=trigger, loss="toy-invert", use="true")
+        .replace("params = { use_surrogate = true }\n", "")
+        .replace(f'use = "{trigger}"', f'use = "{trigger}"\nparams = {{ call = "{call}" }}')
     )
-    with pytest.raises(ContractError, match=r'"fitted-patch" calls ctx.clean_victim\(\) in fit\(\).*needs_victim'):
-        run_spec(spec, tmp_path, plugins=[SurrogatePlugin()])
+
+
+@pytest.mark.parametrize(
+    ("call", "named"),
+    [
+        ("clean_victim", "ctx.clean_victim()"),
+        ("build_victim", "ctx.build_victim()"),
+        ("ctx.build_victim", "ctx.build_victim()"),
+    ],
+)
+def test_a_trigger_fit_that_uses_the_victim_undeclared_fails_naming_it(tmp_path: Path, call: str, named: str) -> None:
+    with pytest.raises(ContractError, match=rf'"fitted-patch" calls {re.escape(named)} in fit\(\).*needs_victim'):
+        run_spec(_fit_spec("fitted-patch", call), tmp_path, plugins=[SurrogatePlugin()])
+
+
+@pytest.mark.parametrize("call", ["build_victim", "ctx.build_victim"])
+def test_a_declared_trigger_may_build_its_surrogate(tmp_path: Path, call: str) -> None:
+    out = run_spec(_fit_spec("declared-fitted-patch", call), tmp_path, plugins=[SurrogatePlugin()])
+    manifest = json.loads((out.run_dir / "manifest.json").read_text())
+    assert {"trigger-fit", "attack"} <= set(manifest["stages"])
 
 
 def test_a_declared_trigger_fit_keys_on_the_victim(tmp_path: Path) -> None:

@@ -118,6 +118,7 @@ class Runner:
         self.keys: dict[str, str] = {}
         self.seconds: dict[str, float] = {}
         self._clean_victim: Any = None
+        self._fitting = False  # inside the trigger's fit(): an undeclared trigger may not build victims
         self.artifacts: dict[str, Any] = {}
         data = self.spec.data
         self.loader_settings = LoaderSettings.for_device(self.device, data.workers, data.prefetch)
@@ -257,7 +258,7 @@ class Runner:
     def build_trigger(self) -> Any:
         if self.loaded.trigger is None:
             return None
-        trig = self.build(self.loaded.trigger, build_victim=self.fresh_victim)
+        trig = self.build(self.loaded.trigger, build_victim=self._trigger_victim)
         for attr in ("learnable", "needs_victim", "differentiable"):
             if not hasattr(trig, attr):
                 raise ContractError(
@@ -299,20 +300,23 @@ class Runner:
             train_set=self.train_set,
             batch_size=self.spec.attack.batch_size,
             steps=self.spec.attack.fit_steps,
-            clean_victim=self.clean_victim if getattr(self.trigger, "needs_victim", False) else self._undeclared_victim,
-            build_victim=self.fresh_victim,
+            clean_victim=self.clean_victim if self._declares_victim() else self._undeclared_victim,
+            build_victim=self._trigger_victim,
             trainer=Trainer(train=functools.partial(self.trainer_train, owner=checks.who(self.loaded.trigger))),
             checkpoint_dir=self.store.partial("trigger-fit", key),
             loader=self.loader_settings,
             poison_items=self.poison_items,
         )
         self.seed_stage("trigger-fit")
+        self._fitting = True
         try:
             self.trigger.fit(fit_ctx)
         except BdcoreError:
             raise
         except Exception as exc:  # noqa: BLE001
             raise ComponentError(f"{checks.who(self.loaded.trigger)}: fitting failed: {exception_text(exc)}") from exc
+        finally:
+            self._fitting = False
         self.store.save("trigger-fit", key, dict(self.trigger.state_dict()), {"parts": parts})
 
     def _reuse(self, stage: str, key: str) -> None:
@@ -330,12 +334,24 @@ class Runner:
                 raise ContractError(f'victim "{self.loaded.victim.component.name}" has no {name}() method')
         return victim
 
-    def _undeclared_victim(self) -> Any:
-        """``FitContext.clean_victim`` for a trigger that does not declare ``needs_victim``: its fit stage's
-        key leaves the victim out, so a fit against the clean victim would be reused for another victim."""
+    def _declares_victim(self) -> bool:
+        return bool(getattr(self.trigger, "needs_victim", False))
+
+    def _trigger_victim(self) -> Any:
+        """``build_victim`` for the trigger (its ``ctx`` and its ``FitContext``): a fresh victim, except
+        inside the fit of a trigger that does not declare ``needs_victim`` (see :meth:`_undeclared_victim`);
+        outside a fit (a reused fit's ``load_state_dict`` rebuilding a surrogate) it is always given."""
+        if self._fitting and not self._declares_victim():
+            self._undeclared_victim("ctx.build_victim()")
+        return self.fresh_victim()
+
+    def _undeclared_victim(self, call: str = "ctx.clean_victim()") -> Any:
+        """``FitContext.clean_victim`` (and ``build_victim`` during the fit) for a trigger that does not
+        declare ``needs_victim``: its fit stage's key leaves the victim out, so a fit against the clean
+        victim, or a surrogate of the victim's architecture, would be reused for another victim."""
         raise ContractError(
             f'trigger "{self.loaded.trigger.component.name if self.loaded.trigger else "?"}" calls '
-            "ctx.clean_victim() in fit() but does not declare needs_victim = True: its stored fit would be "
+            f"{call} in fit() but does not declare needs_victim = True: its stored fit would be "
             "reused for any victim (the stage key leaves the victim out); declare it"
         )
 
