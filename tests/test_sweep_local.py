@@ -24,6 +24,7 @@ from click.testing import CliRunner
 import bdcore.cli as cli
 from bdcore.spec.structure import load_spec
 from bdcore.sweep import cell as cell_mod
+from bdcore.sweep import driver
 from bdcore.sweep.driver import SweepOptions, run_sweep
 from bdcore.sweep.plan import cell_stages
 from bdcore.testing import make_host, run_spec
@@ -356,6 +357,35 @@ def test_resume_after_kill_9_of_the_driver_finishes_only_what_was_missing(
     log = (run_dir(sweep_dir, resumed) / "run.log").read_text()
     assert log.count("stage attack: ") >= 2
     assert values(sweep_dir) == values(reference.sweep_dir)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_sweep_json_keeps_the_wall_time_current_while_cells_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: int
+) -> None:
+    """Between a cell's start and its end sweep.json is saved again (every SAVE_EVERY seconds), with the
+    time so far: a driver killed in a long cell loses at most that much of its wall time. Inline
+    (``--jobs 1``) the driver waits inside the cell, so the cell's progress events carry the heartbeat."""
+    spec = tmp_path / "toy.toml"
+    spec.write_text(sweepplug.toy_sweep(seeds="[0]", attack_steps=300))
+    saves: list[tuple[float, int]] = []
+    real = driver._save
+
+    def save(sweep_dir: Path, info: dict[str, Any]) -> None:
+        running = sum(c["status"] == "running" for c in info["cells"])
+        saves.append((info["seconds"], running))
+        real(sweep_dir, info)
+
+    monkeypatch.setattr(driver, "SAVE_EVERY", 0.0)
+    monkeypatch.setattr(driver, "_save", save)
+    result = sweep(spec, tmp_path / "out", jobs=jobs)
+    assert result.exit_code == 0
+    cells = info_of(result.sweep_dir)["cells"]
+    events = 1 + 2 * len(cells) + 1  # the first save, each cell's start and end, the last
+    assert len(saves) > events + len(cells)  # a save while cells ran that no cell start or end caused
+    seconds = [s for s, _ in saves]
+    assert seconds == sorted(seconds) and seconds[-1] >= max(c["seconds"] for c in cells)
+    assert any(running for _, running in saves[1:-1])
 
 
 def test_worker_processes_give_the_same_results_and_a_dead_worker_is_replaced(

@@ -129,8 +129,9 @@ def run_sweep(spec: Path, opts: SweepOptions) -> SweepResult:
         + (f" ({skipped} finished before, {len(todo)} to run)" if skipped else "")
         + f", {plan.trainings} trainings for {plan.computations} stage uses; folder {sweep_dir}"
     )
-    # the sweep's wall time is written with every save of sweep.json, not only at the end: a driver
-    # killed outright (kill -9, a machine taken back) keeps the time it ran for the export's header
+    # the sweep's wall time is written with every save of sweep.json (and at least every SAVE_EVERY
+    # seconds), not only at the end: a driver killed outright (kill -9, a machine taken back) keeps the
+    # time it ran for the export's header
     before, t0 = info.get("seconds", 0.0), time.perf_counter()
 
     def clock() -> None:
@@ -336,6 +337,10 @@ def _save(sweep_dir: Path, info: dict[str, Any]) -> None:
 
 # -- the loop -----------------------------------------------------------------------------------
 
+#: seconds between two saves of ``sweep.json`` while no cell starts or ends (its wall time, for a driver
+#: that is killed outright)
+SAVE_EVERY = 60.0
+
 
 def _loop(
     executor: Executor,
@@ -348,7 +353,8 @@ def _loop(
     opts: SweepOptions,
     clock: Callable[[], None],
 ) -> None:
-    """Runs the pending cells; ``clock`` brings ``info["seconds"]`` up to date before each save."""
+    """Runs the pending cells; ``clock`` brings ``info["seconds"]`` up to date before each save, which
+    happens on every cell started or finished and at least every :data:`SAVE_EVERY` seconds."""
     records = {c["name"]: c for c in info["cells"]}
     pending = [c["name"] for c in info["cells"] if c["status"] != DONE]
     settled = {c["name"] for c in info["cells"] if c["status"] == DONE}
@@ -358,6 +364,17 @@ def _loop(
     display = opts.progress
     if hasattr(executor, "listener") and display is not None:
         executor.listener = display.event
+    saved = time.monotonic()
+
+    def heartbeat() -> None:
+        nonlocal saved
+        if time.monotonic() - saved >= SAVE_EVERY:
+            clock()
+            _save(sweep_dir, info)
+            saved = time.monotonic()
+
+    if hasattr(executor, "heartbeat"):  # an executor that runs the cell inside poll()
+        executor.heartbeat = heartbeat
     executor.start()
     try:
         while pending or executor.in_flight():
@@ -374,6 +391,7 @@ def _loop(
                 clock()
                 _save(sweep_dir, info)
             finished, events = executor.poll(timeout=0.5)
+            heartbeat()
             if display is not None:
                 for event in events:
                     display.event(event)
@@ -382,6 +400,7 @@ def _loop(
                 settled.add(name)
                 clock()
                 _save(sweep_dir, info)
+                saved = time.monotonic()
                 n_done = sum(1 for c in info["cells"] if c["status"] in (DONE, FAILED))
                 line = _line(records[name], n_done, total)
                 if display is not None:

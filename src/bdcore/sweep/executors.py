@@ -23,6 +23,7 @@ import os
 import queue as queue_mod
 import signal
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any
 
 from bdcore.errors import UsageError
@@ -64,7 +65,9 @@ class Executor(ABC):
 class InlineExecutor(Executor):
     """Cells in order, in this process (the default: no worker start-up, no extra dependency).
 
-    ``listener`` (set by the driver) receives a running cell's progress events as they happen.
+    ``listener`` (set by the driver) receives a running cell's progress events as they happen;
+    ``heartbeat`` (set by the driver) is called after each of them, since the driver's own loop waits
+    for the whole cell (it keeps ``sweep.json``'s wall time current, see ``driver.SAVE_EVERY``).
     """
 
     name = "local"
@@ -73,6 +76,7 @@ class InlineExecutor(Executor):
     def __init__(self) -> None:
         self.pending: list[CellTask] = []
         self.listener: Any = None
+        self.heartbeat: Callable[[], None] | None = None
 
     def submit(self, task: CellTask) -> None:
         self.pending.append(task)
@@ -85,7 +89,14 @@ class InlineExecutor(Executor):
             return [], []
         task = self.pending[0]
         events: list[dict[str, Any]] = []
-        result = run_cell(task, sink=self.listener or events.append)
+        forward = self.listener or events.append
+
+        def sink(event: dict[str, Any]) -> None:
+            forward(event)
+            if self.heartbeat is not None:
+                self.heartbeat()
+
+        result = run_cell(task, sink=sink)
         self.pending.pop(0)
         return [(task.cell, result)], events
 
