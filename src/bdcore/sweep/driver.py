@@ -366,12 +366,15 @@ def _loop(
         executor.listener = display.event
     saved = time.monotonic()
 
-    def heartbeat() -> None:
+    def save() -> None:
         nonlocal saved
+        clock()
+        _save(sweep_dir, info)
+        saved = time.monotonic()
+
+    def heartbeat() -> None:
         if time.monotonic() - saved >= SAVE_EVERY:
-            clock()
-            _save(sweep_dir, info)
-            saved = time.monotonic()
+            save()
 
     if hasattr(executor, "heartbeat"):  # an executor that runs the cell inside poll()
         executor.heartbeat = heartbeat
@@ -388,8 +391,7 @@ def _loop(
                 pending.remove(name)
                 records[name]["status"] = RUNNING
                 records[name]["started"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-                clock()
-                _save(sweep_dir, info)
+                save()
             finished, events = executor.poll(timeout=0.5)
             heartbeat()
             if display is not None:
@@ -398,9 +400,7 @@ def _loop(
             for name, result in finished:
                 _record(records[name], result, sweep_dir / "cells" / name)
                 settled.add(name)
-                clock()
-                _save(sweep_dir, info)
-                saved = time.monotonic()
+                save()
                 n_done = sum(1 for c in info["cells"] if c["status"] in (DONE, FAILED))
                 line = _line(records[name], n_done, total)
                 if display is not None:
