@@ -304,6 +304,68 @@ def test_ctrl_c_leaves_a_resumable_sweep(
     assert values(sweep_dir) == values(ref_dir)
 
 
+def test_a_sweep_carried_to_a_fresh_output_root_resumes_where_it_stopped(
+    reference: tuple[Path, Path, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tools/carry_sweep.py (a sweep longer than a build session goes to the next machine through the
+    repository): the interrupted sweep's output root, saved without its lock files and restored in
+    place of a wiped one, resumes with the finished cells skipped, the cut cell continued from its
+    training checkpoint, and the table of an uninterrupted run."""
+    import importlib.util
+
+    from bdcore.testing import toy
+
+    loaded = importlib.util.spec_from_file_location(
+        "carry_sweep", Path(__file__).parents[1] / "tools" / "carry_sweep.py"
+    )
+    assert loaded is not None and loaded.loader is not None
+    carry = importlib.util.module_from_spec(loaded)
+    loaded.loader.exec_module(carry)
+
+    spec, ref_dir, _ = reference
+    monkeypatch.setattr(cell_mod, "default_host", make_host)
+    calls = {"n": 0}
+    original = toy.ToyInvert.attack_target
+
+    def interrupted(self: Any, batch: Any, strength: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 20:  # in the third cell's attack, after its first checkpoint
+            raise KeyboardInterrupt
+        return original(self, batch, strength)
+
+    monkeypatch.setattr(toy.ToyInvert, "attack_target", interrupted)
+    out = tmp_path / "runs"
+    res = CliRunner().invoke(cli.main, ["sweep", str(spec), "--out", str(out), "-q", "--set", "run.checkpoint_every=2"])
+    assert res.exit_code == 130, res.output
+    assert any(p.name.endswith(".lock") for p in out.rglob("*"))
+    assert list(out.glob(".stages/*.partial/*")), "the cut cell left a training checkpoint to carry"
+
+    carried = tmp_path / "carried"
+    assert carry.main(["save", str(out), str(carried), "--max-mb", "5"]) == 0
+    assert not [p for p in carried.rglob("*") if p.name.endswith(".lock") or p.name == ".locks"]
+    # saving again after a change mirrors it: a file gone from the output root goes from the copy
+    (stray := out / "stray.txt").write_text("x")
+    carry.main(["save", str(out), str(carried)])
+    stray.unlink()
+    carry.main(["save", str(out), str(carried)])
+    assert not (carried / "stray.txt").exists()
+
+    import shutil
+
+    shutil.rmtree(out)  # the fresh machine
+    assert carry.main(["restore", str(carried), str(out)]) == 0
+    monkeypatch.setattr(toy.ToyInvert, "attack_target", original)
+    res = CliRunner().invoke(
+        cli.main, ["sweep", str(spec), "--out", str(out), "--resume", "-q", "--set", "run.checkpoint_every=2"]
+    )
+    assert res.exit_code == 0, res.output
+    (sweep_dir,) = out.glob("toy-*")
+    info = info_of(sweep_dir)
+    assert [c["attempt"] for c in info["cells"]] == [1, 1, 2, 1, 1, 1, 1, 1]
+    assert info["cells"][2]["resumed"] is True
+    assert values(sweep_dir) == values(ref_dir)
+
+
 def test_resume_after_kill_9_of_the_driver_finishes_only_what_was_missing(
     tmp_path: Path,
 ) -> None:
