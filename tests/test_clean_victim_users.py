@@ -3,10 +3,12 @@
 * An attack loss that calls ``ctx.clean_victim()`` while it trains (``uses_clean_victim``) gets the clean
   victim as its own stage: the runner trains it before the attack, the sweep plan lists it (so cells that
   share it wait for one training instead of each training it inside their attack), with the same key.
-* A trigger whose ``fit`` calls ``ctx.clean_victim()``, or builds a victim of the run's architecture
-  (``FitContext.build_victim`` or its own ``ctx.build_victim``, as BAIQA's partial surrogate), must declare
-  ``needs_victim``: its fit stage's key then includes the victim. Undeclared, the call fails (its stored
-  fit would be reused for another victim).
+* A trigger whose ``fit`` calls ``ctx.clean_victim()`` must declare ``needs_victim``: its fit stage's key
+  then includes the victim and its clean training. One whose ``fit`` only builds a fresh victim of the
+  run's architecture (``FitContext.build_victim`` or its own ``ctx.build_victim``, as BAIQA's partial
+  surrogate) declares ``builds_victim`` (or ``needs_victim``): its key includes the victim's component and
+  weights but not the clean training, and no clean victim is trained for it. Undeclared, the call fails
+  (its stored fit would be reused for another victim).
 """
 
 from __future__ import annotations
@@ -83,11 +85,16 @@ class DeclaredFittedPatch(FittedPatch):
     needs_victim: ClassVar[bool] = True
 
 
+class BuildingFittedPatch(FittedPatch):
+    builds_victim: ClassVar[bool] = True
+
+
 class SurrogatePlugin:
     @hookimpl
     def register_triggers(self, register: Any) -> None:
         register("fitted-patch", FittedPatch, params=FittedParams, summary="test: undeclared victim use")
         register("declared-fitted-patch", DeclaredFittedPatch, params=FittedParams, summary="test: declared")
+        register("building-fitted-patch", BuildingFittedPatch, params=FittedParams, summary="test: builds victims")
 
     @hookimpl
     def register_attack_losses(self, register: Any) -> None:
@@ -186,21 +193,27 @@ def _fit_spec(trigger: str, call: str) -> str:
 
 
 @pytest.mark.parametrize(
-    ("call", "named"),
+    ("trigger", "call", "named", "flag"),
     [
-        ("clean_victim", "ctx.clean_victim()"),
-        ("build_victim", "ctx.build_victim()"),
-        ("ctx.build_victim", "ctx.build_victim()"),
+        ("fitted-patch", "clean_victim", "ctx.clean_victim()", "needs_victim"),
+        ("fitted-patch", "build_victim", "ctx.build_victim()", "builds_victim"),
+        ("fitted-patch", "ctx.build_victim", "ctx.build_victim()", "builds_victim"),
+        # building victims is not using the clean one: builds_victim does not cover clean_victim()
+        ("building-fitted-patch", "clean_victim", "ctx.clean_victim()", "needs_victim"),
     ],
 )
-def test_a_trigger_fit_that_uses_the_victim_undeclared_fails_naming_it(tmp_path: Path, call: str, named: str) -> None:
-    with pytest.raises(ContractError, match=rf'"fitted-patch" calls {re.escape(named)} in fit\(\).*needs_victim'):
-        run_spec(_fit_spec("fitted-patch", call), tmp_path, plugins=[SurrogatePlugin()])
+def test_a_trigger_fit_that_uses_the_victim_undeclared_fails_naming_it(
+    tmp_path: Path, trigger: str, call: str, named: str, flag: str
+) -> None:
+    pattern = rf'"{trigger}" calls {re.escape(named)} in fit\(\) but does not declare {flag} = True'
+    with pytest.raises(ContractError, match=pattern):
+        run_spec(_fit_spec(trigger, call), tmp_path, plugins=[SurrogatePlugin()])
 
 
+@pytest.mark.parametrize("trigger", ["declared-fitted-patch", "building-fitted-patch"])
 @pytest.mark.parametrize("call", ["build_victim", "ctx.build_victim"])
-def test_a_declared_trigger_may_build_its_surrogate(tmp_path: Path, call: str) -> None:
-    out = run_spec(_fit_spec("declared-fitted-patch", call), tmp_path, plugins=[SurrogatePlugin()])
+def test_a_declared_trigger_may_build_its_surrogate(tmp_path: Path, call: str, trigger: str) -> None:
+    out = run_spec(_fit_spec(trigger, call), tmp_path, plugins=[SurrogatePlugin()])
     manifest = json.loads((out.run_dir / "manifest.json").read_text())
     assert {"trigger-fit", "attack"} <= set(manifest["stages"])
 
@@ -219,3 +232,30 @@ def test_a_declared_trigger_fit_keys_on_the_victim(tmp_path: Path) -> None:
         keys.append(cell_stages(load_spec(path, make_host([SurrogatePlugin()]).registry))["trigger-fit"])
     assert keys[0] != keys[1]
     assert keys[0][1] == manifest["stages"]["trigger-fit"]
+
+
+def _fit_key(tmp_path: Path, spec: str, name: str) -> tuple[str, dict[str, Any]]:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(spec)
+    stages = cell_stages(load_spec(path, make_host([SurrogatePlugin()]).registry))
+    return stages["trigger-fit"][1], stages
+
+
+def test_a_trigger_that_builds_victims_keys_on_the_architecture_not_the_clean_training(tmp_path: Path) -> None:
+    """builds_victim: another clean training (train.steps) keeps the fit, another victim (its params)
+    refits; no clean victim is planned or trained for the fit (the run's manifest matches the plan)."""
+    spec = _fit_spec("building-fitted-patch", "build_victim")
+    key, stages = _fit_key(tmp_path, spec, "base")
+    assert "clean-victim" not in stages
+    longer, _ = _fit_key(tmp_path, spec.replace("[train]\nsteps = 3", "[train]\nsteps = 4"), "longer")
+    wider, _ = _fit_key(tmp_path, spec.replace("params = { width = 4 }", "params = { width = 6 }"), "wider")
+    assert longer == key and wider != key
+    # the same trigger declaring needs_victim instead keys on the clean training too (and plans the victim)
+    declared = spec.replace('use = "building-fitted-patch"', 'use = "declared-fitted-patch"')
+    d_key, d_stages = _fit_key(tmp_path, declared, "declared")
+    d_longer, _ = _fit_key(tmp_path, declared.replace("[train]\nsteps = 3", "[train]\nsteps = 4"), "dl")
+    assert d_longer != d_key and "clean-victim" in d_stages
+    out = run_spec(spec, tmp_path / "run", plugins=[SurrogatePlugin()])
+    manifest = json.loads((out.run_dir / "manifest.json").read_text())
+    assert manifest["stages"] == {k: v[1] for k, v in stages.items()}
+    assert "clean-victim" not in manifest["stages"]

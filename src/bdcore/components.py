@@ -50,6 +50,10 @@ class TriggerBase(TrainStateMixin, nn.Module):
 
     learnable: ClassVar[bool] = False
     needs_victim: ClassVar[bool] = False
+    #: ``fit`` builds fresh victims of the run's architecture (``ctx.build_victim()``, e.g. a surrogate
+    #: trained on the attacker's share) but never uses the clean victim: the fit stage's key includes the
+    #: victim's component and weights, not its clean training, and the fit does not wait for it
+    builds_victim: ClassVar[bool] = False
     differentiable: ClassVar[bool] = True
     #: ``apply`` already returns values in [0, 1] (e.g. it clamps in place, fused with its last op),
     #: so ``inject_trigger`` skips its own clamp: one full pass over the batch and one allocation less.

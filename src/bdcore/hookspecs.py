@@ -40,7 +40,8 @@ def register_triggers(register: Register) -> None:
     generator=None)`` maps ``B×C×H×W`` images in [0, 1] to images of the same shape,
     dtype and device, clamped to [0, 1]. A trigger declares ``learnable`` (it has a
     ``fit`` stage or trains jointly with the victim), ``needs_victim`` (test-time,
-    e.g. adversarial) and ``differentiable``.
+    e.g. adversarial, or a fit that uses the clean victim) and ``differentiable``; a fit
+    that only builds surrogates of the victim's architecture declares ``builds_victim``.
 
     Example: ``bd_plugin_baselines`` registers ``badnets``, ``ftrojan``, ``wanet``.
 

@@ -39,10 +39,12 @@ class Trigger(Protocol):
     Capabilities: ``learnable`` (has a ``fit`` stage or parameters trained with the
     victim), ``needs_victim`` (computed against the victim, e.g. adversarial; the engine
     calls ``bind_victim(model)`` with the model under attack before triggering test inputs;
-    required of a ``fit`` that calls ``ctx.clean_victim()`` or builds a surrogate with
-    ``build_victim``, so the fit stage's key includes the victim),
-    ``differentiable`` (gradients flow to the images; gradcheck-ed by the contract
-    suite).
+    required of a ``fit`` that calls ``ctx.clean_victim()``, so the fit stage's key includes
+    the victim and its clean training), ``differentiable`` (gradients flow to the images;
+    gradcheck-ed by the contract suite). Optional: ``builds_victim`` (default ``False``;
+    required of a ``fit`` that builds a surrogate of the victim's architecture with
+    ``build_victim`` and does not use the clean victim: the key includes the victim's
+    component and weights, not its training).
     """
 
     learnable: bool

@@ -107,3 +107,40 @@ def test_nan_correlation_fails_the_end_to_end_check(tmp_path) -> None:
     assert math.isnan(out.value("plcc", stage="attacked", split="clean"))
     with pytest.raises(AssertionError, match="plcc"):
         _check(out)
+
+
+def _fit_key(tmp_path, spec: str, name: str) -> tuple[str, dict]:
+    from bdcore.spec.structure import load_spec
+    from bdcore.sweep.plan import cell_stages
+    from bdcore.testing import make_host
+
+    path = tmp_path / f"{name}.toml"
+    path.write_text(spec)
+    stages = cell_stages(load_spec(path, make_host([plugin]).registry))
+    return stages["trigger-fit"][1], stages
+
+
+@pytest.mark.parametrize("surrogate", ["partial", "clean-victim"])
+def test_the_fit_keys_on_the_clean_training_only_when_it_searches_against_the_clean_victim(
+    tmp_path, surrogate: str
+) -> None:
+    """Algorithm 1's partial surrogate is a fresh victim trained on the poisoned share (builds_victim): another
+    clean training keeps its fit, another victim architecture refits. surrogate = "clean-victim" searches
+    against the trained clean victim (needs_victim), so its fit follows the clean training too."""
+    spec = SPEC.replace("{loss}", "p-baiqa").replace(
+        "params = { inner_steps = 2, surrogate_steps = 2 }",
+        f'params = {{ inner_steps = 2, surrogate_steps = 2, surrogate = "{surrogate}" }}',
+    )
+    key, _ = _fit_key(tmp_path, spec, "base")
+    longer, _ = _fit_key(tmp_path, spec.replace("[train]\nsteps = 4", "[train]\nsteps = 5"), "longer")
+    deeper, _ = _fit_key(tmp_path, spec.replace("width = 8, depth = 3", "width = 8, depth = 2"), "deeper")
+    assert deeper != key
+    assert (longer == key) is (surrogate == "partial")
+    # through the engine: the second run (another clean training) reuses the partial surrogate's fit
+    runs = tmp_path / "runs"
+    run_spec(spec, tmp_path / "a", plugins=[plugin], out=runs).assert_success()
+    again = run_spec(
+        spec.replace("[train]\nsteps = 4", "[train]\nsteps = 5"), tmp_path / "b", plugins=[plugin], out=runs
+    )
+    again.assert_success()
+    assert ("trigger-fit" in again.reused) is (surrogate == "partial")

@@ -29,19 +29,21 @@ def key_of(loaded: LoadedSpec, stage: str, parts: dict[str, Any]) -> str:
     return stage_key({"stage": stage, **base, **parts})
 
 
+def victim_architecture_parts(loaded: LoadedSpec) -> dict[str, Any]:
+    """A fresh victim of the run (``build_victim``): its component and the weights it starts from, not
+    the clean training."""
+    v = loaded.spec.victim
+    return {"victim": part(loaded.victim), "weights": str(v.weights) if v.weights else None, "sha256": v.sha256}
+
+
 def victim_parts(loaded: LoadedSpec) -> dict[str, Any]:
     """The clean victim: its component, the weights it starts from and its clean training."""
-    v = loaded.spec.victim
-    return {
-        "victim": part(loaded.victim),
-        "weights": str(v.weights) if v.weights else None,
-        "sha256": v.sha256,
-        "train": loaded.spec.train,
-    }
+    return {**victim_architecture_parts(loaded), "train": loaded.spec.train}
 
 
-def trigger_fit_parts(loaded: LoadedSpec, *, needs_victim: bool) -> dict[str, Any]:
-    """The trigger's fit stage (learnable triggers with ``attack.fit_steps > 0``)."""
+def trigger_fit_parts(loaded: LoadedSpec, *, needs_victim: bool, builds_victim: bool = False) -> dict[str, Any]:
+    """The trigger's fit stage (learnable triggers with ``attack.fit_steps > 0``): with the clean victim
+    for a trigger that ``needs_victim``, with the victim's architecture for one that ``builds_victim``."""
     attack = loaded.spec.attack
     assert attack is not None  # noqa: S101 - only called for specs with an attack
     parts: dict[str, Any] = {
@@ -52,6 +54,8 @@ def trigger_fit_parts(loaded: LoadedSpec, *, needs_victim: bool) -> dict[str, An
     }
     if needs_victim:
         parts["victim"] = victim_parts(loaded)
+    elif builds_victim:
+        parts["victim_architecture"] = victim_architecture_parts(loaded)
     return parts
 
 

@@ -276,7 +276,9 @@ class Runner:
 
     def fit_trigger(self) -> None:
         assert self.spec.attack is not None and self.loaded.trigger is not None  # noqa: S101 - guarded by caller
-        parts = keys.trigger_fit_parts(self.loaded, needs_victim=bool(getattr(self.trigger, "needs_victim", False)))
+        parts = keys.trigger_fit_parts(
+            self.loaded, needs_victim=self._declares_victim(), builds_victim=self._declares_builds()
+        )
         key = self._key("trigger-fit", **parts)
         reuse = self.store.done("trigger-fit", key)
         description = (
@@ -337,21 +339,26 @@ class Runner:
     def _declares_victim(self) -> bool:
         return bool(getattr(self.trigger, "needs_victim", False))
 
+    def _declares_builds(self) -> bool:
+        return bool(getattr(self.trigger, "builds_victim", False))
+
     def _trigger_victim(self) -> Any:
         """``build_victim`` for the trigger (its ``ctx`` and its ``FitContext``): a fresh victim, except
-        inside the fit of a trigger that does not declare ``needs_victim`` (see :meth:`_undeclared_victim`);
-        outside a fit (a reused fit's ``load_state_dict`` rebuilding a surrogate) it is always given."""
-        if self._fitting and not self._declares_victim():
-            self._undeclared_victim("ctx.build_victim()")
+        inside the fit of a trigger that declares neither ``builds_victim`` nor ``needs_victim`` (see
+        :meth:`_undeclared_victim`); outside a fit (a reused fit's ``load_state_dict`` rebuilding a
+        surrogate) it is always given."""
+        if self._fitting and not (self._declares_builds() or self._declares_victim()):
+            self._undeclared_victim("ctx.build_victim()", "builds_victim")
         return self.fresh_victim()
 
-    def _undeclared_victim(self, call: str = "ctx.clean_victim()") -> Any:
-        """``FitContext.clean_victim`` (and ``build_victim`` during the fit) for a trigger that does not
-        declare ``needs_victim``: its fit stage's key leaves the victim out, so a fit against the clean
-        victim, or a surrogate of the victim's architecture, would be reused for another victim."""
+    def _undeclared_victim(self, call: str = "ctx.clean_victim()", flag: str = "needs_victim") -> Any:
+        """``FitContext.clean_victim`` for a trigger that does not declare ``needs_victim`` (and
+        ``build_victim`` during the fit for one that declares neither flag): its fit stage's key leaves
+        the victim out, so a fit against the clean victim, or a surrogate of the victim's architecture,
+        would be reused for another victim."""
         raise ContractError(
             f'trigger "{self.loaded.trigger.component.name if self.loaded.trigger else "?"}" calls '
-            f"{call} in fit() but does not declare needs_victim = True: its stored fit would be "
+            f"{call} in fit() but does not declare {flag} = True: its stored fit would be "
             "reused for any victim (the stage key leaves the victim out); declare it"
         )
 

@@ -113,9 +113,9 @@ def cell_stages(loaded: LoadedSpec, build: Callable[[Resolved], Any] | None = No
     needs_victim = bool(trigger is not None and capability(trigger, "needs_victim", False, build))
     fit_key = None
     if fit:
-        fit_key = stage_keys.key_of(
-            loaded, "trigger-fit", stage_keys.trigger_fit_parts(loaded, needs_victim=needs_victim)
-        )
+        builds = bool(trigger is not None and capability(trigger, "builds_victim", False, build))
+        parts = stage_keys.trigger_fit_parts(loaded, needs_victim=needs_victim, builds_victim=builds)
+        fit_key = stage_keys.key_of(loaded, "trigger-fit", parts)
     uses_clean = loss is not None and bool(capability(loss, "uses_clean_victim", False, build))
     need_clean = (
         spec.eval.clean_victim or attack is None or attack.from_clean or evasion or (fit and needs_victim) or uses_clean

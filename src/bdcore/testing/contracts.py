@@ -302,6 +302,8 @@ class TriggerContract(ParamsContract):
         _expect(callable(getattr(t, "inject_trigger", None)), f"{_name(t)}: expected an inject_trigger method")
         if t.learnable:
             _expect(callable(getattr(t, "fit", None)), f"{_name(t)}: learnable, so expected a fit(ctx) method")
+        builds = getattr(t, "builds_victim", False)  # optional (TriggerBase: False)
+        _expect(isinstance(builds, bool), f"{_name(t)}.builds_victim: expected a bool; got {show(builds)}")
         if t.needs_victim:
             _expect(
                 callable(getattr(t, "bind_victim", None)),

@@ -93,9 +93,16 @@ class BaiqaDct(TriggerBase):
     """
 
     learnable: ClassVar[bool] = True
-    needs_victim: ClassVar[bool] = True
+    #: the partial surrogate is a fresh victim of the run's architecture: the fit stage keys on the victim's
+    #: component and weights, not on the clean victim's training, and does not wait for it
+    builds_victim: ClassVar[bool] = True
     differentiable: ClassVar[bool] = True
     output_in_range: ClassVar[bool] = True
+
+    @property
+    def needs_victim(self) -> bool:  # type: ignore[override]
+        """The fit uses the trained clean victim only with ``surrogate = "clean-victim"``."""
+        return bool(self.params.surrogate == "clean-victim")
 
     def __init__(self, params: DctTriggerParams | None = None, ctx: Context | None = None) -> None:
         params = params or DctTriggerParams()
