@@ -340,6 +340,8 @@ def test_a_sweep_carried_to_a_fresh_output_root_resumes_where_it_stopped(
     assert any(p.name.endswith(".lock") for p in out.rglob("*"))
     assert list(out.glob(".stages/*.partial/*")), "the cut cell left a training checkpoint to carry"
 
+    (interrupted_dir,) = out.glob("toy-*")
+    before_carry = info_of(interrupted_dir)
     carried = tmp_path / "carried"
     assert carry.main(["save", str(out), str(carried), "--max-mb", "5"]) == 0
     assert not [p for p in carried.rglob("*") if p.name.endswith(".lock") or p.name == ".locks"]
@@ -364,6 +366,10 @@ def test_a_sweep_carried_to_a_fresh_output_root_resumes_where_it_stopped(
     assert [c["attempt"] for c in info["cells"]] == [1, 1, 2, 1, 1, 1, 1, 1]
     assert info["cells"][2]["resumed"] is True
     assert values(sweep_dir) == values(ref_dir)
+    # the cut cell's time counts both attempts, across the two machines
+    cut, again = before_carry["cells"][2], info["cells"][2]
+    assert cut["status"] == "interrupted" and cut["seconds"] > 0
+    assert again["seconds"] == round(cut["seconds"] + again["attempt_seconds"], 3)
 
 
 def test_resume_after_kill_9_of_the_driver_finishes_only_what_was_missing(
@@ -378,6 +384,7 @@ def test_resume_after_kill_9_of_the_driver_finishes_only_what_was_missing(
         "from pathlib import Path\n"
         "from bdcore.sweep.driver import SweepOptions, run_sweep\n"
         "from bdcore.testing import make_host\n"
+        "import bdcore.sweep.driver as d; d.SAVE_EVERY = 0.0\n"  # sweep.json current to the kill
         f"run_sweep(Path({str(spec)!r}), SweepOptions(out=Path({str(out)!r}), host_factory=make_host))\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
@@ -409,13 +416,19 @@ def test_resume_after_kill_9_of_the_driver_finishes_only_what_was_missing(
     assert result.exit_code == 0 and result.sweep_dir == sweep_dir
     resumed_info = info_of(sweep_dir)
     after = {c["name"]: c for c in resumed_info["cells"]}
-    resumed_ran = sum(after[n]["seconds"] for n, c in before.items() if c["status"] != "done")
+    resumed_ran = sum(after[n]["attempt_seconds"] for n, c in before.items() if c["status"] != "done")
     assert resumed_info["seconds"] >= killed["seconds"] + resumed_ran
     for name, c in before.items():
         if c["status"] == "done":  # finished before the kill: not run again
             assert after[name]["finished"] == c["finished"] and after[name]["attempt"] == 1
     resumed = after[killed_in]
     assert resumed["attempt"] == 2 and resumed["resumed"] is True  # its run folder continued from a checkpoint
+    # the cell's time counts both attempts: the killed one as last saved, and the one that finished it
+    assert before[killed_in]["seconds"] > 0
+    assert resumed["seconds"] == round(before[killed_in]["seconds"] + resumed["attempt_seconds"], 3)
+    for name, c in before.items():
+        if c["status"] == "pending":  # never started: only the resumed attempt
+            assert after[name]["seconds"] == after[name]["attempt_seconds"]
     log = (run_dir(sweep_dir, resumed) / "run.log").read_text()
     assert log.count("stage attack: ") >= 2
     assert values(sweep_dir) == values(reference.sweep_dir)
@@ -431,11 +444,15 @@ def test_sweep_json_keeps_the_wall_time_current_while_cells_run(
     spec = tmp_path / "toy.toml"
     spec.write_text(sweepplug.toy_sweep(seeds="[0]", attack_steps=300))
     saves: list[tuple[float, int]] = []
+    live: dict[str, list[float]] = {}  # a running cell's seconds, save by save
     real = driver._save
 
     def save(sweep_dir: Path, info: dict[str, Any]) -> None:
         running = sum(c["status"] == "running" for c in info["cells"])
         saves.append((info["seconds"], running))
+        for c in info["cells"]:
+            if c["status"] == "running":
+                live.setdefault(c["name"], []).append(c.get("seconds", 0.0))
         real(sweep_dir, info)
 
     monkeypatch.setattr(driver, "SAVE_EVERY", 0.0)
@@ -448,6 +465,14 @@ def test_sweep_json_keeps_the_wall_time_current_while_cells_run(
     seconds = [s for s, _ in saves]
     assert seconds == sorted(seconds) and seconds[-1] >= max(c["seconds"] for c in cells)
     assert any(running for _, running in saves[1:-1])
+    # each cell's own time is kept current too (what a resumed cell adds its next attempt to)
+    final = {c["name"]: c["seconds"] for c in cells}
+    for name, series in live.items():
+        assert series == sorted(series) and series[-1] > 0 and series[-1] <= final[name] + 1.0, (
+            name,
+            series[-6:],
+            [(c["name"], c["seconds"], c.get("attempt_seconds"), c.get("attempt")) for c in cells],
+        )
 
 
 def test_worker_processes_give_the_same_results_and_a_dead_worker_is_replaced(

@@ -108,8 +108,9 @@ def run_cell(task: CellTask, sink: Sink | None = None) -> dict[str, Any]:
             return {**previous, "skipped": True, "rows": read_results(cell_dir / str(previous["run_dir"]))}
         attempt = _next_attempt(cell_dir)
         emit = sink or (lambda event: None)
+        t0 = time.perf_counter()  # the attempt's time counts from its start event (a new worker's imports included)
         emit({"type": "start", "cell": task.cell, "attempt": attempt, "pid": os.getpid(), "node": socket.gethostname()})
-        result = _execute(task, attempt, emit)
+        result = _execute(task, attempt, emit, t0)
         write_text(cell_dir / CELL_JSON, json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=1))
         emit({"type": "end", "cell": task.cell, "status": result["status"]})
         return result
@@ -130,11 +131,10 @@ def _next_attempt(cell_dir: Path) -> int:
     return n
 
 
-def _execute(task: CellTask, attempt: int, emit: Sink) -> dict[str, Any]:
+def _execute(task: CellTask, attempt: int, emit: Sink, t0: float) -> dict[str, Any]:
     from bdcore.engine.run import execute, latest_run_dir
     from bdcore.spec.structure import load_spec
 
-    t0 = time.perf_counter()
     cell_dir = Path(task.cell_dir)
     base = {"cell": task.cell, "attempt": attempt, "node": socket.gethostname(), "pid": os.getpid()}
     store = None

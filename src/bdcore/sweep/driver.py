@@ -1,8 +1,8 @@
 """``bdcore sweep``: plan the grid, run its cells on an executor, record them, aggregate.
 
 The sweep folder ``OUT/NAME-YYYYmmdd-HHMMSS/`` holds ``sweep.json`` (the grid, the plan, every
-cell's status, seconds, trained and reused stages, error and exit code; rewritten atomically
-after every change), ``cells/<cell>/`` (the cell's ordinary run folder, its ``cell.json`` and the
+cell's status, seconds (over all its attempts, kept current while it runs; ``attempt_seconds``: the
+last attempt's), trained and reused stages, error and exit code; rewritten atomically after every change), ``cells/<cell>/`` (the cell's ordinary run folder, its ``cell.json`` and the
 ``results.jsonl`` the driver received) and the aggregated outputs (:mod:`bdcore.sweep.aggregate`).
 
 Faults: a failed cell is recorded and the others go on (the sweep exits 1 at the end); Ctrl-C
@@ -270,7 +270,8 @@ def _info(sweep_dir: Path, sweep: LoadedSweep, plan: Plan, opts: SweepOptions, l
     for cell, cp in zip(sweep.grid.cells, plan.cells, strict=True):
         prev = before.get(cell.name, {})
         finished = prev.get("status") == DONE and (sweep_dir / "cells" / cell.name / "results.jsonl").is_file()
-        record = prev if finished else {}
+        # an unfinished cell starts over but keeps the time its earlier attempts ran
+        record = prev if finished else {k: prev[k] for k in ("seconds",) if prev.get(k)}
         cells.append(
             {
                 "name": cell.name,
@@ -354,7 +355,9 @@ def _loop(
     clock: Callable[[], None],
 ) -> None:
     """Runs the pending cells; ``clock`` brings ``info["seconds"]`` up to date before each save, which
-    happens on every cell started or finished and at least every :data:`SAVE_EVERY` seconds."""
+    happens on every cell started or finished and at least every :data:`SAVE_EVERY` seconds.
+
+    A cell's ``seconds`` counts all its attempts (:class:`CellTimes`)."""
     records = {c["name"]: c for c in info["cells"]}
     pending = [c["name"] for c in info["cells"] if c["status"] != DONE]
     settled = {c["name"] for c in info["cells"] if c["status"] == DONE}
@@ -362,13 +365,22 @@ def _loop(
     leaders = {c.cell: plan.leaders(c.cell) for c in plan.cells}
     total = len(info["cells"])
     display = opts.progress
-    if hasattr(executor, "listener") and display is not None:
-        executor.listener = display.event
+    times = CellTimes(records)
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event.get("type") == "start" and event.get("cell") in records:
+            times.started(event["cell"])
+        if display is not None:
+            display.event(event)
+
+    if hasattr(executor, "listener"):  # an executor that runs the cell inside poll(): events as they happen
+        executor.listener = on_event
     saved = time.monotonic()
 
     def save() -> None:
         nonlocal saved
         clock()
+        times.tick()
         _save(sweep_dir, info)
         saved = time.monotonic()
 
@@ -394,11 +406,10 @@ def _loop(
                 save()
             finished, events = executor.poll(timeout=0.5)
             heartbeat()
-            if display is not None:
-                for event in events:
-                    display.event(event)
+            for event in events:
+                on_event(event)
             for name, result in finished:
-                _record(records[name], result, sweep_dir / "cells" / name)
+                _record(records[name], result, sweep_dir / "cells" / name, times.ended(name))
                 settled.add(name)
                 save()
                 n_done = sum(1 for c in info["cells"] if c["status"] in (DONE, FAILED))
@@ -407,14 +418,42 @@ def _loop(
                     display.finished(name, line)
                 else:
                     opts.echo(line)
-        if display is not None:  # the last events of the last cells
-            for event in executor.poll(timeout=0.0)[1]:
-                display.event(event)
+        for event in executor.poll(timeout=0.0)[1]:  # the last events of the last cells
+            on_event(event)
     except KeyboardInterrupt as exc:
+        times.tick()  # the interrupted cells' time so far, for --resume to add to
         executor.cancel(forward=isinstance(exc, Terminated))
         raise
     finally:
         executor.close()
+
+
+class CellTimes:
+    """Each cell's ``seconds`` over all its attempts, in its ``sweep.json`` record: the time its earlier
+    attempts ran (``--resume`` keeps an unfinished cell's), plus, while it runs, the time since its
+    worker announced the attempt (its ``start`` event: a cell queued in Ray does not count), and once
+    it ends, the attempt's own time as the worker measured it (``attempt_seconds``). :meth:`tick`
+    before each save keeps a running cell's current, so a killed driver loses at most one save
+    interval of it."""
+
+    def __init__(self, records: dict[str, dict[str, Any]]) -> None:
+        self.records = records
+        self.running: dict[str, tuple[float, float]] = {}  # cell -> (earlier attempts' seconds, start)
+
+    def started(self, name: str) -> None:
+        """An attempt of ``name`` began (a retried one: the attempt before it is counted first)."""
+        self.tick()
+        self.running[name] = (float(self.records[name].get("seconds") or 0.0), time.monotonic())
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        for name, (before, t0) in self.running.items():
+            self.records[name]["seconds"] = round(before + now - t0, 3)
+
+    def ended(self, name: str) -> float:
+        """The seconds of ``name``'s attempts before the one that just ended."""
+        before, _ = self.running.pop(name, (float(self.records[name].get("seconds") or 0.0), 0.0))
+        return before
 
 
 def _ready(leaders: dict[tuple[str, str], str], settled: set[str], finished: set[tuple[str, str]], store: Any) -> bool:
@@ -430,7 +469,8 @@ def _ready(leaders: dict[tuple[str, str], str], settled: set[str], finished: set
     return True
 
 
-def _record(record: dict[str, Any], result: dict[str, Any], cell_dir: Path) -> None:
+def _record(record: dict[str, Any], result: dict[str, Any], cell_dir: Path, before: float = 0.0) -> None:
+    """``record`` updated with a cell's outcome; ``before``: the seconds its earlier attempts ran."""
     rows = result.pop("rows", None)
     if rows is not None:
         cell_dir.mkdir(parents=True, exist_ok=True)
@@ -439,6 +479,10 @@ def _record(record: dict[str, Any], result: dict[str, Any], cell_dir: Path) -> N
     reused = list(result.get("reused") or [])
     result["trained"] = [s for s in stages if s not in reused and not any(r.startswith(s) for r in reused)]
     record.update({k: v for k, v in result.items() if k not in ("cell",)})
+    attempt = float(result.get("seconds") or 0.0)
+    record["attempt_seconds"] = attempt
+    # a cell found finished by an earlier worker (``skipped``) reports that attempt, already counted in part
+    record["seconds"] = round(max(before, attempt) if result.get("skipped") else before + attempt, 3)
 
 
 def _line(record: dict[str, Any], n: int, total: int) -> str:
