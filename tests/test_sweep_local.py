@@ -214,6 +214,32 @@ def test_failing_cell_is_recorded_and_the_others_go_on(tmp_path: Path, monkeypat
     assert (tmp_path / "results" / "toy.csv").read_text().startswith("# Produced by bdcore sweep")
 
 
+def test_a_sweep_whose_every_cell_fails_still_writes_its_outputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No finished cell: exit 1 with each cell's error, the (empty) table, report and export written,
+    no traceback (the table's note used to index the empty list of seed counts)."""
+    spec = tmp_path / "toy.toml"
+    spec.write_text(
+        sweepplug.toy_sweep(seeds="[0]", victim="fragile-denoiser", extra='zip = [["loss", "victim.params.fail_at"]]')
+        .replace('"attack.trigger.params.size" = [0.25, 0.5]', '"victim.params.fail_at" = [2, 2]')
+        .replace('columns = ["size", "metric"]', 'columns = ["metric"]\nexport = "results/toy"')
+    )
+    monkeypatch.setattr(cell_mod, "default_host", sweepplug.host)
+    res = CliRunner().invoke(cli.main, ["sweep", str(spec), "--out", str(tmp_path / "runs"), "-q"])
+    assert res.exit_code == 1, res.output
+    assert "Traceback" not in res.output and res.output.count("unreadable image") >= 2
+    (sweep_dir,) = (tmp_path / "runs").glob("toy-*")
+    assert [c["status"] for c in info_of(sweep_dir)["cells"]] == ["failed", "failed"]
+    assert "No finished cell" in (sweep_dir / "table.md").read_text()
+    for name in ("table.csv", "table.tex", "report.html", "summary.csv", "results.csv"):
+        assert (sweep_dir / name).is_file(), name
+    assert "0 of 2 cells finished, sweep failed" in (tmp_path / "results" / "toy.md").read_text()
+    # `bdcore report` has nothing to rebuild from: it says so (usage error), without a traceback
+    res = CliRunner().invoke(cli.main, ["report", str(sweep_dir)])
+    assert res.exit_code == 2 and "no finished cell has results" in res.output and "Traceback" not in res.output
+
+
 def test_a_resumed_sweeps_export_cites_the_command_that_starts_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

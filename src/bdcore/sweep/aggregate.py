@@ -229,6 +229,8 @@ def _grid(p: Pivot) -> tuple[list[str], list[list[str]]]:
 
 def _n_note(p: Pivot) -> str:
     ns = sorted({s.n for s in p.cells.values()})
+    if not ns:  # no cell finished (every one failed): an empty table, said so
+        return "no finished cell: nothing to average"
     if ns == [1]:
         return "one seed per cell (no std)"
     return "mean ± std over " + (f"{ns[0]} seeds" if len(ns) == 1 else f"{ns[0]}–{ns[-1]} seeds (n differs)")
