@@ -371,6 +371,13 @@ def test_a_sweep_carried_to_a_fresh_output_root_resumes_where_it_stopped(
     carried = tmp_path / "carried"
     assert carry.main(["save", str(out), str(carried), "--max-mb", "5"]) == 0
     assert not [p for p in carried.rglob("*") if p.name.endswith(".lock") or p.name == ".locks"]
+    # the finished cells' attacked models stay behind (their results are in their cell folders); the
+    # stages an unfinished cell plans (the shared clean victim, the cut cell's checkpoint) are carried
+    done_attacks = {c["planned_stages"]["attack"] for c in before_carry["cells"] if c["status"] == "done"}
+    todo = {k for c in before_carry["cells"] if c["status"] != "done" for k in c["planned_stages"].values()}
+    carried_keys = {p.name.split("-")[-1].removesuffix(".partial") for p in (carried / ".stages").iterdir()}
+    assert done_attacks and not done_attacks & carried_keys and done_attacks - todo
+    assert {k for k in todo if list(out.glob(f".stages/*-{k}*"))} <= carried_keys
     # saving again after a change mirrors it: a file gone from the output root goes from the copy
     (stray := out / "stray.txt").write_text("x")
     carry.main(["save", str(out), str(carried)])
