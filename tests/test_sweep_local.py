@@ -635,3 +635,26 @@ def test_sigterm_to_the_driver_of_a_parallel_sweep_stops_its_workers_cells(tmp_p
     assert "Traceback" not in output
     statuses = [c["status"] for c in info_of(next(out.glob("toy-*")))["cells"]]
     assert "interrupted" in statuses and "running" not in statuses and "done" not in statuses
+
+
+def test_cell_times_count_every_attempt(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CellTimes on a fake clock: a resumed cell adds to its carried seconds, a retried attempt (a second
+    start) counts the first one, and ended() gives the time before the attempt that just ended."""
+    now = [100.0]
+    monkeypatch.setattr(driver.time, "monotonic", lambda: now[0])
+    records: dict[str, dict[str, Any]] = {"a": {"seconds": 30.0}, "b": {}}
+    times = driver.CellTimes(records)
+    times.started("a")
+    times.started("b")
+    now[0] += 10
+    times.tick()
+    assert records["a"]["seconds"] == 40.0 and records["b"]["seconds"] == 10.0
+    now[0] += 5
+    times.started("b")  # b's worker died after 15 s; its retry starts now
+    now[0] += 20
+    times.tick()
+    assert records["b"]["seconds"] == 35.0
+    assert times.ended("b") == 15.0 and times.ended("a") == 30.0
+    now[0] += 100
+    times.tick()  # ended cells stop counting
+    assert records["a"]["seconds"] == 65.0 and records["b"]["seconds"] == 35.0

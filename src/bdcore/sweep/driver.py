@@ -2,7 +2,8 @@
 
 The sweep folder ``OUT/NAME-YYYYmmdd-HHMMSS/`` holds ``sweep.json`` (the grid, the plan, every
 cell's status, seconds (over all its attempts, kept current while it runs; ``attempt_seconds``: the
-last attempt's), trained and reused stages, error and exit code; rewritten atomically after every change), ``cells/<cell>/`` (the cell's ordinary run folder, its ``cell.json`` and the
+last attempt's), trained and reused stages, error and exit code; rewritten atomically after every
+change), ``cells/<cell>/`` (the cell's ordinary run folder, its ``cell.json`` and the
 ``results.jsonl`` the driver received) and the aggregated outputs (:mod:`bdcore.sweep.aggregate`).
 
 Faults: a failed cell is recorded and the others go on (the sweep exits 1 at the end); Ctrl-C
@@ -368,8 +369,10 @@ def _loop(
     times = CellTimes(records)
 
     def on_event(event: dict[str, Any]) -> None:
-        if event.get("type") == "start" and event.get("cell") in records:
-            times.started(event["cell"])
+        name = event.get("cell")
+        # a start event that comes after its cell's result (queues deliver late) starts no clock
+        if event.get("type") == "start" and name in records and records[name]["status"] == RUNNING:
+            times.started(name)
         if display is not None:
             display.event(event)
 
