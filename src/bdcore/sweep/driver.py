@@ -369,7 +369,7 @@ def _loop(
     times = CellTimes(records)
 
     def on_event(event: dict[str, Any]) -> None:
-        name = event.get("cell")
+        name = str(event.get("cell"))
         # a start event that comes after its cell's result (queues deliver late) starts no clock
         if event.get("type") == "start" and name in records and records[name]["status"] == RUNNING:
             times.started(name)
