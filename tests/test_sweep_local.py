@@ -608,10 +608,13 @@ def test_sigterm_stops_a_sweep_like_ctrl_c_and_keeps_the_finished_cells(tmp_path
     assert finished and {r[0] for r in values(sweep_dir)} == finished
 
 
-def test_sigterm_to_the_driver_of_a_parallel_sweep_stops_its_workers_cells(tmp_path: Path) -> None:
+@pytest.mark.parametrize("background", [False, True], ids=["foreground", "sigint-ignored"])
+def test_sigterm_to_the_driver_of_a_parallel_sweep_stops_its_workers_cells(tmp_path: Path, background: bool) -> None:
     """With ``--jobs 2`` the cells run in worker processes, which a `kill PID` of the driver does not reach
     (Ctrl-C reaches the whole process group): the driver passes the interrupt on, so it stops within
-    seconds — not after its running cells finish — and records them as interrupted."""
+    seconds — not after its running cells finish — and records them as interrupted. Also for a sweep
+    started in the background by a non-interactive shell (``nohup … &``), which ignores SIGINT, an
+    ignore its spawned workers inherit."""
     spec = tmp_path / "toy.toml"
     spec.write_text(sweepplug.toy_sweep(seeds="[0, 1]", attack_steps=200000, checkpoint_every=50))
     out = tmp_path / "runs"
@@ -620,6 +623,7 @@ def test_sigterm_to_the_driver_of_a_parallel_sweep_stops_its_workers_cells(tmp_p
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group, so the test can clean up whatever is left
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if background else None,  # noqa: PLW1509
     )
     try:
         _wait_for_cells(

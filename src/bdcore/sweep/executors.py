@@ -107,6 +107,9 @@ _QUEUE: Any = None
 def _init_worker(events: Any) -> None:
     global _QUEUE
     _QUEUE = events
+    # a sweep started in the background by a non-interactive shell ignores SIGINT, and the spawned worker
+    # inherits the ignore: the SIGINT the driver forwards on SIGTERM (``cancel``) must still stop the cell
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _run_in_worker(task: CellTask) -> dict[str, Any]:
