@@ -110,6 +110,24 @@ def test_scale_multiplies_mean_and_std(tmp_path: Path) -> None:
     assert "| row | bpp % |\n|---|---|\n| paper | 35.5 ± 1.0 |\n| ours | 40.0 ± 2.0 |\n" in text
 
 
+def test_the_recipe_where_keeps_only_matching_rows_of_the_export(tmp_path: Path) -> None:
+    # rows = ["model"] over the whole export would put both rows' "attacked" lines in one cell (ambiguous);
+    # the recipe's where keeps row paper's lines only, so each model is one row, in order of appearance.
+    recipe = (
+        'source = "results/t.csv"\nrows = ["model"]\nwhere = { row = "paper" }\n'
+        '[[column]]\ntitle = "PSNR"\nwhere = { metric = "psnr", split = "poisoned" }\n'
+        '[[column]]\ntitle = "trigger"\ndigits = 1\nwhere = { metric = "stealth_psnr" }\n'
+    )
+    text = rt.regenerate(_readme(tmp_path, recipe))
+    assert (
+        "| model | PSNR | trigger |\n|---|---|---|\n| attacked | 23.50 ± 0.50 | – |\n| trigger | – | 56.6 ± 3.2 |\n"
+        in text
+    )
+    (tmp_path / "all").mkdir()
+    with pytest.raises(rt.RecipeError, match="2 rows match"):
+        rt.regenerate(_readme(tmp_path / "all", recipe.replace('where = { row = "paper" }\n', "")))
+
+
 @pytest.mark.parametrize(
     ("recipe", "message"),
     [

@@ -11,6 +11,7 @@ A generated table sits between two HTML comments; the first holds its recipe as 
     source = "results/comparison.csv"      # a `bdcore sweep` export (summary CSV), relative to the README
     rows = ["faces", "model"]              # CSV columns whose values make a row, in order of appearance
     headers = ["faces", "defense"]         # the headings of those row columns (default: their names)
+    where = { split = "clean" }            # only the CSV rows that match make rows and cells (default: all)
     scale = 100                            # every value times this (default 1)
     digits = 1                             # decimals (default 2)
     [rename]                               # row values as printed (default: as in the CSV)
@@ -97,6 +98,7 @@ def _format(stat: Stat | None, scale: float, digits: int, with_std: bool, n_max:
 
 def render(recipe: dict[str, Any], rows: list[dict[str, str]], source: str) -> str:
     """The Markdown table of one recipe over the export's rows."""
+    rows = [r for r in rows if _match(r, dict(recipe.get("where", {})), source)]
     row_keys: list[str] = list(recipe["rows"])
     headers: list[str] = list(recipe.get("headers", row_keys))
     if len(headers) != len(row_keys):
